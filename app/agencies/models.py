@@ -1,0 +1,90 @@
+"""Tables: agencies, their users and their API clients."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from app.core.principal import Role
+from app.core.types import UTCDateTime, new_id, utcnow
+
+
+class AgencyType(StrEnum):
+    police = "police"
+    customs = "customs"
+    military = "military"
+    licensing = "licensing"
+    intelligence = "intelligence"
+    ministry = "ministry"
+    international = "international"
+
+
+class AgencyStatus(StrEnum):
+    active = "active"
+    suspended = "suspended"
+
+
+class Agency(SQLModel, table=True):
+    """A national agency or international organisation taking part in the exchange."""
+
+    __tablename__ = "agency"
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    name: str = Field(max_length=200, sa_column_kwargs={"unique": True})
+    country: str = Field(max_length=2, index=True)
+    type: str = Field(max_length=20)
+    is_focal_point: bool = False
+    status: str = Field(default=AgencyStatus.active, max_length=20)
+    contact_email: str | None = Field(default=None, max_length=254)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class User(SQLModel, table=True):
+    """A person; belongs to exactly one agency and holds one role."""
+
+    __tablename__ = "user_account"
+    __table_args__ = (
+        # Unique among live accounts; the address of a deleted account can be reused.
+        sa.Index(
+            "uq_user_account_email_live",
+            "email",
+            unique=True,
+            sqlite_where=sa.text("deleted_at IS NULL"),
+            postgresql_where=sa.text("deleted_at IS NULL"),
+        ),
+    )
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    agency_id: uuid.UUID = Field(foreign_key="agency.id", index=True, ondelete="RESTRICT")
+    email: str = Field(max_length=254)  # stored lower-cased: unique case-insensitively
+    full_name: str = Field(max_length=200)
+    role: str = Field(default=Role.reader, max_length=20)
+    password_hash: str = Field(max_length=255)
+    is_active: bool = True
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_login_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class ApiClient(SQLModel, table=True):
+    """A partner system acting for one agency through OAuth2 client credentials."""
+
+    __tablename__ = "api_client"
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    agency_id: uuid.UUID = Field(foreign_key="agency.id", index=True, ondelete="RESTRICT")
+    name: str = Field(max_length=200)
+    scopes: str = Field(default="", max_length=200)  # space-separated, as in OAuth2
+    secret_hash: str = Field(max_length=64)
+    secret_hint: str = Field(max_length=12)  # the first characters, to tell secrets apart
+    created_by: uuid.UUID | None = Field(default=None, foreign_key="user_account.id")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    secret_rotated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

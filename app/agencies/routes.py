@@ -1,0 +1,236 @@
+"""`/api/v1`: agencies, users, API clients and `me`."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from app.agencies import service
+from app.agencies.models import AgencyStatus
+from app.agencies.schemas import (
+    AgencyCreate,
+    AgencyPage,
+    AgencyRead,
+    AgencyUpdate,
+    ApiClientCreate,
+    ApiClientPage,
+    ApiClientWithSecret,
+    MeRead,
+    UserCreate,
+    UserPage,
+    UserRead,
+    UserUpdate,
+)
+from app.auth.deps import CurrentPrincipal, HashingDep
+from app.core.db import SessionDep
+from app.core.errors import problem_responses
+from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from app.core.schemas import AgencyCountryCode
+
+router = APIRouter(prefix="/api/v1")
+
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")]
+Cursor = Annotated[str | None, Query(max_length=200, description="`next_cursor` of a page.")]
+READ_ERRORS = problem_responses(401, 403, 404, 422)
+WRITE_ERRORS = problem_responses(401, 403, 404, 409, 422)
+
+
+@router.get("/me", response_model=MeRead, tags=["agencies"], responses=problem_responses(401))
+async def read_me(session: SessionDep, principal: CurrentPrincipal) -> MeRead:
+    """Who the caller is: user or client, role, scopes and agency."""
+    agency = await service.get_agency(session, principal.agency_id)
+    return MeRead(
+        kind=principal.kind,
+        id=principal.id,
+        name=principal.name,
+        role=principal.role,
+        scopes=sorted(principal.scopes),
+        agency=AgencyRead.model_validate(agency),
+    )
+
+
+# --- agencies ---------------------------------------------------------------------------
+
+
+@router.post(
+    "/agencies",
+    response_model=AgencyRead,
+    status_code=201,
+    tags=["agencies"],
+    responses=WRITE_ERRORS,
+)
+async def create_agency(
+    data: AgencyCreate, session: SessionDep, principal: CurrentPrincipal
+) -> AgencyRead:
+    """Register an agency (platform administrators)."""
+    agency = await service.create_agency(session, principal, data)
+    return AgencyRead.model_validate(agency)
+
+
+@router.get("/agencies", response_model=AgencyPage, tags=["agencies"], responses=READ_ERRORS)
+async def list_agencies(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+    country: Annotated[AgencyCountryCode | None, Query()] = None,
+    status: AgencyStatus | None = None,
+) -> AgencyPage:
+    """The directory of agencies, oldest first."""
+    rows, next_cursor = await service.list_agencies(
+        session, principal, limit=limit, cursor=cursor, country=country, status=status
+    )
+    return AgencyPage(items=[AgencyRead.model_validate(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get(
+    "/agencies/{agency_id}", response_model=AgencyRead, tags=["agencies"], responses=READ_ERRORS
+)
+async def get_agency(
+    agency_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
+) -> AgencyRead:
+    """One agency of the directory."""
+    return AgencyRead.model_validate(await service.get_agency(session, agency_id))
+
+
+@router.patch(
+    "/agencies/{agency_id}", response_model=AgencyRead, tags=["agencies"], responses=WRITE_ERRORS
+)
+async def update_agency(
+    agency_id: uuid.UUID, data: AgencyUpdate, session: SessionDep, principal: CurrentPrincipal
+) -> AgencyRead:
+    """Change an agency; `status: suspended` locks out its users and clients."""
+    agency = await service.update_agency(session, principal, agency_id, data)
+    return AgencyRead.model_validate(agency)
+
+
+# --- users ------------------------------------------------------------------------------
+
+
+@router.post(
+    "/agencies/{agency_id}/users",
+    response_model=UserRead,
+    status_code=201,
+    tags=["users"],
+    responses=WRITE_ERRORS,
+)
+async def create_user(
+    agency_id: uuid.UUID,
+    data: UserCreate,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    hashing: HashingDep,
+) -> UserRead:
+    """Add a user to the agency."""
+    user = await service.create_user(session, principal, agency_id, data, hashing=hashing)
+    return UserRead.model_validate(user)
+
+
+@router.get(
+    "/agencies/{agency_id}/users", response_model=UserPage, tags=["users"], responses=READ_ERRORS
+)
+async def list_users(
+    agency_id: uuid.UUID,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> UserPage:
+    """The agency's users, oldest first."""
+    rows, next_cursor = await service.list_users(
+        session, principal, agency_id, limit=limit, cursor=cursor
+    )
+    return UserPage(items=[UserRead.model_validate(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get("/users/{user_id}", response_model=UserRead, tags=["users"], responses=READ_ERRORS)
+async def get_user(
+    user_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
+) -> UserRead:
+    """One user."""
+    return UserRead.model_validate(await service.get_user(session, principal, user_id))
+
+
+@router.patch("/users/{user_id}", response_model=UserRead, tags=["users"], responses=WRITE_ERRORS)
+async def update_user(
+    user_id: uuid.UUID,
+    data: UserUpdate,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    hashing: HashingDep,
+) -> UserRead:
+    """Change a user's name, role, password or active flag."""
+    user = await service.update_user(session, principal, user_id, data, hashing=hashing)
+    return UserRead.model_validate(user)
+
+
+@router.delete("/users/{user_id}", status_code=204, tags=["users"], responses=WRITE_ERRORS)
+async def delete_user(
+    user_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
+) -> Response:
+    """Close a user's account; their sessions end at once."""
+    await service.delete_user(session, principal, user_id)
+    return Response(status_code=204)
+
+
+# --- API clients ------------------------------------------------------------------------
+
+
+@router.post(
+    "/agencies/{agency_id}/clients",
+    response_model=ApiClientWithSecret,
+    status_code=201,
+    tags=["clients"],
+    responses=WRITE_ERRORS,
+)
+async def create_client(
+    agency_id: uuid.UUID, data: ApiClientCreate, session: SessionDep, principal: CurrentPrincipal
+) -> ApiClientWithSecret:
+    """Register an API client; `client_secret` is shown this once."""
+    client, secret = await service.create_client(session, principal, agency_id, data)
+    return ApiClientWithSecret.model_validate(client, update={"client_secret": secret})
+
+
+@router.get(
+    "/agencies/{agency_id}/clients",
+    response_model=ApiClientPage,
+    tags=["clients"],
+    responses=READ_ERRORS,
+)
+async def list_clients(
+    agency_id: uuid.UUID,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> ApiClientPage:
+    """The agency's API clients (never their secrets)."""
+    rows, next_cursor = await service.list_clients(
+        session, principal, agency_id, limit=limit, cursor=cursor
+    )
+    return ApiClientPage(items=list(rows), next_cursor=next_cursor)  # type: ignore[arg-type]
+
+
+@router.post(
+    "/clients/{client_id}/rotate-secret",
+    response_model=ApiClientWithSecret,
+    tags=["clients"],
+    responses=WRITE_ERRORS,
+)
+async def rotate_client_secret(
+    client_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
+) -> ApiClientWithSecret:
+    """Issue a new secret, shown this once; the old one stops working."""
+    client, secret = await service.rotate_client_secret(session, principal, client_id)
+    return ApiClientWithSecret.model_validate(client, update={"client_secret": secret})
+
+
+@router.delete("/clients/{client_id}", status_code=204, tags=["clients"], responses=WRITE_ERRORS)
+async def delete_client(
+    client_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
+) -> Response:
+    """Revoke an API client and every token it holds."""
+    await service.delete_client(session, principal, client_id)
+    return Response(status_code=204)

@@ -1,0 +1,127 @@
+"""Request and answer bodies for agencies, users and API clients."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import EmailStr, Field, StringConstraints, field_validator
+
+from app.agencies.models import AgencyStatus, AgencyType
+from app.core.principal import Role, Scope
+from app.core.schemas import AgencyCountryCode, InputModel, OutputModel, text
+
+Name = text(200)
+Password = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+
+
+class AgencyCreate(InputModel):
+    name: Name
+    country: AgencyCountryCode
+    type: AgencyType
+    is_focal_point: bool = False
+    contact_email: EmailStr | None = None
+
+
+class AgencyUpdate(InputModel):
+    name: Name | None = None
+    country: AgencyCountryCode | None = None
+    type: AgencyType | None = None
+    is_focal_point: bool | None = None
+    contact_email: EmailStr | None = None
+    status: AgencyStatus | None = Field(
+        default=None, description="`suspended` refuses the agency's users and clients (401)."
+    )
+
+
+class AgencyRead(OutputModel):
+    id: uuid.UUID
+    name: str
+    country: str
+    type: AgencyType
+    is_focal_point: bool
+    status: AgencyStatus
+    contact_email: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class AgencyPage(OutputModel):
+    items: list[AgencyRead]
+    next_cursor: str | None = None
+
+
+class UserCreate(InputModel):
+    email: EmailStr
+    full_name: Name
+    role: Role = Role.reader
+    password: Password
+
+    @field_validator("email")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.lower()
+
+
+class UserUpdate(InputModel):
+    full_name: Name | None = None
+    role: Role | None = None
+    password: Password | None = None
+    is_active: bool | None = None
+
+
+class UserRead(OutputModel):
+    id: uuid.UUID
+    agency_id: uuid.UUID
+    email: str
+    full_name: str
+    role: Role
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+    last_login_at: datetime | None
+
+
+class UserPage(OutputModel):
+    items: list[UserRead]
+    next_cursor: str | None = None
+
+
+class ApiClientCreate(InputModel):
+    name: Name
+    scopes: list[Scope] = Field(default_factory=lambda: [Scope.alerts_read], max_length=10)
+
+
+class ApiClientRead(OutputModel):
+    id: uuid.UUID = Field(description="Also the OAuth2 `client_id`.")
+    agency_id: uuid.UUID
+    name: str
+    scopes: list[Scope]
+    secret_hint: str
+    created_at: datetime
+    secret_rotated_at: datetime
+    last_used_at: datetime | None
+
+    @field_validator("scopes", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return value.split() if isinstance(value, str) else value
+
+
+class ApiClientWithSecret(ApiClientRead):
+    client_secret: str = Field(description="Shown once; only its digest is stored.")
+
+
+class ApiClientPage(OutputModel):
+    items: list[ApiClientRead]
+    next_cursor: str | None = None
+
+
+class MeRead(OutputModel):
+    kind: str = Field(description="`user` or `client`.")
+    id: uuid.UUID
+    name: str
+    role: Role | None
+    scopes: list[Scope]
+    agency: AgencyRead

@@ -1,0 +1,295 @@
+"""Agencies, users and API clients: create, read, update, delete under the admin rights."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.agencies.models import Agency, ApiClient, User
+from app.agencies.schemas import (
+    AgencyCreate,
+    AgencyUpdate,
+    ApiClientCreate,
+    UserCreate,
+    UserUpdate,
+)
+from app.core.errors import Conflict, InvalidInput, NotFound
+from app.core.pagination import decode_cursor, encode_cursor
+from app.core.principal import Principal, Role
+from app.core.security import PasswordHashing, digest_secret, new_secret
+from app.core.types import utcnow
+from app.sharing import rights
+
+CLIENT_SECRET_PREFIX = "tws_"  # noqa: S105 - a prefix, not a secret
+
+
+async def _page(
+    session: AsyncSession, query: Any, model: Any, *, limit: int, cursor: str | None
+) -> tuple[Sequence[Any], str | None]:
+    """One page of `query` in (created_at, id) order, and the cursor of the next."""
+    if cursor:
+        at, row_id = decode_cursor(cursor)
+        query = query.where(sa.tuple_(model.created_at, model.id) > sa.tuple_(at, row_id))
+    query = query.order_by(model.created_at, model.id).limit(limit + 1)
+    rows = (await session.exec(query)).all()
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        return rows[:limit], encode_cursor(last.created_at, last.id)
+    return rows, None
+
+
+# --- agencies ---------------------------------------------------------------------------
+
+
+async def create_agency(session: AsyncSession, principal: Principal, data: AgencyCreate) -> Agency:
+    """Register an agency (operator staff only)."""
+    rights.require_platform_admin(principal)
+    await _ensure_agency_name_free(session, data.name)
+    agency = Agency(**data.model_dump())
+    session.add(agency)
+    await session.flush()
+    return agency
+
+
+async def list_agencies(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    limit: int,
+    cursor: str | None = None,
+    country: str | None = None,
+    status: str | None = None,
+) -> tuple[Sequence[Agency], str | None]:
+    """The agency directory every principal needs to address alerts."""
+    query = select(Agency)
+    if country:
+        query = query.where(Agency.country == country)
+    if status:
+        query = query.where(Agency.status == status)
+    return await _page(session, query, Agency, limit=limit, cursor=cursor)
+
+
+async def get_agency(session: AsyncSession, agency_id: uuid.UUID) -> Agency:
+    """One agency of the directory, or 404."""
+    agency = await session.get(Agency, agency_id)
+    if agency is None:
+        raise NotFound("No such agency.")
+    return agency
+
+
+async def update_agency(
+    session: AsyncSession, principal: Principal, agency_id: uuid.UUID, data: AgencyUpdate
+) -> Agency:
+    """Change an agency, including suspending or reactivating it (operator staff only)."""
+    rights.require_platform_admin(principal)
+    agency = await get_agency(session, agency_id)
+    changes = data.model_dump(exclude_unset=True)
+    for field in ("name", "country", "type", "is_focal_point", "status"):
+        if field in changes and changes[field] is None:
+            raise InvalidInput.on(f"body.{field}", "may not be null")
+    if changes.get("status") == "suspended" and agency.id == principal.agency_id:
+        raise Conflict("An administrator cannot suspend their own agency.")
+    if "name" in changes and changes["name"] != agency.name:
+        await _ensure_agency_name_free(session, changes["name"])
+    for field, value in changes.items():
+        setattr(agency, field, value)
+    agency.updated_at = utcnow()
+    session.add(agency)
+    await session.flush()
+    return agency
+
+
+async def _ensure_agency_name_free(session: AsyncSession, name: str) -> None:
+    taken = await session.exec(select(Agency.id).where(Agency.name == name))
+    if taken.first() is not None:
+        raise Conflict(f"An agency named {name!r} already exists.")
+
+
+# --- users ------------------------------------------------------------------------------
+
+
+async def create_user(
+    session: AsyncSession,
+    principal: Principal,
+    agency_id: uuid.UUID,
+    data: UserCreate,
+    *,
+    hashing: PasswordHashing,
+) -> User:
+    """Add a user to an agency the principal manages."""
+    rights.require_agency_manager(principal, agency_id)
+    rights.require_role_grant(principal, data.role)
+    await get_agency(session, agency_id)
+    _check_password(data.password, hashing)
+    await _ensure_email_free(session, data.email)
+    user = User(
+        agency_id=agency_id,
+        email=data.email,
+        full_name=data.full_name,
+        role=data.role,
+        password_hash=hashing.hash(data.password),
+    )
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def list_users(
+    session: AsyncSession,
+    principal: Principal,
+    agency_id: uuid.UUID,
+    *,
+    limit: int,
+    cursor: str | None = None,
+) -> tuple[Sequence[User], str | None]:
+    """The live users of an agency the principal manages."""
+    rights.require_agency_manager(principal, agency_id)
+    await get_agency(session, agency_id)
+    query = select(User).where(User.agency_id == agency_id, col(User.deleted_at).is_(None))
+    return await _page(session, query, User, limit=limit, cursor=cursor)
+
+
+async def get_user(session: AsyncSession, principal: Principal, user_id: uuid.UUID) -> User:
+    """A live user the principal manages, or 403/404."""
+    rights.require_admin(principal)
+    user = await session.get(User, user_id)
+    if user is None or user.deleted_at is not None:
+        raise NotFound("No such user.")
+    rights.require_agency_manager(principal, user.agency_id)
+    return user
+
+
+async def update_user(
+    session: AsyncSession,
+    principal: Principal,
+    user_id: uuid.UUID,
+    data: UserUpdate,
+    *,
+    hashing: PasswordHashing,
+) -> User:
+    """Change a user's name, role, password or active flag."""
+    user = await get_user(session, principal, user_id)
+    rights.require_role_grant(principal, Role(user.role))
+    changes = data.model_dump(exclude_unset=True)
+    for field in ("full_name", "role", "password", "is_active"):
+        if field in changes and changes[field] is None:
+            raise InvalidInput.on(f"body.{field}", "may not be null")
+    if "role" in changes:
+        rights.require_role_grant(principal, changes["role"])
+        if user.id == principal.id and changes["role"] != user.role:
+            raise Conflict("Administrators cannot change their own role.")
+    if changes.get("is_active") is False and user.id == principal.id:
+        raise Conflict("Administrators cannot deactivate themselves.")
+    if "password" in changes:
+        _check_password(changes["password"], hashing)
+        user.password_hash = hashing.hash(changes.pop("password"))
+    for field, value in changes.items():
+        setattr(user, field, value)
+    user.updated_at = utcnow()
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def delete_user(session: AsyncSession, principal: Principal, user_id: uuid.UUID) -> None:
+    """Remove a user: the account is closed and its sessions end; its records stay."""
+    user = await get_user(session, principal, user_id)
+    rights.require_role_grant(principal, Role(user.role))
+    if user.id == principal.id:
+        raise Conflict("Administrators cannot delete themselves.")
+    user.deleted_at = utcnow()
+    user.is_active = False
+    user.updated_at = user.deleted_at
+    session.add(user)
+    await session.flush()
+
+
+def _check_password(password: str, hashing: PasswordHashing) -> None:
+    if len(password) < hashing.min_length:
+        raise InvalidInput.on(
+            "body.password", f"must be at least {hashing.min_length} characters long"
+        )
+
+
+async def _ensure_email_free(session: AsyncSession, email: str) -> None:
+    query = select(User.id).where(User.email == email, col(User.deleted_at).is_(None))
+    if (await session.exec(query)).first() is not None:
+        raise Conflict("A user with this email address already exists.")
+
+
+# --- API clients ------------------------------------------------------------------------
+
+
+async def create_client(
+    session: AsyncSession, principal: Principal, agency_id: uuid.UUID, data: ApiClientCreate
+) -> tuple[ApiClient, str]:
+    """Register a partner system; its secret is returned once and stored as a digest."""
+    rights.require_agency_manager(principal, agency_id)
+    await get_agency(session, agency_id)
+    secret = new_secret(CLIENT_SECRET_PREFIX)
+    client = ApiClient(
+        agency_id=agency_id,
+        name=data.name,
+        scopes=" ".join(sorted({s.value for s in data.scopes})),
+        secret_hash=digest_secret(secret),
+        secret_hint=secret[:8],
+        created_by=principal.id if principal.kind == "user" else None,
+    )
+    session.add(client)
+    await session.flush()
+    return client, secret
+
+
+async def list_clients(
+    session: AsyncSession,
+    principal: Principal,
+    agency_id: uuid.UUID,
+    *,
+    limit: int,
+    cursor: str | None = None,
+) -> tuple[Sequence[ApiClient], str | None]:
+    """The live API clients of an agency the principal manages."""
+    rights.require_agency_manager(principal, agency_id)
+    await get_agency(session, agency_id)
+    query = select(ApiClient).where(
+        ApiClient.agency_id == agency_id, col(ApiClient.revoked_at).is_(None)
+    )
+    return await _page(session, query, ApiClient, limit=limit, cursor=cursor)
+
+
+async def _get_client(
+    session: AsyncSession, principal: Principal, client_id: uuid.UUID
+) -> ApiClient:
+    rights.require_admin(principal)
+    client = await session.get(ApiClient, client_id)
+    if client is None or client.revoked_at is not None:
+        raise NotFound("No such API client.")
+    rights.require_agency_manager(principal, client.agency_id)
+    return client
+
+
+async def rotate_client_secret(
+    session: AsyncSession, principal: Principal, client_id: uuid.UUID
+) -> tuple[ApiClient, str]:
+    """Issue a new secret; the old one stops working at once."""
+    client = await _get_client(session, principal, client_id)
+    secret = new_secret(CLIENT_SECRET_PREFIX)
+    client.secret_hash = digest_secret(secret)
+    client.secret_hint = secret[:8]
+    client.secret_rotated_at = utcnow()
+    session.add(client)
+    await session.flush()
+    return client, secret
+
+
+async def delete_client(session: AsyncSession, principal: Principal, client_id: uuid.UUID) -> None:
+    """Revoke an API client: its secret and every token it holds stop working."""
+    client = await _get_client(session, principal, client_id)
+    client.revoked_at = utcnow()
+    session.add(client)
+    await session.flush()

@@ -1,0 +1,74 @@
+"""The `CurrentPrincipal` dependency: bearer token → live principal, or 401."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlowPassword, OAuthFlows
+from fastapi.security import OAuth2
+
+from app.auth import service
+from app.core.db import SessionDep
+from app.core.errors import Forbidden, Unauthorized
+from app.core.principal import Principal, Scope
+from app.core.security import PasswordHashing
+from app.core.tokens import KeyRing
+
+TOKEN_URL = "/api/v1/auth/token"  # noqa: S105 - a path
+
+# Declares both grants in OpenAPI, so Swagger UI's Authorize button can use either.
+oauth2_scheme = OAuth2(
+    flows=OAuthFlows(
+        password=OAuthFlowPassword(tokenUrl=TOKEN_URL),
+        clientCredentials=OAuthFlowClientCredentials(tokenUrl=TOKEN_URL),
+    ),
+    scheme_name="OAuth2",
+    description="Bearer access tokens from `POST /api/v1/auth/token`.",
+    auto_error=False,
+)
+
+
+def get_auth_context(request: Request) -> service.AuthContext:
+    """The app's settings, key ring and password hashing."""
+    return request.app.state.auth
+
+
+def get_hashing(request: Request) -> PasswordHashing:
+    """The app's password hasher."""
+    return request.app.state.auth.hashing
+
+
+AuthContextDep = Annotated[service.AuthContext, Depends(get_auth_context)]
+HashingDep = Annotated[PasswordHashing, Depends(get_hashing)]
+
+
+async def get_principal(
+    session: SessionDep,
+    ctx: AuthContextDep,
+    authorization: Annotated[str | None, Depends(oauth2_scheme)],
+) -> Principal:
+    """The caller, from `Authorization: Bearer <token>`; 401 unless the token is perfect."""
+    if not authorization:
+        raise Unauthorized("Authentication required.")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Use `Authorization: Bearer <access token>`.")
+    return await service.principal_from_token(session, ctx.keys, token.strip())
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def require_scope(scope: Scope) -> object:
+    """A dependency refusing (403) principals without `scope`."""
+
+    async def check(principal: CurrentPrincipal) -> Principal:
+        if not principal.has_scope(scope):
+            raise Forbidden(f"This needs the `{scope.value}` scope.")
+        return principal
+
+    return Depends(check)
+
+
+__all__ = ["AuthContextDep", "CurrentPrincipal", "HashingDep", "KeyRing", "require_scope"]

@@ -1,0 +1,48 @@
+"""Tables: login sessions (refresh-token families), refresh tokens, revoked access tokens."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlmodel import Field, SQLModel
+
+from app.core.types import UTCDateTime, new_id, utcnow
+
+
+class AuthSession(SQLModel, table=True):
+    """One login: the family of refresh tokens that descend from it.
+
+    Access tokens carry its id (`sid`), so revoking the family ends them too.
+    """
+
+    __tablename__ = "auth_session"
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    user_id: uuid.UUID = Field(foreign_key="user_account.id", index=True, ondelete="CASCADE")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    revoked_reason: str | None = Field(default=None, max_length=40)
+
+
+class RefreshToken(SQLModel, table=True):
+    """A refresh token, stored as a digest; used once, then replaced by its successor."""
+
+    __tablename__ = "refresh_token"
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    session_id: uuid.UUID = Field(foreign_key="auth_session.id", index=True, ondelete="CASCADE")
+    token_hash: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class RevokedToken(SQLModel, table=True):
+    """An access token revoked before its expiry (RFC 7009); kept until it would expire."""
+
+    __tablename__ = "revoked_token"
+
+    jti: str = Field(primary_key=True, max_length=64)
+    expires_at: datetime = Field(sa_type=UTCDateTime, index=True)

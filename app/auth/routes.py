@@ -1,0 +1,105 @@
+"""`/api/v1/auth`: the OAuth2 token and revocation endpoints."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated
+from urllib.parse import unquote
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from app.auth import service
+from app.auth.deps import AuthContextDep
+from app.core.db import SessionDep
+from app.core.errors import problem_responses, render_error
+
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: str = "bearer"  # noqa: S105
+    expires_in: int = Field(description="Lifetime of the access token, in seconds.")
+    scope: str
+    refresh_token: str | None = None
+
+
+def _basic_credentials(request: Request) -> tuple[str, str] | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic" or not value:
+        return None
+    try:
+        decoded = base64.b64decode(value, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    client_id, sep, secret = decoded.partition(":")
+    # RFC 6749 §2.3.1: both parts are form-urlencoded before base64.
+    return (unquote(client_id), unquote(secret)) if sep else None
+
+
+@router.post(
+    "/token",
+    response_model=TokenResponse,
+    response_model_exclude_none=True,
+    responses=problem_responses(400, 401, 422),
+)
+async def issue_token(
+    request: Request,
+    session: SessionDep,
+    ctx: AuthContextDep,
+    grant_type: Annotated[str, Form(pattern="^(password|client_credentials|refresh_token)$")],
+    username: Annotated[str | None, Form(max_length=254)] = None,
+    password: Annotated[str | None, Form(max_length=1024)] = None,
+    refresh_token: Annotated[str | None, Form(max_length=200)] = None,
+    client_id: Annotated[str | None, Form(max_length=100)] = None,
+    client_secret: Annotated[str | None, Form(max_length=200)] = None,
+    scope: Annotated[str | None, Form(max_length=200)] = None,
+) -> Response:
+    """Issue tokens: `password` (users), `client_credentials` (API clients), `refresh_token`."""
+    headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+    try:
+        if grant_type == "password":
+            if not username or not password:
+                raise service.OAuthError("invalid_request", "username and password are required.")
+            grant = await service.password_grant(session, ctx, username=username, password=password)
+        elif grant_type == "client_credentials":
+            creds = _basic_credentials(request) or (client_id, client_secret)
+            if not creds[0] or not creds[1]:
+                raise service.OAuthError(
+                    "invalid_client", "Client authentication failed.", status=401
+                )
+            grant = await service.client_credentials_grant(
+                session, ctx, client_id=creds[0], client_secret=creds[1]
+            )
+        else:
+            if not refresh_token:
+                raise service.OAuthError("invalid_request", "refresh_token is required.")
+            grant = await service.refresh_grant(session, ctx, refresh_token=refresh_token)
+    except service.ErrorAfterCommit as exc:
+        # The family revocation must be kept, so answer the error without raising.
+        response = render_error(exc.error, request.url.path)
+        response.headers.update(headers)
+        return response
+    body = TokenResponse(
+        access_token=grant.access_token,
+        expires_in=grant.expires_in,
+        scope=grant.scope,
+        refresh_token=grant.refresh_token,
+    )
+    return JSONResponse(body.model_dump(exclude_none=True), headers=headers)
+
+
+@router.post("/revoke", status_code=200, responses=problem_responses(422))
+async def revoke_token(
+    session: SessionDep,
+    ctx: AuthContextDep,
+    token: Annotated[str, Form(min_length=1, max_length=4096)],
+    token_type_hint: Annotated[str | None, Form(max_length=40)] = None,
+) -> dict[str, str]:
+    """Revoke a refresh or access token (RFC 7009); unknown tokens are not an error."""
+    await service.revoke(session, ctx, token=token)
+    return {"status": "revoked"}

@@ -1,0 +1,320 @@
+"""OAuth2 grants, refresh-token rotation, revocation, and resolving a token to a principal."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.agencies.models import Agency, AgencyStatus, ApiClient, User
+from app.auth.models import AuthSession, RefreshToken, RevokedToken
+from app.core.config import Settings
+from app.core.errors import AppError, Unauthorized
+from app.core.principal import ROLE_SCOPES, Principal, Role, Scope
+from app.core.security import PasswordHashing, digest_secret, new_secret, secrets_equal
+from app.core.tokens import InvalidToken, KeyRing
+from app.core.types import utcnow
+
+REFRESH_PREFIX = "twr_"
+
+
+class OAuthError(AppError):
+    """An RFC 6749 §5.2 error, rendered as a problem with the OAuth2 `error` code."""
+
+    status, slug, title = 400, "oauth-error", "Token request refused"
+
+    def __init__(self, error: str, description: str, *, status: int = 400) -> None:
+        headers = {"WWW-Authenticate": 'Basic realm="tracewire"'} if status == 401 else None
+        super().__init__(
+            description, headers=headers, extra={"error": error, "error_description": description}
+        )
+        self.status = status
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    access_token: str
+    expires_in: int
+    scope: str
+    refresh_token: str | None = None
+
+
+@dataclass(frozen=True)
+class AuthContext:
+    """What the auth service needs from the app: settings, keys and password hashing."""
+
+    settings: Settings
+    keys: KeyRing
+    hashing: PasswordHashing
+
+
+# --- grants -----------------------------------------------------------------------------
+
+
+async def password_grant(
+    session: AsyncSession, ctx: AuthContext, *, username: str, password: str
+) -> TokenGrant:
+    """Log a user in; the same answer and about the same time whether or not they exist."""
+    row = (
+        await session.exec(
+            select(User, Agency)
+            .join(Agency, col(Agency.id) == col(User.agency_id))
+            .where(User.email == username.strip().lower(), col(User.deleted_at).is_(None))
+        )
+    ).first()
+    user, agency = row if row else (None, None)
+    ok = ctx.hashing.verify(user.password_hash if user else None, password)
+    if not ok or user is None or agency is None or not _user_may_log_in(user, agency):
+        raise OAuthError("invalid_grant", "Invalid username or password.")
+    if ctx.hashing.needs_rehash(user.password_hash):
+        user.password_hash = ctx.hashing.hash(password)
+    user.last_login_at = utcnow()
+    session.add(user)
+    now = utcnow()
+    login = AuthSession(
+        user_id=user.id,
+        expires_at=now + timedelta(seconds=ctx.settings.refresh_token_ttl_seconds),
+    )
+    session.add(login)
+    await session.flush()
+    return await _user_grant(session, ctx, user, login)
+
+
+async def client_credentials_grant(
+    session: AsyncSession, ctx: AuthContext, *, client_id: str, client_secret: str
+) -> TokenGrant:
+    """Give an API client an access token (no refresh token, per RFC 6749 §4.4.3)."""
+    client = await _authenticate_client(session, client_id, client_secret)
+    client.last_used_at = utcnow()
+    session.add(client)
+    scopes = client.scopes
+    token = ctx.keys.sign(
+        {"sub": str(client.id), "typ": "client", "agency": str(client.agency_id), "scope": scopes},
+        ttl=timedelta(seconds=ctx.settings.access_token_ttl_seconds),
+    )
+    return TokenGrant(token, ctx.settings.access_token_ttl_seconds, scopes)
+
+
+async def refresh_grant(
+    session: AsyncSession, ctx: AuthContext, *, refresh_token: str
+) -> TokenGrant:
+    """Swap a refresh token for a new pair; replaying a used one ends the whole login."""
+    invalid = OAuthError("invalid_grant", "Invalid or expired refresh token.")
+    stored = (
+        await session.exec(
+            select(RefreshToken).where(RefreshToken.token_hash == digest_secret(refresh_token))
+        )
+    ).first()
+    if stored is None:
+        raise invalid
+    login = await session.get(AuthSession, stored.session_id)
+    now = utcnow()
+    if login is None or login.revoked_at is not None:
+        raise invalid
+    if stored.used_at is not None:
+        # A rotated token came back: someone holds a copy. End the family.
+        login.revoked_at = now
+        login.revoked_reason = "refresh_token_reuse"
+        session.add(login)
+        await session.flush()
+        raise ErrorAfterCommit(invalid)
+    if stored.expires_at <= now or login.expires_at <= now:
+        raise invalid
+    row = (
+        await session.exec(
+            select(User, Agency)
+            .join(Agency, col(Agency.id) == col(User.agency_id))
+            .where(User.id == login.user_id)
+        )
+    ).first()
+    if row is None or not _user_may_log_in(*row):
+        raise invalid
+    stored.used_at = now
+    session.add(stored)
+    await session.flush()
+    return await _user_grant(session, ctx, row[0], login)
+
+
+class ErrorAfterCommit(Exception):
+    """An error to answer only after committing what was done (the family revocation)."""
+
+    def __init__(self, error: AppError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+async def revoke(session: AsyncSession, ctx: AuthContext, *, token: str) -> None:
+    """RFC 7009: end a refresh token's login, or an access token (and its login)."""
+    now = utcnow()
+    if token.startswith(REFRESH_PREFIX):
+        stored = (
+            await session.exec(
+                select(RefreshToken).where(RefreshToken.token_hash == digest_secret(token))
+            )
+        ).first()
+        if stored is not None:
+            await _end_login(session, stored.session_id, "revoked")
+        return
+    try:
+        claims = ctx.keys.verify(token)
+    except InvalidToken:
+        return  # RFC 7009 §2.2: an invalid token is not an error
+    jti = str(claims["jti"])
+    if await session.get(RevokedToken, jti) is None:
+        expires = now + timedelta(seconds=max(0, int(claims["exp"]) - int(now.timestamp())))
+        session.add(RevokedToken(jti=jti, expires_at=expires))
+    if claims.get("sid"):
+        await _end_login(session, _uuid(claims["sid"]), "revoked")
+    await session.flush()
+
+
+async def _end_login(session: AsyncSession, session_id: uuid.UUID | None, reason: str) -> None:
+    login = await session.get(AuthSession, session_id) if session_id else None
+    if login is not None and login.revoked_at is None:
+        login.revoked_at = utcnow()
+        login.revoked_reason = reason
+        session.add(login)
+        await session.flush()
+
+
+async def _user_grant(
+    session: AsyncSession, ctx: AuthContext, user: User, login: AuthSession
+) -> TokenGrant:
+    role = Role(user.role)
+    scopes = " ".join(sorted(s.value for s in ROLE_SCOPES[role]))
+    access = ctx.keys.sign(
+        {
+            "sub": str(user.id),
+            "typ": "user",
+            "agency": str(user.agency_id),
+            "role": role.value,
+            "scope": scopes,
+            "sid": str(login.id),
+        },
+        ttl=timedelta(seconds=ctx.settings.access_token_ttl_seconds),
+    )
+    refresh = new_secret(REFRESH_PREFIX)
+    session.add(
+        RefreshToken(
+            session_id=login.id,
+            token_hash=digest_secret(refresh),
+            expires_at=login.expires_at,
+        )
+    )
+    await session.flush()
+    return TokenGrant(access, ctx.settings.access_token_ttl_seconds, scopes, refresh)
+
+
+async def _authenticate_client(
+    session: AsyncSession, client_id: str, client_secret: str
+) -> ApiClient:
+    invalid = OAuthError("invalid_client", "Client authentication failed.", status=401)
+    parsed = _uuid(client_id)
+    row = None
+    if parsed is not None:
+        row = (
+            await session.exec(
+                select(ApiClient, Agency)
+                .join(Agency, col(Agency.id) == col(ApiClient.agency_id))
+                .where(ApiClient.id == parsed)
+            )
+        ).first()
+    expected = row[0].secret_hash if row else digest_secret(new_secret(""))
+    matches = secrets_equal(expected, digest_secret(client_secret))
+    if row is None or not matches:
+        raise invalid
+    client, agency = row
+    if client.revoked_at is not None or agency.status != AgencyStatus.active:
+        raise invalid
+    return client
+
+
+def _user_may_log_in(user: User, agency: Agency) -> bool:
+    return user.is_active and user.deleted_at is None and agency.status == AgencyStatus.active
+
+
+def _uuid(value: object) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+# --- resolving a bearer token -----------------------------------------------------------
+
+
+async def principal_from_token(session: AsyncSession, keys: KeyRing, token: str) -> Principal:
+    """The live principal behind an access token, or 401 for anything amiss."""
+    try:
+        claims = keys.verify(token)
+    except InvalidToken as exc:
+        raise Unauthorized() from exc
+    subject = _uuid(claims.get("sub"))
+    jti = str(claims["jti"])
+    if subject is None or await session.get(RevokedToken, jti) is not None:
+        raise Unauthorized()
+    if claims.get("typ") == "user":
+        return await _user_principal(session, subject, claims, jti)
+    if claims.get("typ") == "client":
+        return await _client_principal(session, subject, jti)
+    raise Unauthorized()
+
+
+async def _user_principal(
+    session: AsyncSession, user_id: uuid.UUID, claims: dict[str, object], jti: str
+) -> Principal:
+    sid = _uuid(claims.get("sid"))
+    if sid is None:
+        raise Unauthorized()
+    row = (
+        await session.exec(
+            select(User, Agency, AuthSession)
+            .join(Agency, col(Agency.id) == col(User.agency_id))
+            .join(AuthSession, col(AuthSession.user_id) == col(User.id))
+            .where(User.id == user_id, AuthSession.id == sid)
+        )
+    ).first()
+    if row is None:
+        raise Unauthorized()
+    user, agency, login = row
+    if not _user_may_log_in(user, agency) or login.revoked_at is not None:
+        raise Unauthorized()
+    # Role and scopes come from the database, not the token: a demotion bites at once.
+    role = Role(user.role)
+    return Principal(
+        kind="user",
+        id=user.id,
+        agency_id=user.agency_id,
+        role=role,
+        scopes=ROLE_SCOPES[role],
+        name=user.email,
+        token_id=jti,
+        session_id=login.id,
+    )
+
+
+async def _client_principal(session: AsyncSession, client_id: uuid.UUID, jti: str) -> Principal:
+    row = (
+        await session.exec(
+            select(ApiClient, Agency)
+            .join(Agency, col(Agency.id) == col(ApiClient.agency_id))
+            .where(ApiClient.id == client_id)
+        )
+    ).first()
+    if row is None:
+        raise Unauthorized()
+    client, agency = row
+    if client.revoked_at is not None or agency.status != AgencyStatus.active:
+        raise Unauthorized()
+    return Principal(
+        kind="client",
+        id=client.id,
+        agency_id=client.agency_id,
+        role=None,
+        scopes=frozenset(Scope(s) for s in client.scopes.split()),
+        name=client.name,
+        token_id=jti,
+    )

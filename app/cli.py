@@ -1,0 +1,145 @@
+"""The `tracewire` command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from app.core.config import Settings, get_settings
+
+cli = typer.Typer(
+    help="Tracewire: interagency alerts on weapons that may reach terrorists.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+OPENAPI_PATH = Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
+
+
+async def _migrate(settings: Settings) -> str | None:
+    from app.core import migrate
+    from app.core.db import create_engine
+
+    engine = create_engine(settings)
+    try:
+        await migrate.upgrade(engine)
+        return await migrate.current_revision(engine)
+    finally:
+        await engine.dispose()
+
+
+@cli.command()
+def migrate() -> None:
+    """Apply pending database migrations."""
+    revision = asyncio.run(_migrate(get_settings()))
+    console.print(f"database at revision [bold]{revision}[/bold]")
+
+
+@cli.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind.")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="API processes (PostgreSQL).")] = 1,
+    demo: Annotated[bool, typer.Option(help="Seed the demo data first.")] = False,
+) -> None:
+    """Migrate, then serve the API (and, on SQLite, the background worker in-process)."""
+    import uvicorn
+
+    from app.core.logging import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level, json_format=settings.log_json)
+    asyncio.run(_migrate(settings))
+    if demo:
+        _run_demo(settings)
+    if workers > 1 and settings.is_sqlite:
+        raise typer.BadParameter("several API processes need PostgreSQL", param_hint="--workers")
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        log_config=None,
+        proxy_headers=False,
+        server_header=False,
+    )
+
+
+@cli.command("create-admin")
+def create_admin(
+    email: Annotated[str, typer.Argument(help="The administrator's email address.")],
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            envvar="TRACEWIRE_ADMIN_PASSWORD",
+        ),
+    ],
+    full_name: Annotated[str, typer.Option(help="Display name.")] = "Platform administrator",
+) -> None:
+    """Create a platform administrator (and the operator agency if needed)."""
+    from app.seed import create_platform_admin
+
+    settings = get_settings()
+    asyncio.run(_migrate(settings))
+    try:
+        created = asyncio.run(create_platform_admin(settings, email, password, full_name))
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    console.print(f"platform administrator {'created' if created else 'updated'}: {email}")
+
+
+def _run_demo(settings: Settings) -> None:
+    from app.seed import seed_demo
+
+    report = asyncio.run(seed_demo(settings))
+    console.print("[bold]Tracewire demo data[/bold] (password for every demo user below):")
+    console.print(f"  password: [bold]{report.password}[/bold]")
+    for agency, users in report.users.items():
+        console.print(f"  [bold]{agency}[/bold]")
+        for email, role in users:
+            console.print(f"    {role:<15} {email}")
+    console.print("  API client of", report.client_agency)
+    console.print(f"    client_id     {report.client_id}")
+    console.print(f"    client_secret {report.client_secret}  (new on every demo run)")
+    console.print(f"API docs: {settings.public_url}/docs")
+
+
+@cli.command()
+def demo() -> None:
+    """Migrate and seed realistic demo data (safe to run twice); print the credentials."""
+    settings = get_settings()
+    asyncio.run(_migrate(settings))
+    _run_demo(settings)
+
+
+@cli.command()
+def openapi(
+    output: Annotated[Path, typer.Option(help="Where to write the document.")] = OPENAPI_PATH,
+) -> None:
+    """Write the OpenAPI document generated from the app."""
+    from app.main import create_app
+
+    document = create_app(get_settings()).openapi()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(render_openapi(document))
+    console.print(f"wrote {output}")
+
+
+def render_openapi(document: dict[str, object]) -> str:
+    """The committed form of the OpenAPI document (stable key order)."""
+    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def main() -> None:
+    """Entry point of the `tracewire` console script."""
+    cli()

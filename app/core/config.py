@@ -1,0 +1,125 @@
+"""The one settings class: every knob is read here, from `TRACEWIRE_*` variables."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Well-known development values: accepted in `dev` only, refused everywhere else.
+DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me-0000"  # noqa: S105
+PLACEHOLDER_MARKERS = ("change-me", "changeme", "changethis", "dev-only", "placeholder")
+
+JwtAlgorithm = Literal["HS256", "HS384", "HS512", "RS256", "ES256"]
+
+
+class JwtKey(BaseModel):
+    """One entry of the JWT key ring: a key id, its pinned algorithm and its material."""
+
+    kid: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    alg: JwtAlgorithm = "HS256"
+    secret: SecretStr | None = None
+    private_key_file: Path | None = None
+    public_key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _check_material(self) -> JwtKey:
+        if self.alg.startswith("HS"):
+            if self.secret is None:
+                raise ValueError(f"key {self.kid}: {self.alg} needs `secret`")
+            if len(self.secret.get_secret_value().encode()) < 32:
+                raise ValueError(f"key {self.kid}: HMAC secrets must be at least 32 bytes")
+        elif self.public_key_file is None:
+            raise ValueError(f"key {self.kid}: {self.alg} needs `public_key_file`")
+        return self
+
+
+class Settings(BaseSettings):
+    """Tracewire configuration; see the table in README.md."""
+
+    model_config = SettingsConfigDict(env_prefix="TRACEWIRE_", env_file=".env", extra="ignore")
+
+    environment: Literal["dev", "test", "prod"] = "dev"
+    database_url: str = "sqlite+aiosqlite:///./tracewire.db"
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    database_echo: bool = False
+
+    public_url: str = "http://127.0.0.1:8000"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    jwt_issuer: str = "tracewire"
+    jwt_audience: str = "tracewire-api"
+    jwt_keys: Annotated[list[JwtKey], NoDecode] = Field(default_factory=list)
+    jwt_active_kid: str | None = None
+    jwt_secret: SecretStr | None = None  # shorthand for a one-key HS256 ring
+    access_token_ttl_seconds: int = Field(default=900, ge=30, le=86400)
+    refresh_token_ttl_seconds: int = Field(default=30 * 86400, ge=300)
+    jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
+
+    # argon2id, OWASP's recommendation: m = 19 MiB, t = 2, p = 1.
+    password_hash_memory_kib: int = Field(default=19456, ge=8)
+    password_hash_time_cost: int = Field(default=2, ge=1)
+    password_hash_parallelism: int = Field(default=1, ge=1)
+    password_min_length: int = Field(default=12, ge=8)
+
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+
+    @field_validator("jwt_keys", mode="before")
+    @classmethod
+    def _parse_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else []
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if not self.jwt_keys:
+            secret = self.jwt_secret or SecretStr(DEV_JWT_SECRET)
+            self.jwt_keys = [JwtKey(kid="default", alg="HS256", secret=secret)]
+        kids = [k.kid for k in self.jwt_keys]
+        if len(set(kids)) != len(kids):
+            raise ValueError("jwt_keys: key ids must be unique")
+        if self.jwt_active_kid is None:
+            self.jwt_active_kid = kids[0]
+        active = self.active_jwt_key
+        if active.alg[:2] in ("RS", "ES") and active.private_key_file is None:
+            raise ValueError(f"jwt_active_kid {active.kid}: signing needs `private_key_file`")
+        if self.environment != "dev":
+            for key in self.jwt_keys:
+                if key.secret is not None and _is_placeholder(key.secret.get_secret_value()):
+                    raise ValueError(
+                        f"jwt key {key.kid}: placeholder secret refused outside dev; "
+                        "set TRACEWIRE_JWT_SECRET or TRACEWIRE_JWT_KEYS"
+                    )
+        return self
+
+    @property
+    def active_jwt_key(self) -> JwtKey:
+        """The key new tokens are signed with."""
+        for key in self.jwt_keys:
+            if key.kid == self.jwt_active_kid:
+                return key
+        raise ValueError(f"jwt_active_kid {self.jwt_active_kid!r} is not in jwt_keys")
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether the database is the embedded SQLite file."""
+        return self.database_url.startswith("sqlite")
+
+
+def _is_placeholder(value: str) -> bool:
+    lowered = value.lower()
+    return value == DEV_JWT_SECRET or any(marker in lowered for marker in PLACEHOLDER_MARKERS)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Settings read once from the environment."""
+    return Settings()

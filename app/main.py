@@ -1,0 +1,59 @@
+"""`create_app()`: routers, middleware, error handlers and the process-wide resources."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app import __version__
+from app.agencies.routes import router as agencies_router
+from app.auth.routes import router as auth_router
+from app.auth.service import AuthContext
+from app.core.config import Settings, get_settings
+from app.core.db import Database
+from app.core.errors import install_error_handlers
+from app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from app.core.security import PasswordHashing
+from app.core.tokens import KeyRing
+from app.ops.routes import router as ops_router
+
+DESCRIPTION = """
+Tracewire is where national focal points exchange structured alerts about weapons
+that may reach terrorists (UN Security Council resolution 2370 (2017)): seized
+weapons, trace requests and suspicious procurement, under per-agency sharing rules.
+
+Authenticate with `POST /api/v1/auth/token` (the **Authorize** button accepts a
+user's email and password). Errors are RFC 9457 `application/problem+json`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the ASGI application for `settings` (read from the environment if omitted)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await app.state.db.dispose()
+
+    app = FastAPI(
+        title="Tracewire",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        swagger_ui_parameters={"persistAuthorization": False},
+    )
+    app.state.settings = settings
+    app.state.db = Database(settings)
+    app.state.auth = AuthContext(
+        settings=settings, keys=KeyRing(settings), hashing=PasswordHashing(settings)
+    )
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(ops_router)
+    app.include_router(auth_router)
+    app.include_router(agencies_router)
+    return app

@@ -1,0 +1,38 @@
+"""Administrative rights: who may manage which agency, user and API client.
+
+Alert visibility is a separate rule (DESIGN §4); this module decides the admin side
+(DESIGN §2). A principal that may not manage anything gets 403; an agency admin that
+reaches into another agency gets 404, so it learns nothing about it.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from app.core.errors import Forbidden, NotFound
+from app.core.principal import Principal, Role
+
+
+def require_platform_admin(principal: Principal) -> None:
+    """Only the operator's staff manage the set of agencies."""
+    if not principal.is_platform_admin:
+        raise Forbidden("Only a platform administrator may do this.")
+
+
+def require_admin(principal: Principal) -> None:
+    """Only administrators (of an agency, or of the platform) manage users and clients."""
+    if principal.kind != "user" or not principal.is_admin:
+        raise Forbidden("Only an agency administrator may manage users and API clients.")
+
+
+def require_agency_manager(principal: Principal, agency_id: uuid.UUID) -> None:
+    """The principal may manage users and clients of `agency_id`, or is refused."""
+    require_admin(principal)
+    if not principal.is_platform_admin and principal.agency_id != agency_id:
+        raise NotFound("No such agency.")
+
+
+def require_role_grant(principal: Principal, role: Role | None) -> None:
+    """Only the operator's staff may grant (or hold the power to touch) `platform_admin`."""
+    if role is Role.platform_admin and not principal.is_platform_admin:
+        raise Forbidden("Only a platform administrator may grant or change platform_admin.")
