@@ -16,6 +16,7 @@ from app.agencies.schemas import (
     AgencyUpdate,
     ApiClientCreate,
     ApiClientPage,
+    ApiClientRead,
     ApiClientWithSecret,
     MeRead,
     UserCreate,
@@ -178,6 +179,11 @@ async def delete_user(
 # --- API clients ------------------------------------------------------------------------
 
 
+def _with_secret(client: object, secret: str) -> ApiClientWithSecret:
+    read = ApiClientRead.model_validate(client)
+    return ApiClientWithSecret(**read.model_dump(), client_secret=secret)
+
+
 @router.post(
     "/agencies/{agency_id}/clients",
     response_model=ApiClientWithSecret,
@@ -190,7 +196,7 @@ async def create_client(
 ) -> ApiClientWithSecret:
     """Register an API client; `client_secret` is shown this once."""
     client, secret = await service.create_client(session, principal, agency_id, data)
-    return ApiClientWithSecret.model_validate(client, update={"client_secret": secret})
+    return _with_secret(client, secret)
 
 
 @router.get(
@@ -224,7 +230,7 @@ async def rotate_client_secret(
 ) -> ApiClientWithSecret:
     """Issue a new secret, shown this once; the old one stops working."""
     client, secret = await service.rotate_client_secret(session, principal, client_id)
-    return ApiClientWithSecret.model_validate(client, update={"client_secret": secret})
+    return _with_secret(client, secret)
 
 
 @router.delete("/clients/{client_id}", status_code=204, tags=["clients"], responses=WRITE_ERRORS)

@@ -65,7 +65,7 @@ class KeyRing:
         """The token's claims, or `InvalidToken` for anything short of a perfect token."""
         try:
             header = jwt.get_unverified_header(token)
-        except JOSEError as exc:
+        except (JOSEError, UnicodeError) as exc:
             raise InvalidToken("malformed token") from exc
         kid = header.get("kid")
         key = self._keys.get(kid) if isinstance(kid, str) else None
@@ -92,7 +92,8 @@ class KeyRing:
                     "leeway": self.leeway,
                 },
             )
-        except JOSEError as exc:
+        except (JOSEError, TypeError, ValueError, OverflowError) as exc:
+            # jose checks time claims with int(); a signed `"exp": null` raises TypeError.
             raise InvalidToken("invalid token") from exc
         issued_at = claims.get("iat")
         current = (now or utcnow()).timestamp()

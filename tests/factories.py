@@ -1,0 +1,124 @@
+"""Plain factory functions: rows straight into the database, and logins through the API."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import httpx
+
+from app.agencies.models import Agency, AgencyType, ApiClient, User
+from app.core.db import Database
+from app.core.principal import Role
+from app.core.security import PasswordHashing, digest_secret, new_secret
+from tests.conftest import random_email
+
+PASSWORD = "correct horse battery staple"
+
+
+async def make_agency(
+    db: Database,
+    *,
+    name: str | None = None,
+    country: str = "KE",
+    type_: AgencyType = AgencyType.police,
+    status: str = "active",
+) -> Agency:
+    """An agency, committed."""
+    agency = Agency(
+        name=name or f"Agency {uuid.uuid4().hex[:8]}", country=country, type=type_, status=status
+    )
+    async with db.session() as session:
+        session.add(agency)
+        await session.commit()
+    return agency
+
+
+async def make_user(
+    db: Database,
+    hashing: PasswordHashing,
+    agency: Agency,
+    role: Role = Role.reader,
+    *,
+    email: str | None = None,
+    password: str = PASSWORD,
+) -> User:
+    """A user of `agency`, committed."""
+    user = User(
+        agency_id=agency.id,
+        email=(email or random_email(role.value)).lower(),
+        full_name=f"{role.value} of {agency.name}",
+        role=role,
+        password_hash=hashing.hash(password),
+    )
+    async with db.session() as session:
+        session.add(user)
+        await session.commit()
+    return user
+
+
+async def make_client(
+    db: Database, agency: Agency, scopes: str = "alerts:read"
+) -> tuple[ApiClient, str]:
+    """An API client of `agency` and its secret, committed."""
+    secret = new_secret("tws_")
+    client = ApiClient(
+        agency_id=agency.id,
+        name=f"client {uuid.uuid4().hex[:6]}",
+        scopes=scopes,
+        secret_hash=digest_secret(secret),
+        secret_hint=secret[:8],
+    )
+    async with db.session() as session:
+        session.add(client)
+        await session.commit()
+    return client, secret
+
+
+async def password_login(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> dict:
+    """The token answer of a password grant (asserting it succeeded)."""
+    response = await client.post(
+        "/api/v1/auth/token",
+        data={"grant_type": "password", "username": email, "password": password},
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def client_login(client: httpx.AsyncClient, client_id: uuid.UUID, secret: str) -> dict:
+    """The token answer of a client-credentials grant (asserting it succeeded)."""
+    response = await client.post(
+        "/api/v1/auth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(str(client_id), secret),
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def bearer(token: str) -> dict[str, str]:
+    """Authorization header for an access token."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+@dataclass
+class Actor:
+    """A logged-in principal: who it is and the headers that prove it."""
+
+    agency: Agency
+    headers: dict[str, str]
+    user: User | None = None
+    api_client: ApiClient | None = None
+
+
+async def make_actor(
+    client: httpx.AsyncClient,
+    db: Database,
+    hashing: PasswordHashing,
+    agency: Agency,
+    role: Role,
+) -> Actor:
+    """A user of `role` in `agency`, logged in through the token endpoint."""
+    user = await make_user(db, hashing, agency, role)
+    tokens = await password_login(client, user.email)
+    return Actor(agency=agency, user=user, headers=bearer(tokens["access_token"]))
