@@ -1,4 +1,4 @@
-"""Every admin endpoint × every kind of principal: the right status, every time.
+"""Every admin endpoint x every kind of principal: the right status, every time.
 
 platform_admin manages every agency; agency_admin only its own (another agency is
 404); reader, focal_point and API clients manage nothing (403).
