@@ -71,6 +71,33 @@ def serve(
     )
 
 
+@cli.command()
+def worker() -> None:
+    """Migrate, then run the background worker until SIGINT or SIGTERM."""
+    import signal
+
+    from app.core.db import Database
+    from app.core.logging import configure_logging
+    from app.worker import Worker
+
+    settings = get_settings()
+    configure_logging(settings.log_level, json_format=settings.log_json)
+    asyncio.run(_migrate(settings))
+
+    async def run() -> None:
+        db = Database(settings)
+        runner = Worker(db)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, runner.stop)
+        try:
+            await runner.run()
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())
+
+
 @cli.command("create-admin")
 def create_admin(
     email: Annotated[str, typer.Argument(help="The administrator's email address.")],

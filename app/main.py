@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,10 +16,12 @@ from app.auth.service import AuthContext
 from app.core.config import Settings, get_settings
 from app.core.db import Database
 from app.core.errors import install_error_handlers
+from app.core.logging import configure_logging
 from app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from app.core.security import PasswordHashing
 from app.core.tokens import KeyRing
 from app.ops.routes import router as ops_router
+from app.worker import Worker
 
 DESCRIPTION = """
 Tracewire is where national focal points exchange structured alerts about weapons
@@ -32,11 +36,22 @@ user's email and password). Errors are RFC 9457 `application/problem+json`.
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the ASGI application for `settings` (read from the environment if omitted)."""
     settings = settings or get_settings()
+    if not logging.getLogger().handlers:  # a fresh process (uvicorn --workers); not in tests
+        configure_logging(settings.log_level, json_format=settings.log_json)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        await app.state.db.dispose()
+        worker_task = None
+        if settings.runs_worker_in_process:
+            worker = Worker(app.state.db)
+            worker_task = asyncio.create_task(worker.run(), name="tracewire-worker")
+        try:
+            yield
+        finally:
+            if worker_task is not None:
+                worker.stop()
+                await worker_task
+            await app.state.db.dispose()
 
     app = FastAPI(
         title="Tracewire",

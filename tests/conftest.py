@@ -74,6 +74,8 @@ def postgres_database() -> Iterator[str]:
     """A throw-away PostgreSQL database for this run, migrated once."""
     base = _postgres_url()
     if base is None:
+        if os.environ.get("TRACEWIRE_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"{POSTGRES_ENV} is not set, and this run requires PostgreSQL")
         pytest.skip(f"{POSTGRES_ENV} is not set: PostgreSQL tests skipped (CI sets it)")
     name = f"tracewire_test_{os.getpid()}_{secrets.token_hex(3)}"
     admin_url = make_url(base)

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
+    # None = automatic: `serve` runs the worker in-process on SQLite only.
+    worker_in_process: bool | None = None
+
     @field_validator("jwt_keys", mode="before")
     @classmethod
     def _parse_keys(cls, value: object) -> object:
@@ -107,6 +110,11 @@ class Settings(BaseSettings):
             if key.kid == self.jwt_active_kid:
                 return key
         raise ValueError(f"jwt_active_kid {self.jwt_active_kid!r} is not in jwt_keys")
+
+    @property
+    def runs_worker_in_process(self) -> bool:
+        """Whether `serve` should also run the background worker."""
+        return self.is_sqlite if self.worker_in_process is None else self.worker_in_process
 
     @property
     def is_sqlite(self) -> bool:

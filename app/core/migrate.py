@@ -40,6 +40,18 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
         await conn.run_sync(_run)
 
 
+async def downgrade(engine: AsyncEngine, revision: str) -> None:
+    """Take the database back to `revision` (`base` empties it)."""
+
+    def _run(connection: Connection) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+
+    async with engine.begin() as conn:
+        await conn.run_sync(_run)
+
+
 async def current_revision(engine: AsyncEngine) -> str | None:
     """The revision the database is at (None when it has never been migrated)."""
 

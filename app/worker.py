@@ -1,0 +1,84 @@
+"""The background worker: periodic jobs, run by `tracewire worker` or inside `serve`.
+
+Jobs are plain async functions taking a session; each run commits once. Later issues
+add their jobs here (trace deadlines, webhook deliveries). Today: housekeeping of the
+auth tables, so revoked and expired token records do not pile up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlmodel import col, delete
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.auth.models import AuthSession, RevokedToken
+from app.core.db import Database
+from app.core.types import utcnow
+
+log = logging.getLogger("tracewire.worker")
+
+Job = Callable[[AsyncSession], Awaitable[int]]
+
+
+async def purge_expired_auth(session: AsyncSession) -> int:
+    """Delete revocation records of expired tokens and logins over a day past their end."""
+    now = utcnow()
+    revoked = await session.exec(delete(RevokedToken).where(col(RevokedToken.expires_at) < now))
+    stale = await session.exec(
+        delete(AuthSession).where(col(AuthSession.expires_at) < now - timedelta(days=1))
+    )
+    return (revoked.rowcount or 0) + (stale.rowcount or 0)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    name: str
+    job: Job
+    every_seconds: float
+
+
+DEFAULT_SCHEDULES = (Schedule("purge_expired_auth", purge_expired_auth, 3600.0),)
+
+
+class Worker:
+    """Runs each scheduled job at its interval until stopped."""
+
+    def __init__(self, db: Database, schedules: tuple[Schedule, ...] = DEFAULT_SCHEDULES) -> None:
+        self.db = db
+        self.schedules = schedules
+        self._stop = asyncio.Event()
+
+    async def run_once(self, schedule: Schedule) -> int:
+        """Run one job in its own transaction; errors are logged, never fatal."""
+        try:
+            async with self.db.session() as session:
+                count = await schedule.job(session)
+                await session.commit()
+        except Exception:
+            log.exception("job failed", extra={"job": schedule.name})
+            return 0
+        if count:
+            log.info("job done", extra={"job": schedule.name, "count": count})
+        return count
+
+    async def _loop(self, schedule: Schedule) -> None:
+        while not self._stop.is_set():
+            await self.run_once(schedule)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=schedule.every_seconds)
+
+    async def run(self) -> None:
+        """Run every schedule until `stop()`."""
+        log.info("worker started", extra={"jobs": [s.name for s in self.schedules]})
+        await asyncio.gather(*(self._loop(s) for s in self.schedules))
+        log.info("worker stopped")
+
+    def stop(self) -> None:
+        """Ask every loop to finish after its current run."""
+        self._stop.set()

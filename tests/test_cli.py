@@ -1,0 +1,131 @@
+"""The `tracewire` command, run as a newcomer would: real processes, real HTTP."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.seed import DEMO_PASSWORD
+from tests.conftest import TEST_JWT_SECRET
+
+TRACEWIRE = [sys.executable, "-m", "app"]
+
+
+def _env(db_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACEWIRE_")}
+    env.update(
+        TRACEWIRE_DATABASE_URL=db_url,
+        TRACEWIRE_ENVIRONMENT="test",
+        TRACEWIRE_JWT_SECRET=TEST_JWT_SECRET,
+        TRACEWIRE_PASSWORD_HASH_MEMORY_KIB="1024",
+        TRACEWIRE_PASSWORD_HASH_TIME_COST="1",
+    )
+    env.update(extra)
+    return env
+
+
+def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(  # noqa: S603 - our own command
+        TRACEWIRE + args, env=env, cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_help_lists_the_commands(tmp_path):
+    result = _run(["--help"], _env(f"sqlite+aiosqlite:///{tmp_path}/x.db"), tmp_path)
+    assert result.returncode == 0
+    for command in ("serve", "worker", "migrate", "create-admin", "demo", "openapi"):
+        assert re.search(rf"\b{command}\b", result.stdout), command
+
+
+def test_demo_is_safe_to_run_twice(tmp_path):
+    env = _env(f"sqlite+aiosqlite:///{tmp_path}/demo.db")
+    first = _run(["demo"], env, tmp_path)
+    second = _run(["demo"], env, tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    for out in (first.stdout, second.stdout):
+        assert "focal@ke.tracewire.example" in out
+        assert "/docs" in out
+        assert DEMO_PASSWORD in out
+    assert first.stdout.count("@") == second.stdout.count("@") >= 19
+
+
+def test_create_admin_refuses_short_password(tmp_path):
+    env = _env(f"sqlite+aiosqlite:///{tmp_path}/a.db", TRACEWIRE_ADMIN_PASSWORD="short")
+    result = _run(["create-admin", "root@tracewire.example"], env, tmp_path)
+    assert result.returncode == 2
+    assert "at least" in result.stdout
+
+
+def test_production_refuses_placeholder_secret(tmp_path):
+    env = _env(f"sqlite+aiosqlite:///{tmp_path}/p.db", TRACEWIRE_ENVIRONMENT="prod")
+    env["TRACEWIRE_JWT_SECRET"] = "change-me-change-me-change-me-change-me"
+    result = _run(["migrate"], env, tmp_path)
+    assert result.returncode != 0
+    assert "placeholder secret refused" in result.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_end_to_end(db_url, tmp_path):
+    """`create-admin`, then `serve`; a real HTTP client logs in and calls the API."""
+    port = _free_port()
+    env = _env(db_url, TRACEWIRE_ADMIN_PASSWORD="a very long admin password")
+    created = _run(["create-admin", "root@tracewire.example"], env, tmp_path)
+    assert created.returncode == 0, created.stderr
+    server = subprocess.Popen(  # noqa: S603
+        [*TRACEWIRE, "serve", "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                pytest.fail("server did not become ready")
+            time.sleep(0.2)
+        token = httpx.post(
+            f"{base}/api/v1/auth/token",
+            data={
+                "grant_type": "password",
+                "username": "root@tracewire.example",
+                "password": "a very long admin password",
+            },
+        )
+        assert token.status_code == 200, token.text
+        me = httpx.get(
+            f"{base}/api/v1/me",
+            headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+        )
+        assert me.status_code == 200
+        assert me.json()["role"] == "platform_admin"
+        assert me.headers["x-request-id"]
+    finally:
+        server.terminate()
+        output, _ = server.communicate(timeout=30)
+    # uvicorn shuts down cleanly, then re-raises the signal it caught.
+    assert server.returncode in (0, -15), output
+    assert "Application shutdown complete." in output
+    assert '"logger": "tracewire.access"' in output
+    assert "a very long admin password" not in output
