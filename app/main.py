@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from app import __version__
 from app.agencies.routes import router as agencies_router
+from app.alerts.routes import router as alerts_router
 from app.auth.routes import router as auth_router
 from app.auth.service import AuthContext
 from app.core.config import Settings, get_settings
@@ -21,6 +22,7 @@ from app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddlewar
 from app.core.security import PasswordHashing
 from app.core.tokens import KeyRing
 from app.ops.routes import router as ops_router
+from app.sharing.routes import router as sharing_router
 from app.worker import Worker
 
 DESCRIPTION = """
@@ -71,4 +73,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops_router)
     app.include_router(auth_router)
     app.include_router(agencies_router)
+    app.include_router(alerts_router)
+    app.include_router(sharing_router)
     return app

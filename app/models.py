@@ -3,16 +3,34 @@
 from sqlmodel import SQLModel
 
 from app.agencies.models import Agency, ApiClient, User
+from app.alerts.models import (
+    Alert,
+    AlertItem,
+    AlertRecipientAgency,
+    AlertRecipientGroup,
+    AlertTag,
+)
 from app.auth.models import AuthSession, RefreshToken, RevokedToken
+from app.core.idempotency import IdempotencyRecord
+from app.sharing.models import SharingGroup, SharingGroupMember, SharingPolicy
 
 metadata = SQLModel.metadata
 
 __all__ = [
     "Agency",
+    "Alert",
+    "AlertItem",
+    "AlertRecipientAgency",
+    "AlertRecipientGroup",
+    "AlertTag",
     "ApiClient",
     "AuthSession",
+    "IdempotencyRecord",
     "RefreshToken",
     "RevokedToken",
+    "SharingGroup",
+    "SharingGroupMember",
+    "SharingPolicy",
     "User",
     "metadata",
 ]

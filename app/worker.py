@@ -19,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth.models import AuthSession, RevokedToken
 from app.core.db import Database
+from app.core.idempotency import purge_idempotency_records
 from app.core.types import utcnow
 
 log = logging.getLogger("tracewire.worker")
@@ -43,7 +44,10 @@ class Schedule:
     every_seconds: float
 
 
-DEFAULT_SCHEDULES = (Schedule("purge_expired_auth", purge_expired_auth, 3600.0),)
+DEFAULT_SCHEDULES = (
+    Schedule("purge_expired_auth", purge_expired_auth, 3600.0),
+    Schedule("purge_idempotency_records", purge_idempotency_records, 3600.0),
+)
 
 
 class Worker:

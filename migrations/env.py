@@ -6,6 +6,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
+from app.core.migrate import include_object
 from app.core.types import UTCDateTime
 from app.models import metadata
 
@@ -26,6 +27,7 @@ def run_migrations(connection: Connection) -> None:
         render_as_batch=True,  # SQLite cannot ALTER most things; batch mode copies tables
         compare_type=True,
         render_item=_render_item,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -122,3 +122,54 @@ async def make_actor(
     user = await make_user(db, hashing, agency, role)
     tokens = await password_login(client, user.email)
     return Actor(agency=agency, user=user, headers=bearer(tokens["access_token"]))
+
+
+def seizure_body(**overrides: object) -> dict:
+    """A realistic seized-weapon alert body (two serialised items)."""
+    body: dict = {
+        "kind": "seized_weapon",
+        "title": "Two rifles seized at the Busia border crossing",
+        "summary": "Concealed in a lorry carrying maize; driver arrested.",
+        "country": "KE",
+        "occurred_at": "2026-11-20T08:30:00Z",
+        "location": {"text": "Busia one-stop border post", "lat": 0.4608, "lon": 34.1115},
+        "tags": ["border", "rifles"],
+        "items": [
+            {
+                "category": "small_arm",
+                "make": "Kalashnikov Concern",
+                "model": "AKM",
+                "calibre": "7.62x39mm",
+                "type": "assault rifle",
+                "country_of_manufacture": "RU",
+                "serial_raw": "АК 47-1234",
+                "markings": [{"text": "АК", "script": "Cyrl", "transliteration": "AK"}],
+            },
+            {
+                "category": "small_arm",
+                "make": "Zastava",
+                "model": "M70",
+                "calibre": "7.62x39mm",
+                "serial_raw": "M70-99812",
+            },
+        ],
+        "details": {
+            "seizure_place": "Busia",
+            "circumstances": "Routine inspection",
+            "illicit_basis": ["illegal_under_national_law"],
+        },
+        "handling": {"tlp": "green", "audience": "community"},
+    }
+    body.update(overrides)
+    return body
+
+
+async def post_alert(
+    client: httpx.AsyncClient, actor: Actor, body: dict, *, publish: bool = True
+) -> dict:
+    """Post an alert as `actor` (asserting 201) and return it."""
+    response = await client.post(
+        "/api/v1/alerts", json={**body, "publish": publish}, headers=actor.headers
+    )
+    assert response.status_code == 201, response.text
+    return response.json()

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.core.logging import request_id_var
@@ -204,6 +205,18 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _integrity_error(request: Request, exc: Exception) -> JSONResponse:
+    # A unique or foreign-key constraint caught a race the service's own checks missed.
+    log.info("integrity conflict", extra={"path": request.url.path})
+    return problem_response(
+        409,
+        slug="conflict",
+        title="Conflict",
+        detail="The request conflicts with a concurrent or existing record; retry it.",
+        instance=request.url.path,
+    )
+
+
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", extra={"path": request.url.path})
     return problem_response(
@@ -220,6 +233,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(Exception, _unhandled)
 
 

@@ -16,7 +16,10 @@ async def test_models_and_migrations_agree(db_url):
     engine = create_engine(settings_for(db_url))
 
     def diff(connection):
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(
+            connection,
+            opts={"compare_type": True, "include_object": migrate.include_object},
+        )
         return compare_metadata(context, metadata)
 
     try:

@@ -1,0 +1,155 @@
+"""Tables: alerts, their items, tags and addressees."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import JSON, Column, Field, SQLModel
+
+from app.core.types import UTCDateTime, new_id, utcnow
+
+
+class AlertKind(StrEnum):
+    seized_weapon = "seized_weapon"
+    trace_request = "trace_request"
+    suspicious_procurement = "suspicious_procurement"
+
+
+class AlertStatus(StrEnum):
+    draft = "draft"
+    published = "published"
+    withdrawn = "withdrawn"
+
+
+class Tlp(StrEnum):
+    """FIRST TLP 2.0, from the widest audience to the narrowest."""
+
+    clear = "clear"
+    green = "green"
+    amber = "amber"
+    amber_strict = "amber+strict"
+    red = "red"
+
+
+class Audience(StrEnum):
+    """Who an alert is addressed to, from the narrowest to the widest."""
+
+    originator = "originator"
+    recipients = "recipients"
+    community = "community"
+
+
+TLP_ORDER = {tlp: rank for rank, tlp in enumerate(Tlp)}  # 0 = widest (clear)
+AUDIENCE_ORDER = {aud: rank for rank, aud in enumerate(Audience)}  # 2 = widest (community)
+
+
+class Alert(SQLModel, table=True):
+    """A structured alert; its visibility is decided by app/sharing only."""
+
+    __tablename__ = "alert"
+    __table_args__ = (
+        # The list order (newest first) and its keyset cursor.
+        sa.Index("ix_alert_sort", "sort_at", "id"),
+        sa.Index("ix_alert_originator_sort", "originator_agency_id", "sort_at", "id"),
+        sa.Index("ix_alert_addressee_sort", "addressed_to_agency_id", "sort_at", "id"),
+        sa.Index("ix_alert_audience_sort", "audience", "sort_at", "id"),
+        sa.Index("ix_alert_updated", "updated_at", "id"),
+    )
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    kind: str = Field(max_length=30)
+    originator_agency_id: uuid.UUID = Field(foreign_key="agency.id", ondelete="RESTRICT")
+    created_by: uuid.UUID  # a user or an API client of the originator
+    created_by_kind: str = Field(max_length=10)
+    status: str = Field(default=AlertStatus.draft, max_length=20)
+    version: int = 1
+
+    title: str = Field(max_length=300)
+    summary: str = Field(default="", max_length=20000)
+    country: str = Field(max_length=2)
+    occurred_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    location: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+    tlp: str = Field(max_length=20)
+    audience: str = Field(max_length=20)
+    embargo_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    handling_codes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # Trace requests: the requested agency, which may always read the request.
+    addressed_to_agency_id: uuid.UUID | None = Field(
+        default=None, foreign_key="agency.id", ondelete="RESTRICT"
+    )
+
+    # Everything a text search looks at (title, summary, item fields), kept by the service.
+    search_text: str = Field(default="", sa_type=sa.Text)
+
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    published_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    sort_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    withdrawn_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    withdrawal_reason: str | None = Field(default=None, max_length=2000)
+
+
+class AlertItem(SQLModel, table=True):
+    """One weapon, part, round lot, UAS, IED component or precursor of an alert."""
+
+    __tablename__ = "alert_item"
+    __table_args__ = (sa.Index("ix_alert_item_serial_make", "serial_key", "make_key"),)
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    alert_id: uuid.UUID = Field(foreign_key="alert.id", index=True, ondelete="CASCADE")
+    position: int = 0
+    category: str = Field(max_length=30)
+    make: str | None = Field(default=None, max_length=100)
+    make_key: str | None = Field(default=None, max_length=100)
+    model: str | None = Field(default=None, max_length=100)
+    calibre: str | None = Field(default=None, max_length=50)
+    type: str | None = Field(default=None, max_length=100)
+    country_of_manufacture: str | None = Field(default=None, max_length=2)
+    year: int | None = None
+    serial_raw: str | None = Field(default=None, max_length=100)
+    serial_status: str = Field(default="present", max_length=30)
+    serial_key: str | None = Field(default=None, max_length=100)
+    markings: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    lot: str | None = Field(default=None, max_length=100)
+    quantity: float = 1
+    unit: str = Field(default="pieces", max_length=20)
+
+
+class AlertTag(SQLModel, table=True):
+    """A tag of an alert, one row each, so that the tag filter is an index look-up."""
+
+    __tablename__ = "alert_tag"
+
+    alert_id: uuid.UUID = Field(foreign_key="alert.id", primary_key=True, ondelete="CASCADE")
+    tag: str = Field(primary_key=True, max_length=60, index=True)
+
+
+class AlertRecipientAgency(SQLModel, table=True):
+    """An agency named in an alert's `recipient_agencies`."""
+
+    __tablename__ = "alert_recipient_agency"
+
+    alert_id: uuid.UUID = Field(foreign_key="alert.id", primary_key=True, ondelete="CASCADE")
+    agency_id: uuid.UUID = Field(
+        foreign_key="agency.id", primary_key=True, index=True, ondelete="RESTRICT"
+    )
+
+
+class AlertRecipientGroup(SQLModel, table=True):
+    """A sharing group named in an alert's `recipient_groups`."""
+
+    __tablename__ = "alert_recipient_group"
+
+    alert_id: uuid.UUID = Field(foreign_key="alert.id", primary_key=True, ondelete="CASCADE")
+    group_id: uuid.UUID = Field(
+        foreign_key="sharing_group.id", primary_key=True, index=True, ondelete="RESTRICT"
+    )

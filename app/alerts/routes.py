@@ -1,0 +1,207 @@
+"""`/api/v1/alerts`: post, read, change, publish, withdraw and query alerts."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.alerts import service
+from app.alerts.models import AlertKind, AlertStatus, Tlp
+from app.alerts.schemas import (
+    AccessRead,
+    AlertCreate,
+    AlertPage,
+    AlertRead,
+    AlertUpdate,
+    AudiencePreview,
+    AudiencePreviewRequest,
+    WithdrawRequest,
+)
+from app.auth.deps import CurrentPrincipal
+from app.core.db import SessionDep
+from app.core.errors import problem_responses
+from app.core.idempotency import KEY_HEADER, idempotent
+from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from app.core.principal import Principal
+from app.core.schemas import CountryCode
+
+router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias=KEY_HEADER, description="Repeat a POST safely: the first answer is replayed."),
+]
+READ_ERRORS = problem_responses(401, 403, 404, 422)
+WRITE_ERRORS = problem_responses(401, 403, 404, 409, 422)
+
+
+async def _one(session: AsyncSession, principal: Principal, alert: object) -> AlertRead:
+    return (await service.read_models(session, principal, [alert]))[0]  # type: ignore[list-item]
+
+
+def _etag(read: AlertRead) -> dict[str, str]:
+    return {"ETag": f'"{read.version}"'}
+
+
+@router.post("", response_model=AlertRead, status_code=201, responses=WRITE_ERRORS)
+async def create_alert(
+    request: Request,
+    data: Annotated[AlertCreate, Body()],
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Post an alert: a draft, or published at once with `publish: true`."""
+
+    async def run() -> AlertRead:
+        return await _one(session, principal, await service.create_alert(session, principal, data))
+
+    return await idempotent(
+        session, principal, request, idempotency_key, status_code=201, run=run, headers_of=_etag
+    )
+
+
+@router.get("", response_model=AlertPage, responses=READ_ERRORS)
+async def list_alerts(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    kind: AlertKind | None = None,
+    status: AlertStatus | None = None,
+    country: Annotated[CountryCode | None, Query()] = None,
+    tlp: Tlp | None = None,
+    originator: uuid.UUID | None = None,
+    tag: Annotated[str | None, Query(max_length=60)] = None,
+    serial: Annotated[
+        str | None, Query(max_length=100, description="Matches `serial_key`.")
+    ] = None,
+    q: Annotated[
+        str | None, Query(min_length=1, max_length=200, description="Text search.")
+    ] = None,
+    occurred_since: AwareDatetime | None = None,
+    occurred_until: AwareDatetime | None = None,
+    updated_since: AwareDatetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> AlertPage:
+    """The alerts your agency may see, newest first."""
+    filters = service.AlertFilters(
+        kind=kind,
+        status=status,
+        country=country,
+        tlp=tlp.value if tlp else None,
+        originator=originator,
+        tag=tag,
+        serial=serial,
+        q=q,
+        occurred_since=occurred_since,
+        occurred_until=occurred_until,
+        updated_since=updated_since,
+    )
+    rows, next_cursor = await service.list_alerts(
+        session, principal, filters, limit=limit, cursor=cursor
+    )
+    return AlertPage(
+        items=await service.read_models(session, principal, rows), next_cursor=next_cursor
+    )
+
+
+@router.post(
+    "/preview-audience",
+    response_model=AudiencePreview,
+    responses=problem_responses(401, 403, 422),
+)
+async def preview_audience(
+    data: AudiencePreviewRequest, session: SessionDep, principal: CurrentPrincipal
+) -> AudiencePreview:
+    """Which agencies would receive an alert with this handling, and why (nothing stored)."""
+    return await service.preview_audience(session, principal, data)
+
+
+@router.get("/{alert_id}", response_model=AlertRead, responses=READ_ERRORS)
+async def get_alert(
+    alert_id: uuid.UUID, response: Response, session: SessionDep, principal: CurrentPrincipal
+) -> AlertRead:
+    """One alert (its tombstone if it was withdrawn and you are not its originator)."""
+    read = await _one(
+        session, principal, await service.get_visible_alert(session, principal, alert_id)
+    )
+    response.headers.update(_etag(read))
+    return read
+
+
+@router.get("/{alert_id}/access", response_model=AccessRead, responses=READ_ERRORS)
+async def explain_access(
+    alert_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
+) -> AccessRead:
+    """Which sharing rule lets your agency see this alert."""
+    return await service.explain_access(session, principal, alert_id)
+
+
+@router.patch(
+    "/{alert_id}",
+    response_model=AlertRead,
+    responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
+)
+async def update_alert(
+    alert_id: uuid.UUID,
+    data: AlertUpdate,
+    response: Response,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    if_match: Annotated[
+        str | None, Header(description="The ETag (version) you are changing.")
+    ] = None,
+) -> AlertRead:
+    """Change an alert; send `If-Match` with its current ETag (412 when stale)."""
+    alert = await service.update_alert(session, principal, alert_id, data, if_match=if_match)
+    read = await _one(session, principal, alert)
+    response.headers.update(_etag(read))
+    return read
+
+
+@router.post("/{alert_id}/publish", response_model=AlertRead, responses=WRITE_ERRORS)
+async def publish_alert(
+    alert_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Publish a draft."""
+
+    async def run() -> AlertRead:
+        alert = await service.publish_alert(session, principal, alert_id)
+        return await _one(session, principal, alert)
+
+    return await idempotent(
+        session, principal, request, idempotency_key, status_code=200, run=run, headers_of=_etag
+    )
+
+
+@router.post("/{alert_id}/withdraw", response_model=AlertRead, responses=WRITE_ERRORS)
+async def withdraw_alert(
+    alert_id: uuid.UUID,
+    data: WithdrawRequest,
+    request: Request,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Withdraw a published alert; recipients keep a tombstone with your reason."""
+
+    async def run() -> AlertRead:
+        alert = await service.withdraw_alert(session, principal, alert_id, data.reason)
+        return await _one(session, principal, alert)
+
+    return await idempotent(
+        session, principal, request, idempotency_key, status_code=200, run=run, headers_of=_etag
+    )
+
+
+__all__ = ["datetime", "router"]

@@ -1,0 +1,54 @@
+"""Text search over alerts: PostgreSQL full-text (GIN index) or SQLite FTS5."""
+
+from __future__ import annotations
+
+import re
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.alerts.models import Alert
+
+# 'simple': no stemming, no stop words; alerts come in many languages.
+TS_CONFIG = "simple"
+FTS_TABLE = "alert_fts"
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+
+
+def search_document(*parts: str | None) -> str:
+    """The text a search looks at, from the alert's and its items' fields."""
+    return "\n".join(p for p in parts if p)
+
+
+async def index_alert(session: AsyncSession, alert: Alert) -> None:
+    """Keep the SQLite FTS5 table in step (PostgreSQL indexes the column itself)."""
+    if session.bind.dialect.name != "sqlite":
+        return
+    await session.exec(
+        sa.text(f"DELETE FROM {FTS_TABLE} WHERE alert_id = :id"),  # type: ignore[call-overload]  # noqa: S608
+        params={"id": alert.id.hex},
+    )
+    await session.exec(
+        sa.text(f"INSERT INTO {FTS_TABLE} (alert_id, body) VALUES (:id, :body)"),  # type: ignore[call-overload]  # noqa: S608
+        params={"id": alert.id.hex, "body": alert.search_text},
+    )
+
+
+def matches(dialect: str, query: str) -> ColumnElement[bool]:
+    """A WHERE clause: the alert's text contains every word of `query`."""
+    if dialect == "postgresql":
+        vector = sa.func.to_tsvector(TS_CONFIG, Alert.search_text)
+        return vector.op("@@")(sa.func.plainto_tsquery(TS_CONFIG, query))
+    words = _TOKEN.findall(query)
+    if not words:
+        return sa.false()
+    # Each word quoted, so FTS5 operators in user input are plain text.
+    fts_query = " ".join('"' + w.replace('"', '""') + '"' for w in words)
+    ids = (
+        sa.select(sa.literal_column("alert_id"))
+        .select_from(sa.table(FTS_TABLE))
+        .where(sa.literal_column(FTS_TABLE).op("MATCH")(fts_query))
+    )
+    # SQLite keeps UUIDs as 32 hex digits, which is how index_alert writes them.
+    return sa.literal_column("alert.id").in_(ids)

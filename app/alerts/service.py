@@ -1,0 +1,575 @@
+"""Alerts: post, read, change, publish, withdraw and query, always through app/sharing."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from pydantic import ValidationError
+from sqlmodel import col, delete, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.agencies.models import Agency
+from app.alerts import search
+from app.alerts.models import (
+    Alert,
+    AlertItem,
+    AlertKind,
+    AlertRecipientAgency,
+    AlertRecipientGroup,
+    AlertStatus,
+    AlertTag,
+    Audience,
+)
+from app.alerts.schemas import (
+    DETAILS_BY_KIND,
+    AccessRead,
+    AccessReason,
+    AlertCreate,
+    AlertRead,
+    AlertUpdate,
+    AudienceAgency,
+    AudiencePreview,
+    AudiencePreviewRequest,
+    Handling,
+    HandlingRead,
+    HiddenGroup,
+    ItemIn,
+    ItemRead,
+    TraceRequestDetails,
+)
+from app.core.errors import (
+    Conflict,
+    FieldError,
+    InvalidInput,
+    NotFound,
+    PreconditionFailed,
+    PreconditionRequired,
+)
+from app.core.pagination import decode_cursor, encode_cursor
+from app.core.principal import Principal
+from app.core.types import utcnow
+from app.hits.serials import make_key, serial_key
+from app.sharing import rules, visibility
+from app.sharing import service as sharing
+
+# --- reading ----------------------------------------------------------------------------
+
+
+async def get_visible_alert(
+    session: AsyncSession, principal: Principal, alert_id: uuid.UUID
+) -> Alert:
+    """The alert if the principal's agency may see it; 404 otherwise (never 403)."""
+    rules.require_alert_reader(principal)
+    query = visibility.visible_alerts(principal).where(Alert.id == alert_id)
+    alert = (await session.exec(query)).first()
+    if alert is None:
+        raise NotFound("No such alert.")
+    return alert
+
+
+@dataclass(frozen=True)
+class AlertFilters:
+    kind: AlertKind | None = None
+    status: AlertStatus | None = None
+    country: str | None = None
+    tlp: str | None = None
+    originator: uuid.UUID | None = None
+    tag: str | None = None
+    serial: str | None = None
+    q: str | None = None
+    occurred_since: datetime | None = None
+    occurred_until: datetime | None = None
+    updated_since: datetime | None = None
+
+
+async def list_alerts(
+    session: AsyncSession,
+    principal: Principal,
+    filters: AlertFilters,
+    *,
+    limit: int,
+    cursor: str | None = None,
+) -> tuple[Sequence[Alert], str | None]:
+    """Visible alerts matching the filters, newest first, one keyset page."""
+    rules.require_alert_reader(principal)
+    query = visibility.visible_alerts(principal)
+    f = filters
+    if f.kind:
+        query = query.where(Alert.kind == f.kind.value)
+    if f.status:
+        query = query.where(Alert.status == f.status.value)
+    if f.country:
+        query = query.where(Alert.country == f.country)
+    if f.tlp:
+        query = query.where(Alert.tlp == f.tlp)
+    if f.originator:
+        query = query.where(Alert.originator_agency_id == f.originator)
+    if f.tag:
+        query = query.where(sa.exists().where(AlertTag.alert_id == Alert.id, AlertTag.tag == f.tag))
+    if f.serial:
+        key = serial_key(f.serial, "present")
+        if key is None:
+            raise InvalidInput.on("query.serial", "no letters or digits to match")
+        query = query.where(
+            sa.exists().where(AlertItem.alert_id == Alert.id, AlertItem.serial_key == key)
+        )
+    if f.q:
+        query = query.where(search.matches(session.bind.dialect.name, f.q))
+    if f.occurred_since:
+        query = query.where(col(Alert.occurred_at) >= f.occurred_since)
+    if f.occurred_until:
+        query = query.where(col(Alert.occurred_at) < f.occurred_until)
+    if f.updated_since:
+        query = query.where(col(Alert.updated_at) >= f.updated_since)
+    if cursor:
+        at, row_id = decode_cursor(cursor)
+        query = query.where(sa.tuple_(Alert.sort_at, Alert.id) < sa.tuple_(at, row_id))
+    query = query.order_by(col(Alert.sort_at).desc(), col(Alert.id).desc()).limit(limit + 1)
+    rows = (await session.exec(query)).all()
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        return rows[:limit], encode_cursor(last.sort_at, last.id)
+    return rows, None
+
+
+async def read_models(
+    session: AsyncSession, principal: Principal, alerts: Sequence[Alert]
+) -> list[AlertRead]:
+    """Answer bodies for visible alerts, loading items and recipients in two queries each."""
+    content_ids = [a.id for a in alerts if visibility.sees_content(a, principal)]
+    items = await _items_by_alert(session, content_ids)
+    own_ids = [a.id for a in alerts if visibility.sees_recipient_lists(a, principal)]
+    agencies, groups = await _recipients_by_alert(session, own_ids)
+    out: list[AlertRead] = []
+    for alert in alerts:
+        base = {
+            "id": alert.id,
+            "kind": alert.kind,
+            "status": alert.status,
+            "version": alert.version,
+            "originator_agency_id": alert.originator_agency_id,
+            "addressed_to_agency_id": alert.addressed_to_agency_id,
+            "created_at": alert.created_at,
+            "updated_at": alert.updated_at,
+            "published_at": alert.published_at,
+            "withdrawn_at": alert.withdrawn_at,
+            "withdrawal_reason": alert.withdrawal_reason,
+        }
+        if not visibility.sees_content(alert, principal):
+            out.append(AlertRead(**base, tombstone=True))
+            continue
+        shows_lists = visibility.sees_recipient_lists(alert, principal)
+        handling = HandlingRead(
+            tlp=alert.tlp,
+            audience=alert.audience,
+            recipient_agencies=agencies.get(alert.id, []) if shows_lists else None,
+            recipient_groups=groups.get(alert.id, []) if shows_lists else None,
+            embargo_until=alert.embargo_until,
+            handling_codes=alert.handling_codes,
+        )
+        out.append(
+            AlertRead(
+                **base,
+                tombstone=False,
+                title=alert.title,
+                summary=alert.summary,
+                country=alert.country,
+                occurred_at=alert.occurred_at,
+                location=alert.location,
+                tags=alert.tags,
+                handling=handling,
+                details=alert.details,
+                items=[ItemRead.model_validate(i) for i in items.get(alert.id, [])],
+            )
+        )
+    return out
+
+
+async def _items_by_alert(
+    session: AsyncSession, alert_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[AlertItem]]:
+    if not alert_ids:
+        return {}
+    rows = await session.exec(
+        select(AlertItem)
+        .where(col(AlertItem.alert_id).in_(alert_ids))
+        .order_by(col(AlertItem.alert_id), col(AlertItem.position))
+    )
+    out: dict[uuid.UUID, list[AlertItem]] = {}
+    for item in rows.all():
+        out.setdefault(item.alert_id, []).append(item)
+    return out
+
+
+async def _recipients_by_alert(
+    session: AsyncSession, alert_ids: list[uuid.UUID]
+) -> tuple[dict[uuid.UUID, list[uuid.UUID]], dict[uuid.UUID, list[uuid.UUID]]]:
+    agencies: dict[uuid.UUID, list[uuid.UUID]] = {}
+    groups: dict[uuid.UUID, list[uuid.UUID]] = {}
+    if not alert_ids:
+        return agencies, groups
+    for row in (
+        await session.exec(
+            select(AlertRecipientAgency).where(col(AlertRecipientAgency.alert_id).in_(alert_ids))
+        )
+    ).all():
+        agencies.setdefault(row.alert_id, []).append(row.agency_id)
+    for row in (
+        await session.exec(
+            select(AlertRecipientGroup).where(col(AlertRecipientGroup.alert_id).in_(alert_ids))
+        )
+    ).all():
+        groups.setdefault(row.alert_id, []).append(row.group_id)
+    return agencies, groups
+
+
+async def facts_of(session: AsyncSession, alert: Alert) -> visibility.AlertFacts:
+    """The facts the sharing rule needs about a stored alert."""
+    agencies, groups = await _recipients_by_alert(session, [alert.id])
+    return visibility.AlertFacts(
+        originator=alert.originator_agency_id,
+        status=alert.status,
+        kind=alert.kind,
+        audience=alert.audience,
+        addressed_to=alert.addressed_to_agency_id,
+        recipient_agencies=frozenset(agencies.get(alert.id, [])),
+        recipient_groups=frozenset(groups.get(alert.id, [])),
+        embargo_until=alert.embargo_until,
+    )
+
+
+async def explain_access(
+    session: AsyncSession, principal: Principal, alert_id: uuid.UUID
+) -> AccessRead:
+    """Which rules let the caller's agency see the alert, and whether it may edit it."""
+    alert = await get_visible_alert(session, principal, alert_id)
+    facts = await facts_of(session, alert)
+    members = await sharing.live_group_members(session, facts.recipient_groups)
+    found = visibility.grants(
+        facts, principal.agency_id, agency_active=True, live_group_members=members
+    )
+    return AccessRead(
+        alert_id=alert.id,
+        agency_id=principal.agency_id,
+        reasons=[AccessReason(rule=g.rule, group_id=g.group_id) for g in found],  # type: ignore[arg-type]
+        can_edit=rules.can_edit(alert, principal),
+    )
+
+
+# --- writing ----------------------------------------------------------------------------
+
+
+async def create_alert(session: AsyncSession, principal: Principal, data: AlertCreate) -> Alert:
+    """Post an alert as a draft, or published at once."""
+    rules.require_alert_author(principal)
+    kind = AlertKind(data.kind)
+    addressed_to = await _addressee(session, principal, data.details)
+    handling = await sharing.resolve_handling(
+        session, principal, data.handling, kind=kind, addressed_to=addressed_to
+    )
+    now = utcnow()
+    alert = Alert(
+        kind=kind.value,
+        originator_agency_id=principal.agency_id,
+        created_by=principal.id,
+        created_by_kind=principal.kind,
+        status=AlertStatus.published if data.publish else AlertStatus.draft,
+        title=data.title,
+        summary=data.summary,
+        country=data.country,
+        occurred_at=data.occurred_at,
+        location=data.location.model_dump() if data.location else None,
+        tags=list(dict.fromkeys(data.tags)),
+        details=data.details.model_dump(mode="json"),
+        addressed_to_agency_id=addressed_to,
+        created_at=now,
+        updated_at=now,
+        sort_at=now,
+        published_at=now if data.publish else None,
+        tlp=handling.tlp.value,
+        audience=handling.audience.value,
+    )
+    _apply_handling_fields(alert, handling)
+    session.add(alert)
+    await session.flush()
+    await _write_children(session, alert, items=data.items, tags=alert.tags, handling=handling)
+    return alert
+
+
+async def update_alert(
+    session: AsyncSession,
+    principal: Principal,
+    alert_id: uuid.UUID,
+    data: AlertUpdate,
+    *,
+    if_match: str | None,
+) -> Alert:
+    """Change an alert; `If-Match` must carry its current version (412 when stale)."""
+    alert = await get_visible_alert(session, principal, alert_id)
+    rules.require_alert_editor(alert, principal)
+    _check_version(alert, if_match)
+    if alert.status == AlertStatus.withdrawn:
+        raise Conflict("A withdrawn alert cannot be changed.")
+    changes = data.model_dump(exclude_unset=True)
+    for field in ("title", "summary", "country", "tags", "items"):
+        if field in changes and changes[field] is None:
+            raise InvalidInput.on(f"body.{field}", "may not be null")
+    kind = AlertKind(alert.kind)
+    if "details" in changes:
+        details = _parse_details(kind, data.details)
+        alert.addressed_to_agency_id = await _addressee(session, principal, details)
+        alert.details = details.model_dump(mode="json")
+    for field in ("title", "summary", "country", "occurred_at"):
+        if field in changes:
+            setattr(alert, field, changes[field])
+    if "location" in changes:
+        alert.location = data.location.model_dump() if data.location else None
+    if data.tags is not None:
+        alert.tags = list(dict.fromkeys(data.tags))
+    handling: Handling | None = None
+    if "handling" in changes or "details" in changes:
+        current = data.handling or await _current_handling(session, alert)
+        handling = await sharing.resolve_handling(
+            session, principal, current, kind=kind, addressed_to=alert.addressed_to_agency_id
+        )
+        _apply_handling_fields(alert, handling)
+    await _bump(session, alert)
+    await _write_children(
+        session,
+        alert,
+        items=data.items,
+        tags=alert.tags if data.tags is not None else None,
+        handling=handling,
+        replace=True,
+    )
+    return alert
+
+
+async def publish_alert(session: AsyncSession, principal: Principal, alert_id: uuid.UUID) -> Alert:
+    """Publish a draft: from now on it reaches its audience."""
+    alert = await get_visible_alert(session, principal, alert_id)
+    rules.require_alert_editor(alert, principal)
+    if alert.status != AlertStatus.draft:
+        raise Conflict(f"Only a draft can be published; this alert is {alert.status}.")
+    # The policy may have changed since the draft was written: check the handling again.
+    await sharing.resolve_handling(
+        session,
+        principal,
+        await _current_handling(session, alert),
+        kind=AlertKind(alert.kind),
+        addressed_to=alert.addressed_to_agency_id,
+    )
+    now = utcnow()
+    alert.status = AlertStatus.published
+    alert.published_at = now
+    alert.sort_at = now
+    await _bump(session, alert)
+    return alert
+
+
+async def withdraw_alert(
+    session: AsyncSession, principal: Principal, alert_id: uuid.UUID, reason: str
+) -> Alert:
+    """Withdraw a published alert; its recipients keep a tombstone with the reason."""
+    alert = await get_visible_alert(session, principal, alert_id)
+    rules.require_alert_editor(alert, principal)
+    if alert.status != AlertStatus.published:
+        raise Conflict(f"Only a published alert can be withdrawn; this alert is {alert.status}.")
+    alert.status = AlertStatus.withdrawn
+    alert.withdrawn_at = utcnow()
+    alert.withdrawal_reason = reason
+    await _bump(session, alert)
+    return alert
+
+
+async def preview_audience(
+    session: AsyncSession, principal: Principal, data: AudiencePreviewRequest
+) -> AudiencePreview:
+    """Which agencies would see an alert with this handling, and why; nothing is stored."""
+    rules.require_alert_author(principal)
+    addressed_to = data.addressed_to if data.kind is AlertKind.trace_request else None
+    handling = await sharing.resolve_handling(
+        session, principal, data.handling, kind=data.kind, addressed_to=addressed_to
+    )
+    facts = visibility.AlertFacts(
+        originator=principal.agency_id,
+        status=AlertStatus.published.value,
+        kind=data.kind.value,
+        audience=handling.audience.value,
+        addressed_to=addressed_to,
+        recipient_agencies=frozenset(handling.recipient_agencies),
+        recipient_groups=frozenset(handling.recipient_groups),
+        embargo_until=handling.embargo_until,
+    )
+    hidden = await sharing.hidden_member_counts(session, principal, handling.recipient_groups)
+    agencies: list[AudienceAgency] = []
+    for agency, found in await sharing.audience_of(session, facts):
+        shown = [g for g in found if g.group_id not in hidden]
+        if shown:
+            agencies.append(
+                AudienceAgency(
+                    id=agency.id,
+                    name=agency.name,
+                    country=agency.country,
+                    reasons=[AccessReason(rule=g.rule, group_id=g.group_id) for g in shown],  # type: ignore[arg-type]
+                )
+            )
+    return AudiencePreview(
+        handling=HandlingRead(**handling.model_dump()),
+        agencies=agencies,
+        hidden_groups=[HiddenGroup(group_id=g, member_count=n) for g, n in hidden.items()],
+        embargoed_until=handling.embargo_until,
+    )
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+
+def etag(alert: Alert) -> str:
+    """The strong ETag of an alert's current version."""
+    return f'"{alert.version}"'
+
+
+def _check_version(alert: Alert, if_match: str | None) -> None:
+    if not if_match:
+        raise PreconditionRequired("Send `If-Match` with the version (ETag) you are changing.")
+    wanted = {v.strip().removeprefix("W/").strip('"') for v in if_match.split(",")}
+    if "*" not in wanted and str(alert.version) not in wanted:
+        raise PreconditionFailed(
+            f"The alert is at version {alert.version}; reload it and apply your change again."
+        )
+
+
+async def _bump(session: AsyncSession, alert: Alert) -> None:
+    alert.version += 1
+    alert.updated_at = utcnow()
+    session.add(alert)
+    await session.flush()
+
+
+def _parse_details(kind: AlertKind, raw: dict[str, object] | None) -> object:
+    try:
+        return DETAILS_BY_KIND[kind].model_validate(raw or {})
+    except ValidationError as exc:
+        raise InvalidInput(
+            "Invalid details for this kind of alert.",
+            errors=[
+                FieldError(
+                    field=".".join(["body", "details", *(str(p) for p in e["loc"])]),
+                    message=e["msg"],
+                    type=e["type"],
+                )
+                for e in exc.errors()
+            ],
+        ) from exc
+
+
+async def _addressee(
+    session: AsyncSession, principal: Principal, details: object
+) -> uuid.UUID | None:
+    if not isinstance(details, TraceRequestDetails):
+        return None
+    field = "body.details.addressed_to"
+    if details.addressed_to == principal.agency_id:
+        raise InvalidInput.on(field, "a trace request goes to another agency")
+    if await session.get(Agency, details.addressed_to) is None:
+        raise InvalidInput.on(field, f"no agency {details.addressed_to}")
+    return details.addressed_to
+
+
+def _apply_handling_fields(alert: Alert, handling: Handling) -> None:
+    alert.tlp = handling.tlp.value
+    alert.audience = handling.audience.value
+    alert.embargo_until = handling.embargo_until
+    alert.handling_codes = list(handling.handling_codes)
+
+
+async def _current_handling(session: AsyncSession, alert: Alert) -> Handling:
+    agencies, groups = await _recipients_by_alert(session, [alert.id])
+    return Handling(
+        tlp=alert.tlp,
+        audience=alert.audience,
+        recipient_agencies=agencies.get(alert.id, []),
+        recipient_groups=groups.get(alert.id, []),
+        embargo_until=alert.embargo_until,
+        handling_codes=alert.handling_codes,
+    )
+
+
+async def _write_children(
+    session: AsyncSession,
+    alert: Alert,
+    *,
+    items: list[ItemIn] | None,
+    tags: list[str] | None,
+    handling: Handling | None,
+    replace: bool = False,
+) -> None:
+    """Items, tags and recipients (each only when given), then the search text."""
+    if items is not None:
+        if replace:
+            await session.exec(delete(AlertItem).where(col(AlertItem.alert_id) == alert.id))
+        for position, item in enumerate(items):
+            session.add(_item_row(alert.id, position, item))
+    if tags is not None:
+        if replace:
+            await session.exec(delete(AlertTag).where(col(AlertTag.alert_id) == alert.id))
+        for tag in tags:
+            session.add(AlertTag(alert_id=alert.id, tag=tag))
+    if handling is not None:
+        if replace:
+            await session.exec(
+                delete(AlertRecipientAgency).where(col(AlertRecipientAgency.alert_id) == alert.id)
+            )
+            await session.exec(
+                delete(AlertRecipientGroup).where(col(AlertRecipientGroup.alert_id) == alert.id)
+            )
+        if handling.audience is Audience.recipients:
+            for agency_id in handling.recipient_agencies:
+                session.add(AlertRecipientAgency(alert_id=alert.id, agency_id=agency_id))
+            for group_id in handling.recipient_groups:
+                session.add(AlertRecipientGroup(alert_id=alert.id, group_id=group_id))
+    await session.flush()
+    current = (await _items_by_alert(session, [alert.id])).get(alert.id, [])
+    alert.search_text = _search_text(alert, current)
+    session.add(alert)
+    await session.flush()
+    await search.index_alert(session, alert)
+
+
+def _item_row(alert_id: uuid.UUID, position: int, item: ItemIn) -> AlertItem:
+    return AlertItem(
+        alert_id=alert_id,
+        position=position,
+        category=item.category.value,
+        make=item.make,
+        make_key=make_key(item.make),
+        model=item.model,
+        calibre=item.calibre,
+        type=item.type,
+        country_of_manufacture=item.country_of_manufacture,
+        year=item.year,
+        serial_raw=item.serial_raw,
+        serial_status=item.serial_status.value,
+        serial_key=serial_key(item.serial_raw, item.serial_status.value),
+        markings=[m.model_dump() for m in item.markings],
+        lot=item.lot,
+        quantity=item.quantity,
+        unit=item.unit.value,
+    )
+
+
+def _search_text(alert: Alert, items: list[AlertItem]) -> str:
+    parts: list[str | None] = [alert.title, alert.summary, " ".join(alert.tags)]
+    if alert.location:
+        parts.append(str(alert.location.get("text") or ""))
+    for item in items:
+        parts += [item.make, item.model, item.calibre, item.type, item.serial_raw, item.serial_key]
+        parts += [item.lot]
+        for marking in item.markings:
+            parts += [marking.get("text"), marking.get("transliteration")]
+    return search.search_document(*parts)

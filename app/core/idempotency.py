@@ -1,0 +1,103 @@
+"""`Idempotency-Key` on POST: a repeat gets the first answer and stores nothing new."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from fastapi import Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from sqlmodel import JSON, Column, Field, SQLModel, col, delete
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.core.errors import InvalidInput
+from app.core.principal import Principal
+from app.core.types import UTCDateTime, utcnow
+
+KEY_HEADER = "Idempotency-Key"
+RETENTION = timedelta(hours=24)
+MAX_KEY_LENGTH = 200
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """The first answer to a keyed POST, per principal and key, kept for a day."""
+
+    __tablename__ = "idempotency_record"
+
+    principal_id: uuid.UUID = Field(primary_key=True)
+    key: str = Field(primary_key=True, max_length=MAX_KEY_LENGTH)
+    fingerprint: str = Field(max_length=64)
+    status_code: int
+    body: Any = Field(sa_column=Column(JSON, nullable=True))
+    headers: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+
+
+async def idempotent(
+    session: AsyncSession,
+    principal: Principal,
+    request: Request,
+    key: str | None,
+    *,
+    status_code: int,
+    run: Callable[[], Awaitable[Any]],
+    headers_of: Callable[[Any], dict[str, str]] | None = None,
+) -> JSONResponse:
+    """Run `run()` once per (principal, key); replay its answer to any repeat."""
+    if key is not None and (not 0 < len(key) <= MAX_KEY_LENGTH or not key.isprintable()):
+        raise InvalidInput.on(f"header.{KEY_HEADER}", f"1 to {MAX_KEY_LENGTH} printable characters")
+    fingerprint = ""
+    if key is not None:
+        fingerprint = _fingerprint(request.method, request.url.path, await request.body())
+        stored = await session.get(IdempotencyRecord, (principal.id, key))
+        if stored is not None and stored.created_at > utcnow() - RETENTION:
+            if stored.fingerprint != fingerprint:
+                raise InvalidInput.on(
+                    f"header.{KEY_HEADER}",
+                    "this key was already used for a different request",
+                    "idempotency-key-reused",
+                )
+            return JSONResponse(
+                stored.body,
+                status_code=stored.status_code,
+                headers={**stored.headers, "Idempotent-Replayed": "true"},
+            )
+        if stored is not None:  # expired: the key may be used afresh
+            await session.delete(stored)
+            await session.flush()
+    result = await run()
+    body = jsonable_encoder(result)
+    headers = headers_of(result) if headers_of else {}
+    if key is not None:
+        session.add(
+            IdempotencyRecord(
+                principal_id=principal.id,
+                key=key,
+                fingerprint=fingerprint,
+                status_code=status_code,
+                body=body,
+                headers=headers,
+            )
+        )
+        await session.flush()
+    return JSONResponse(body, status_code=status_code, headers=headers)
+
+
+def _fingerprint(method: str, path: str, body: bytes) -> str:
+    digest = hashlib.sha256()
+    for part in (method.encode(), path.encode(), body):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()
+
+
+async def purge_idempotency_records(session: AsyncSession) -> int:
+    """Forget answers older than the retention period (a worker job)."""
+    result = await session.exec(
+        delete(IdempotencyRecord).where(col(IdempotencyRecord.created_at) < utcnow() - RETENTION)
+    )
+    return result.rowcount or 0

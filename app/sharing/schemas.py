@@ -1,0 +1,79 @@
+"""Request and answer bodies for sharing groups and sharing policies."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import Field, model_validator
+
+from app.alerts.models import AlertKind, Audience, Tlp
+from app.alerts.schemas import Handling
+from app.core.schemas import InputModel, OutputModel, text
+
+
+class SharingGroupCreate(InputModel):
+    name: text(200)
+    description: text(2000, min_length=0) = ""
+    hide_members: bool = Field(default=False, description="Show the member list to the owner only.")
+    owner_agency_id: uuid.UUID | None = Field(
+        default=None, description="Platform administrators only; default: your agency."
+    )
+    members: list[uuid.UUID] = Field(default_factory=list, max_length=500)
+
+
+class SharingGroupUpdate(InputModel):
+    name: text(200) | None = None
+    description: text(2000, min_length=0) | None = None
+    hide_members: bool | None = None
+
+
+class SharingGroupRead(OutputModel):
+    id: uuid.UUID
+    owner_agency_id: uuid.UUID
+    name: str
+    description: str
+    hide_members: bool
+    created_at: datetime
+    updated_at: datetime
+    member_count: int
+    members: list[uuid.UUID] | None = Field(
+        default=None, description="Null when the owner hides the members from you."
+    )
+
+
+class SharingGroupPage(OutputModel):
+    items: list[SharingGroupRead]
+    next_cursor: str | None = None
+
+
+class Ceiling(InputModel):
+    """The widest handling a post of this kind may have."""
+
+    widest_tlp: Tlp | None = Field(default=None, description="e.g. `amber`: no green or clear.")
+    widest_audience: Audience | None = None
+    allow_groups: bool = True
+    addressee_only: bool = Field(
+        default=False, description="Trace requests: never beyond the addressee."
+    )
+
+
+class KindPolicy(InputModel):
+    default: Handling | None = Field(default=None, description="Applied when a post omits it.")
+    ceiling: Ceiling | None = None
+
+
+class SharingPolicyBody(InputModel):
+    kinds: dict[AlertKind, KindPolicy] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _addressee_only_for_traces(self) -> SharingPolicyBody:
+        for kind, policy in self.kinds.items():
+            if policy.ceiling and policy.ceiling.addressee_only and kind != AlertKind.trace_request:
+                raise ValueError("addressee_only applies to trace_request only")
+        return self
+
+
+class SharingPolicyRead(SharingPolicyBody):
+    agency_id: uuid.UUID
+    updated_at: datetime | None = None

@@ -1,0 +1,405 @@
+"""Sharing groups, sharing policies, and resolving a handling block into facts and audiences."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+
+import sqlalchemy as sa
+from sqlmodel import col, func, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.agencies.models import Agency, AgencyStatus
+from app.alerts.models import AlertKind, Audience, Tlp
+from app.alerts.schemas import Handling
+from app.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from app.core.pagination import decode_cursor, encode_cursor
+from app.core.principal import Principal
+from app.core.types import utcnow
+from app.sharing import rights, rules
+from app.sharing.models import SharingGroup, SharingGroupMember, SharingPolicy
+from app.sharing.schemas import (
+    SharingGroupCreate,
+    SharingGroupRead,
+    SharingGroupUpdate,
+    SharingPolicyBody,
+    SharingPolicyRead,
+)
+from app.sharing.visibility import AlertFacts, Grant, grants
+
+# --- groups -----------------------------------------------------------------------------
+
+
+def _group_visible_filter(principal: Principal) -> sa.ColumnElement[bool]:
+    if principal.is_platform_admin:
+        return sa.true()
+    member = sa.exists().where(
+        SharingGroupMember.group_id == SharingGroup.id,
+        SharingGroupMember.agency_id == principal.agency_id,
+    )
+    return sa.or_(SharingGroup.owner_agency_id == principal.agency_id, member)
+
+
+def _require_group_manager(principal: Principal, group: SharingGroup) -> None:
+    if principal.kind != "user" or not principal.is_admin:
+        raise Forbidden("Only an agency administrator may manage sharing groups.")
+    if not principal.is_platform_admin and group.owner_agency_id != principal.agency_id:
+        raise Forbidden("Only the owning agency's administrators may manage this group.")
+
+
+async def _members(session: AsyncSession, group_id: uuid.UUID) -> list[uuid.UUID]:
+    rows = await session.exec(
+        select(SharingGroupMember.agency_id)
+        .where(SharingGroupMember.group_id == group_id)
+        .order_by(col(SharingGroupMember.added_at), col(SharingGroupMember.agency_id))
+    )
+    return list(rows.all())
+
+
+async def group_read(
+    session: AsyncSession, principal: Principal, group: SharingGroup
+) -> SharingGroupRead:
+    """The group as the principal may see it (members hidden unless owner, if asked)."""
+    members = await _members(session, group.id)
+    shows = (
+        not group.hide_members
+        or group.owner_agency_id == principal.agency_id
+        or principal.is_platform_admin
+    )
+    return SharingGroupRead(
+        id=group.id,
+        owner_agency_id=group.owner_agency_id,
+        name=group.name,
+        description=group.description,
+        hide_members=group.hide_members,
+        created_at=group.created_at,
+        updated_at=group.updated_at,
+        member_count=len(members),
+        members=members if shows else None,
+    )
+
+
+async def get_group(
+    session: AsyncSession, principal: Principal, group_id: uuid.UUID
+) -> SharingGroup:
+    """A live group the principal's agency owns or belongs to, or 404."""
+    query = select(SharingGroup).where(
+        SharingGroup.id == group_id,
+        col(SharingGroup.deleted_at).is_(None),
+        _group_visible_filter(principal),
+    )
+    group = (await session.exec(query)).first()
+    if group is None:
+        raise NotFound("No such sharing group.")
+    return group
+
+
+async def _require_agencies(session: AsyncSession, ids: Iterable[uuid.UUID], field: str) -> None:
+    wanted = list(ids)
+    if not wanted:
+        return
+    found = set((await session.exec(select(Agency.id).where(col(Agency.id).in_(wanted)))).all())
+    for index, agency_id in enumerate(wanted):
+        if agency_id not in found:
+            raise InvalidInput.on(f"{field}.{index}", f"no agency {agency_id}")
+
+
+async def create_group(
+    session: AsyncSession, principal: Principal, data: SharingGroupCreate
+) -> SharingGroup:
+    """Create a group owned by the principal's agency (or, for operators, the named one)."""
+    owner = data.owner_agency_id or principal.agency_id
+    if owner != principal.agency_id:
+        rights.require_platform_admin(principal)
+    rights.require_agency_manager(principal, owner)
+    await _require_agencies(session, [owner], "body.owner_agency_id")
+    await _require_agencies(session, data.members, "body.members")
+    group = SharingGroup(
+        owner_agency_id=owner,
+        name=data.name,
+        description=data.description,
+        hide_members=data.hide_members,
+    )
+    session.add(group)
+    await session.flush()
+    for agency_id in dict.fromkeys([owner, *data.members]):
+        session.add(SharingGroupMember(group_id=group.id, agency_id=agency_id))
+    await session.flush()
+    return group
+
+
+async def list_groups(
+    session: AsyncSession, principal: Principal, *, limit: int, cursor: str | None
+) -> tuple[Sequence[SharingGroup], str | None]:
+    """Live groups the principal's agency owns or belongs to (operators: all)."""
+    query = select(SharingGroup).where(
+        col(SharingGroup.deleted_at).is_(None), _group_visible_filter(principal)
+    )
+    if cursor:
+        at, row_id = decode_cursor(cursor)
+        query = query.where(
+            sa.tuple_(SharingGroup.created_at, SharingGroup.id) > sa.tuple_(at, row_id)
+        )
+    rows = (
+        await session.exec(
+            query.order_by(col(SharingGroup.created_at), col(SharingGroup.id)).limit(limit + 1)
+        )
+    ).all()
+    if len(rows) > limit:
+        return rows[:limit], encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id)
+    return rows, None
+
+
+async def update_group(
+    session: AsyncSession, principal: Principal, group_id: uuid.UUID, data: SharingGroupUpdate
+) -> SharingGroup:
+    """Rename a group, change its description or whether members are hidden."""
+    group = await get_group(session, principal, group_id)
+    _require_group_manager(principal, group)
+    for field, value in data.model_dump(exclude_unset=True).items():
+        if value is None:
+            raise InvalidInput.on(f"body.{field}", "may not be null")
+        setattr(group, field, value)
+    group.updated_at = utcnow()
+    session.add(group)
+    await session.flush()
+    return group
+
+
+async def delete_group(session: AsyncSession, principal: Principal, group_id: uuid.UUID) -> None:
+    """Retire a group: alerts addressed to it are no longer readable through it."""
+    group = await get_group(session, principal, group_id)
+    _require_group_manager(principal, group)
+    group.deleted_at = utcnow()
+    session.add(group)
+    await session.flush()
+
+
+async def add_member(
+    session: AsyncSession, principal: Principal, group_id: uuid.UUID, agency_id: uuid.UUID
+) -> SharingGroup:
+    """Add an agency to a group (idempotent)."""
+    group = await get_group(session, principal, group_id)
+    _require_group_manager(principal, group)
+    if await session.get(Agency, agency_id) is None:
+        raise NotFound("No such agency.")
+    if await session.get(SharingGroupMember, (group_id, agency_id)) is None:
+        session.add(SharingGroupMember(group_id=group_id, agency_id=agency_id))
+        group.updated_at = utcnow()
+        session.add(group)
+        await session.flush()
+    return group
+
+
+async def remove_member(
+    session: AsyncSession, principal: Principal, group_id: uuid.UUID, agency_id: uuid.UUID
+) -> SharingGroup:
+    """Remove an agency from a group: it loses access to the group's alerts at once."""
+    group = await get_group(session, principal, group_id)
+    _require_group_manager(principal, group)
+    if agency_id == group.owner_agency_id:
+        raise Conflict("The owning agency cannot leave its own group.")
+    member = await session.get(SharingGroupMember, (group_id, agency_id))
+    if member is None:
+        raise NotFound("That agency is not a member of the group.")
+    await session.delete(member)
+    group.updated_at = utcnow()
+    session.add(group)
+    await session.flush()
+    return group
+
+
+async def live_group_members(
+    session: AsyncSession, group_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, frozenset[uuid.UUID]]:
+    """Current members of each live group among `group_ids`."""
+    ids = list(set(group_ids))
+    if not ids:
+        return {}
+    rows = await session.exec(
+        select(SharingGroupMember.group_id, SharingGroupMember.agency_id)
+        .join(SharingGroup, col(SharingGroup.id) == col(SharingGroupMember.group_id))
+        .where(col(SharingGroupMember.group_id).in_(ids), col(SharingGroup.deleted_at).is_(None))
+    )
+    members: dict[uuid.UUID, set[uuid.UUID]] = {}
+    for group_id, agency_id in rows.all():
+        members.setdefault(group_id, set()).add(agency_id)
+    return {g: frozenset(m) for g, m in members.items()}
+
+
+# --- policies ---------------------------------------------------------------------------
+
+
+def _require_policy_reader(principal: Principal, agency_id: uuid.UUID) -> None:
+    if principal.agency_id != agency_id and not principal.is_platform_admin:
+        raise NotFound("No such agency.")
+
+
+async def get_policy(
+    session: AsyncSession, principal: Principal, agency_id: uuid.UUID
+) -> SharingPolicyRead:
+    """An agency's policy; its own principals read it, operators read all."""
+    _require_policy_reader(principal, agency_id)
+    if await session.get(Agency, agency_id) is None:
+        raise NotFound("No such agency.")
+    row = await session.get(SharingPolicy, agency_id)
+    body = SharingPolicyBody.model_validate(row.rules) if row else SharingPolicyBody()
+    return SharingPolicyRead(
+        agency_id=agency_id, kinds=body.kinds, updated_at=row.updated_at if row else None
+    )
+
+
+async def put_policy(
+    session: AsyncSession, principal: Principal, agency_id: uuid.UUID, data: SharingPolicyBody
+) -> SharingPolicyRead:
+    """Replace an agency's policy; each default must itself obey the rules and its ceiling."""
+    rights.require_agency_manager(principal, agency_id)
+    if await session.get(Agency, agency_id) is None:
+        raise NotFound("No such agency.")
+    for kind, policy in data.kinds.items():
+        if policy.default is None:
+            continue
+        field = f"body.kinds.{kind.value}.default"
+        await validate_handling(
+            session,
+            principal,
+            policy.default,
+            kind=kind,
+            addressed_to=None,
+            ceiling=policy.ceiling.model_dump() if policy.ceiling else None,
+            field=field,
+        )
+    row = await session.get(SharingPolicy, agency_id) or SharingPolicy(agency_id=agency_id)
+    row.rules = data.model_dump(mode="json")
+    row.updated_at = utcnow()
+    row.updated_by = principal.id
+    session.add(row)
+    await session.flush()
+    return SharingPolicyRead(agency_id=agency_id, kinds=data.kinds, updated_at=row.updated_at)
+
+
+async def policy_for(
+    session: AsyncSession, agency_id: uuid.UUID, kind: AlertKind
+) -> tuple[Handling | None, dict[str, object] | None]:
+    """(default handling, ceiling) of an agency for one kind."""
+    row = await session.get(SharingPolicy, agency_id)
+    if row is None:
+        return None, None
+    body = SharingPolicyBody.model_validate(row.rules)
+    policy = body.kinds.get(kind)
+    if policy is None:
+        return None, None
+    return policy.default, policy.ceiling.model_dump() if policy.ceiling else None
+
+
+# The handling applied when neither the post nor the policy gives one: the narrowest.
+FALLBACK_HANDLING = Handling(tlp=Tlp.amber, audience=Audience.originator)
+TRACE_FALLBACK_HANDLING = Handling(tlp=Tlp.amber, audience=Audience.recipients)
+
+
+async def resolve_handling(
+    session: AsyncSession,
+    principal: Principal,
+    given: Handling | None,
+    *,
+    kind: AlertKind,
+    addressed_to: uuid.UUID | None,
+    field: str = "body.handling",
+) -> Handling:
+    """The handling block to store: the given one or the policy default, checked in full."""
+    default, ceiling = await policy_for(session, principal.agency_id, kind)
+    fallback = TRACE_FALLBACK_HANDLING if kind is AlertKind.trace_request else FALLBACK_HANDLING
+    handling = given or default or fallback
+    await validate_handling(
+        session,
+        principal,
+        handling,
+        kind=kind,
+        addressed_to=addressed_to,
+        ceiling=ceiling,
+        field=field,
+    )
+    return handling
+
+
+async def validate_handling(
+    session: AsyncSession,
+    principal: Principal,
+    handling: Handling,
+    *,
+    kind: AlertKind,
+    addressed_to: uuid.UUID | None,
+    ceiling: dict[str, object] | None,
+    field: str,
+) -> None:
+    """TLP rules, policy ceiling, and that every named agency and group exists for us."""
+    facts = rules.HandlingFacts(
+        tlp=handling.tlp,
+        audience=handling.audience,
+        recipient_agencies=tuple(handling.recipient_agencies),
+        recipient_groups=tuple(handling.recipient_groups),
+    )
+    for name, values in (
+        ("recipient_agencies", handling.recipient_agencies),
+        ("recipient_groups", handling.recipient_groups),
+    ):
+        if twice := rules.duplicates(values):
+            raise InvalidInput.on(f"{field}.{name}", f"{twice[0]} is named twice")
+    rules.check_tlp_rules(facts, kind=kind, field=field)
+    rules.check_ceiling(facts, ceiling, kind=kind, addressed_to=addressed_to, field=field)
+    await _require_agencies(session, handling.recipient_agencies, f"{field}.recipient_agencies")
+    if handling.recipient_groups:
+        query = select(SharingGroup.id).where(
+            col(SharingGroup.id).in_(handling.recipient_groups),
+            col(SharingGroup.deleted_at).is_(None),
+            _group_visible_filter(principal),
+        )
+        usable = set((await session.exec(query)).all())
+        for index, group_id in enumerate(handling.recipient_groups):
+            if group_id not in usable:
+                raise InvalidInput.on(
+                    f"{field}.recipient_groups.{index}", f"no sharing group {group_id} for you"
+                )
+
+
+# --- audiences --------------------------------------------------------------------------
+
+
+async def audience_of(session: AsyncSession, facts: AlertFacts) -> list[tuple[Agency, list[Grant]]]:
+    """Every agency that may see an alert with these facts, with the rules that let it."""
+    members = await live_group_members(session, facts.recipient_groups)
+    agencies = (await session.exec(select(Agency).order_by(col(Agency.name)))).all()
+    out: list[tuple[Agency, list[Grant]]] = []
+    for agency in agencies:
+        found = grants(
+            facts,
+            agency.id,
+            agency_active=agency.status == AgencyStatus.active,
+            live_group_members=members,
+            now=facts.embargo_until,  # preview as of when the embargo ends
+        )
+        if found:
+            out.append((agency, found))
+    return out
+
+
+async def hidden_member_counts(
+    session: AsyncSession, principal: Principal, group_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    """Groups among `group_ids` whose members are hidden from the principal, with their size."""
+    ids = list(group_ids)
+    if not ids:
+        return {}
+    query = (
+        select(SharingGroup.id, func.count(col(SharingGroupMember.agency_id)))
+        .join(SharingGroupMember, col(SharingGroupMember.group_id) == col(SharingGroup.id))
+        .where(
+            col(SharingGroup.id).in_(ids),
+            col(SharingGroup.hide_members).is_(True),
+            SharingGroup.owner_agency_id != principal.agency_id,
+        )
+        .group_by(col(SharingGroup.id))
+    )
+    if principal.is_platform_admin:
+        return {}
+    return dict((await session.exec(query)).all())

@@ -1,0 +1,162 @@
+"""THE visibility rule of DESIGN §4, twice: as one SQL filter and as a Python predicate.
+
+Agency A may see alert x when A originated x (drafts included), or, once x is published
+(or withdrawn, as a tombstone) and its embargo has passed, when x is a trace request
+addressed to A, or x is addressed to recipients and A is named or is a current member
+of a named live group, or x is addressed to the community and A is active.
+
+Every alert query starts from `visible_alerts()`; deliveries use `can_see()`.
+A property test keeps the two equal.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import col, select
+from sqlmodel.sql.expression import SelectOfScalar
+
+from app.agencies.models import Agency, AgencyStatus
+from app.alerts.models import (
+    Alert,
+    AlertKind,
+    AlertRecipientAgency,
+    AlertRecipientGroup,
+    AlertStatus,
+    Audience,
+)
+from app.core.principal import Principal
+from app.core.types import utcnow
+from app.sharing.models import SharingGroup, SharingGroupMember
+
+RELEASED = (AlertStatus.published.value, AlertStatus.withdrawn.value)
+
+
+@dataclass(frozen=True)
+class AlertFacts:
+    """What the rule needs to know about one alert."""
+
+    originator: uuid.UUID
+    status: str
+    kind: str
+    audience: str
+    addressed_to: uuid.UUID | None
+    recipient_agencies: frozenset[uuid.UUID]
+    recipient_groups: frozenset[uuid.UUID]
+    embargo_until: datetime | None
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One reason an agency may see an alert."""
+
+    rule: str  # originator | addressee | recipient_agency | group_member | community
+    group_id: uuid.UUID | None = None
+
+
+def grants(
+    alert: AlertFacts,
+    agency_id: uuid.UUID,
+    *,
+    agency_active: bool,
+    live_group_members: Mapping[uuid.UUID, frozenset[uuid.UUID]],
+    now: datetime | None = None,
+) -> list[Grant]:
+    """Every rule that lets `agency_id` see `alert` (empty: it may not).
+
+    `live_group_members` maps each live (not deleted) group to its current members;
+    groups missing from it grant nothing.
+    """
+    if alert.originator == agency_id:
+        return [Grant("originator")]
+    if alert.status not in RELEASED:
+        return []
+    now = now or utcnow()
+    if alert.embargo_until is not None and alert.embargo_until > now:
+        return []
+    found: list[Grant] = []
+    if alert.kind == AlertKind.trace_request and alert.addressed_to == agency_id:
+        found.append(Grant("addressee"))
+    if alert.audience == Audience.recipients:
+        if agency_id in alert.recipient_agencies:
+            found.append(Grant("recipient_agency"))
+        for group_id in sorted(alert.recipient_groups):
+            if agency_id in live_group_members.get(group_id, frozenset()):
+                found.append(Grant("group_member", group_id))
+    if alert.audience == Audience.community and agency_active:
+        found.append(Grant("community"))
+    return found
+
+
+def can_see(
+    alert: AlertFacts,
+    agency_id: uuid.UUID,
+    *,
+    agency_active: bool,
+    live_group_members: Mapping[uuid.UUID, frozenset[uuid.UUID]],
+    now: datetime | None = None,
+) -> bool:
+    """The predicate form of the rule (deliveries, previews, explanations)."""
+    return bool(
+        grants(
+            alert,
+            agency_id,
+            agency_active=agency_active,
+            live_group_members=live_group_members,
+            now=now,
+        )
+    )
+
+
+def visible_filter(agency_id: uuid.UUID, now: datetime | None = None) -> ColumnElement[bool]:
+    """The SQL form of the rule: a WHERE clause over `alert` for agency `agency_id`."""
+    now = now or utcnow()
+    named = sa.exists().where(
+        AlertRecipientAgency.alert_id == Alert.id, AlertRecipientAgency.agency_id == agency_id
+    )
+    via_group = sa.exists().where(
+        AlertRecipientGroup.alert_id == Alert.id,
+        SharingGroupMember.group_id == AlertRecipientGroup.group_id,
+        SharingGroupMember.agency_id == agency_id,
+        SharingGroup.id == AlertRecipientGroup.group_id,
+        col(SharingGroup.deleted_at).is_(None),
+    )
+    agency_active = sa.exists().where(
+        Agency.id == agency_id, Agency.status == AgencyStatus.active.value
+    )
+    released = sa.and_(
+        col(Alert.status).in_(RELEASED),
+        sa.or_(col(Alert.embargo_until).is_(None), col(Alert.embargo_until) <= now),
+        sa.or_(
+            sa.and_(
+                Alert.kind == AlertKind.trace_request.value,
+                Alert.addressed_to_agency_id == agency_id,
+            ),
+            sa.and_(Alert.audience == Audience.recipients.value, sa.or_(named, via_group)),
+            sa.and_(Alert.audience == Audience.community.value, agency_active),
+        ),
+    )
+    return sa.or_(Alert.originator_agency_id == agency_id, released)
+
+
+def visible_alerts(principal: Principal, now: datetime | None = None) -> SelectOfScalar[Alert]:
+    """`SELECT alert … WHERE <visible to the principal's agency>`: every alert query's start."""
+    return select(Alert).where(visible_filter(principal.agency_id, now))
+
+
+def sees_content(alert: Alert, principal: Principal) -> bool:
+    """A visible alert's content, or only its tombstone once withdrawn (originator: always)."""
+    return (
+        alert.originator_agency_id == principal.agency_id
+        or alert.status != AlertStatus.withdrawn.value
+    )
+
+
+def sees_recipient_lists(alert: Alert, principal: Principal) -> bool:
+    """Only the originator sees whom an alert was addressed to."""
+    return alert.originator_agency_id == principal.agency_id
