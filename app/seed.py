@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
+from pydantic import TypeAdapter
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.agencies.models import Agency, AgencyStatus, AgencyType, ApiClient, User
 from app.agencies.service import CLIENT_SECRET_PREFIX
+from app.alerts.schemas import AlertCreate
 from app.core.config import Settings
 from app.core.db import Database
-from app.core.principal import Role, Scope
+from app.core.principal import ROLE_SCOPES, Principal, Role, Scope
 from app.core.security import PasswordHashing, digest_secret, new_secret
 from app.core.types import utcnow
+from app.sharing.models import SharingGroup
 
 OPERATOR_AGENCY = "Tracewire Operations"
 DEMO_PASSWORD = "tracewire-demo-2026"  # noqa: S105 - printed by `tracewire demo` on purpose
@@ -135,6 +140,7 @@ async def seed_demo(settings: Settings) -> DemoReport:
                     await _user(session, hashing, agency, email, role, label, DEMO_PASSWORD)
                     listed.append((email, role.value))
             assert first is not None
+            await _demo_alerts(session)
             report.client_agency = first.name
             client, secret = await _demo_client(session, first)
             report.client_id, report.client_secret = str(client.id), secret
@@ -161,3 +167,211 @@ async def _demo_client(session: AsyncSession, agency: Agency) -> tuple[ApiClient
     session.add(client)
     await session.flush()
     return client, secret
+
+
+def _focal(agencies: dict[str, Agency], users: dict[str, User], prefix: str) -> Principal:
+    user = users[prefix]
+    return Principal(
+        kind="user",
+        id=user.id,
+        agency_id=agencies[prefix].id,
+        role=Role.focal_point,
+        scopes=ROLE_SCOPES[Role.focal_point],
+        name=user.email,
+        token_id="demo-seed",  # noqa: S106 - not a token: marks seeded rows
+    )
+
+
+async def _demo_alerts(session: AsyncSession) -> None:
+    """Alerts of all three kinds under varied handling, posted through the alert service."""
+    from app.alerts import service as alerts
+    from app.alerts.models import Alert
+    from app.sharing import service as sharing
+    from app.sharing.schemas import SharingGroupCreate
+
+    agencies: dict[str, Agency] = {}
+    users: dict[str, User] = {}
+    for name, *_rest, prefix in DEMO_AGENCIES:
+        agencies[prefix] = (await session.exec(select(Agency).where(Agency.name == name))).one()
+        email = f"{DEMO_MAILBOX[Role.focal_point]}@{prefix}.{DEMO_DOMAIN}"
+        users[prefix] = (await session.exec(select(User).where(User.email == email))).one()
+    done = set((await session.exec(select(Alert.title))).all())
+    ids = {p: str(a.id) for p, a in agencies.items()}
+
+    admin = dataclasses.replace(_focal(agencies, users, "co"), role=Role.agency_admin)
+    group_name = "Andean-European firearms desk (demo)"
+    group = (
+        await session.exec(select(SharingGroup).where(SharingGroup.name == group_name))
+    ).first()
+    if group is None:
+        group = await sharing.create_group(
+            session,
+            admin,
+            SharingGroupCreate(name=group_name, members=[agencies["de"].id, agencies["ph"].id]),
+        )
+
+    for prefix, body in _demo_alert_bodies(ids, str(group.id)):
+        if body["title"] in done:
+            continue
+        data = TypeAdapter(AlertCreate).validate_python(body)
+        await alerts.create_alert(session, _focal(agencies, users, prefix), data)
+
+
+def _demo_alert_bodies(ids: dict[str, str], group_id: str) -> list[tuple[str, dict[str, Any]]]:
+    akm = {
+        "category": "small_arm",
+        "make": "Kalashnikov Concern",
+        "model": "AKM",
+        "calibre": "7.62x39mm",
+        "type": "assault rifle",
+        "country_of_manufacture": "RU",
+        "serial_raw": "\u0410\u041a 47-1234",  # Cyrillic A and K, as stamped
+        "markings": [{"text": "\u0410\u041a", "script": "Cyrl", "transliteration": "AK"}],
+    }
+    return [
+        (
+            "ke",
+            {
+                "kind": "seized_weapon",
+                "publish": True,
+                "title": "Two rifles seized at the Busia border crossing",
+                "summary": "Concealed in a lorry carrying maize; driver arrested.",
+                "country": "KE",
+                "occurred_at": "2026-11-20T08:30:00Z",
+                "location": {"text": "Busia one-stop border post", "lat": 0.4608, "lon": 34.1115},
+                "tags": ["border", "rifles"],
+                "items": [
+                    akm,
+                    {
+                        "category": "small_arm",
+                        "make": "Zastava",
+                        "model": "M70",
+                        "calibre": "7.62x39mm",
+                        "serial_raw": "M70-99812",
+                    },
+                ],
+                "details": {
+                    "seizure_place": "Busia",
+                    "illicit_basis": ["illegal_under_national_law"],
+                },
+                "handling": {"tlp": "green", "audience": "community"},
+            },
+        ),
+        (
+            "co",
+            {
+                "kind": "seized_weapon",
+                "publish": True,
+                "title": "Pistols with obliterated serials recovered in Cali",
+                "summary": "Four pistols, serials ground off; sent for restoration.",
+                "country": "CO",
+                "occurred_at": "2026-10-02T17:00:00Z",
+                "tags": ["obliterated"],
+                "items": [
+                    {
+                        "category": "small_arm",
+                        "make": "Glock",
+                        "model": "17",
+                        "calibre": "9mm",
+                        "serial_status": "obliterated",
+                        "quantity": 4,
+                    }
+                ],
+                "handling": {
+                    "tlp": "amber",
+                    "audience": "recipients",
+                    "recipient_groups": [group_id],
+                },
+            },
+        ),
+        (
+            "ke",
+            {
+                "kind": "trace_request",
+                "publish": True,
+                "title": "Trace request: AKM rifle from the Busia seizure",
+                "country": "KE",
+                "items": [akm],
+                "details": {
+                    "addressed_to": ids["de"],
+                    "priority": "routine",
+                    "circumstances": "Seized from a lorry at the Busia border post.",
+                    "illicit_reason": "Unlicensed possession; no import record.",
+                    "intended_use": "Criminal investigation and prosecution.",
+                },
+                "handling": {"tlp": "amber", "audience": "recipients"},
+            },
+        ),
+        (
+            "ph",
+            {
+                "kind": "suspicious_procurement",
+                "publish": True,
+                "title": "Attempted purchase of drone flight controllers by a shell company",
+                "summary": "Order for 40 flight controllers, cash payment offered, vague end use.",
+                "country": "PH",
+                "tags": ["uas"],
+                "items": [
+                    {
+                        "category": "uas_component",
+                        "make": "Generic",
+                        "model": "F7 flight controller",
+                        "quantity": 40,
+                    }
+                ],
+                "details": {
+                    "state": "attempted",
+                    "parties": [
+                        {"role": "buyer", "name": "Blue Harbour Trading Ltd", "country": "PH"},
+                        {"role": "forwarder", "name": "Swift Cargo Services", "country": "MY"},
+                    ],
+                    "goods": [
+                        {
+                            "description": "Drone flight controllers",
+                            "hs_code": "8807.30",
+                            "quantity": 40,
+                            "unit": "pieces",
+                        }
+                    ],
+                    "indicators": [
+                        "cash payment",
+                        "end use unclear",
+                        "freight forwarder as consignee",
+                    ],
+                },
+                "handling": {
+                    "tlp": "red",
+                    "audience": "recipients",
+                    "recipient_agencies": [ids["jo"], ids["intl"]],
+                },
+            },
+        ),
+        (
+            "intl",
+            {
+                "kind": "suspicious_procurement",
+                "publish": True,
+                "title": "Advisory: detonator orders routed through transit hubs",
+                "summary": "Pattern of small detonator orders split across several buyers.",
+                "country": "AE",
+                "tags": ["ied", "advisory"],
+                "details": {"state": "enquiry", "indicators": ["split orders", "unusual route"]},
+                "handling": {"tlp": "clear", "audience": "community"},
+            },
+        ),
+        (
+            "de",
+            {
+                "kind": "seized_weapon",
+                "publish": False,
+                "title": "Draft: parcel with pistol parts intercepted in Leipzig",
+                "country": "DE",
+                "items": [{"category": "weapon_part", "make": "Glock", "type": "slide"}],
+                "handling": {
+                    "tlp": "amber",
+                    "audience": "recipients",
+                    "recipient_agencies": [ids["co"]],
+                },
+            },
+        ),
+    ]
