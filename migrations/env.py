@@ -7,7 +7,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from app.core.migrate import include_object
-from app.core.types import UTCDateTime
+from app.core.types import UTCDateTime, UuidList
 from app.models import metadata
 
 config = context.config
@@ -17,6 +17,9 @@ def _render_item(type_, obj, autogen_context):
     if type_ == "type" and isinstance(obj, UTCDateTime):
         autogen_context.imports.add("import app.core.types")
         return "app.core.types.UTCDateTime()"
+    if type_ == "type" and isinstance(obj, UuidList):
+        autogen_context.imports.add("import app.core.types")
+        return "app.core.types.UuidList()"
     return False
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
 
 from app.agencies import service
 from app.agencies.models import AgencyStatus
@@ -27,6 +28,7 @@ from app.agencies.schemas import (
 from app.auth.deps import CurrentPrincipal, HashingDep
 from app.core.db import SessionDep
 from app.core.errors import problem_responses
+from app.core.idempotency import IdempotencyKey, idempotent
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.core.schemas import AgencyCountryCode
 
@@ -63,11 +65,18 @@ async def read_me(session: SessionDep, principal: CurrentPrincipal) -> MeRead:
     responses=WRITE_ERRORS,
 )
 async def create_agency(
-    data: AgencyCreate, session: SessionDep, principal: CurrentPrincipal
-) -> AgencyRead:
+    data: AgencyCreate,
+    request: Request,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
     """Register an agency (platform administrators)."""
-    agency = await service.create_agency(session, principal, data)
-    return AgencyRead.model_validate(agency)
+
+    async def run() -> AgencyRead:
+        return AgencyRead.model_validate(await service.create_agency(session, principal, data))
+
+    return await idempotent(session, principal, request, idempotency_key, status_code=201, run=run)
 
 
 @router.get("/agencies", response_model=AgencyPage, tags=["agencies"], responses=READ_ERRORS)
@@ -123,10 +132,16 @@ async def create_user(
     session: SessionDep,
     principal: CurrentPrincipal,
     hashing: HashingDep,
-) -> UserRead:
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
     """Add a user to the agency."""
-    user = await service.create_user(session, principal, agency_id, data, hashing=hashing)
-    return UserRead.model_validate(user)
+
+    async def run() -> UserRead:
+        user = await service.create_user(session, principal, agency_id, data, hashing=hashing)
+        return UserRead.model_validate(user)
+
+    return await idempotent(session, principal, request, idempotency_key, status_code=201, run=run)
 
 
 @router.get(

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import JSON, Column, Field, SQLModel
 
-from app.core.types import UTCDateTime, new_id, utcnow
+from app.core.types import UTCDateTime, UuidList, new_id, utcnow
 
 
 class AlertKind(StrEnum):
@@ -85,6 +85,13 @@ class Alert(SQLModel, table=True):
         default=None, foreign_key="agency.id", ondelete="RESTRICT"
     )
 
+    # Who is named when audience = recipients: agency ids and group ids, kept by the alert
+    # service with the recipient tables. On PostgreSQL the sharing filter tests it with one
+    # array overlap per row instead of two sub-queries (see app/sharing/visibility.py).
+    reader_keys: list[uuid.UUID] = Field(
+        default_factory=list, sa_column=Column(UuidList, nullable=False)
+    )
+
     # Everything a text search looks at (title, summary, item fields), kept by the service.
     search_text: str = Field(default="", sa_type=sa.Text)
 
@@ -107,7 +114,7 @@ class AlertItem(SQLModel, table=True):
     position: int = 0
     category: str = Field(max_length=30)
     make: str | None = Field(default=None, max_length=100)
-    make_key: str | None = Field(default=None, max_length=100)
+    make_key: str | None = Field(default=None, max_length=255)
     model: str | None = Field(default=None, max_length=100)
     calibre: str | None = Field(default=None, max_length=50)
     type: str | None = Field(default=None, max_length=100)
@@ -115,7 +122,7 @@ class AlertItem(SQLModel, table=True):
     year: int | None = None
     serial_raw: str | None = Field(default=None, max_length=100)
     serial_status: str = Field(default="present", max_length=30)
-    serial_key: str | None = Field(default=None, max_length=100)
+    serial_key: str | None = Field(default=None, max_length=255)
     markings: list[dict[str, Any]] = Field(
         default_factory=list, sa_column=Column(JSON, nullable=False)
     )

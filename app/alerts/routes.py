@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Header, Query, Request, Response
@@ -26,17 +25,13 @@ from app.alerts.schemas import (
 from app.auth.deps import CurrentPrincipal
 from app.core.db import SessionDep
 from app.core.errors import problem_responses
-from app.core.idempotency import KEY_HEADER, idempotent
+from app.core.idempotency import IdempotencyKey, idempotent
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.core.principal import Principal
 from app.core.schemas import CountryCode
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
-IdempotencyKey = Annotated[
-    str | None,
-    Header(alias=KEY_HEADER, description="Repeat a POST safely: the first answer is replayed."),
-]
 READ_ERRORS = problem_responses(401, 403, 404, 422)
 WRITE_ERRORS = problem_responses(401, 403, 404, 409, 422)
 
@@ -202,6 +197,3 @@ async def withdraw_alert(
     return await idempotent(
         session, principal, request, idempotency_key, status_code=200, run=run, headers_of=_etag
     )
-
-
-__all__ = ["datetime", "router"]

@@ -38,8 +38,11 @@ async def index_alert(session: AsyncSession, alert: Alert) -> None:
 def matches(dialect: str, query: str) -> ColumnElement[bool]:
     """A WHERE clause: the alert's text contains every word of `query`."""
     if dialect == "postgresql":
-        vector = sa.func.to_tsvector(TS_CONFIG, Alert.search_text)
-        return vector.op("@@")(sa.func.plainto_tsquery(TS_CONFIG, query))
+        # The configuration is spelled exactly as in the index expression, so the GIN index
+        # ix_alert_search_text (to_tsvector('simple', search_text)) serves the match.
+        config = sa.literal_column(f"'{TS_CONFIG}'")
+        vector = sa.func.to_tsvector(config, Alert.search_text)
+        return vector.op("@@")(sa.func.plainto_tsquery(config, query))
     words = _TOKEN.findall(query)
     if not words:
         return sa.false()

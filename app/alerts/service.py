@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from app.agencies.models import Agency
 from app.alerts import search
@@ -64,7 +65,8 @@ async def get_visible_alert(
 ) -> Alert:
     """The alert if the principal's agency may see it; 404 otherwise (never 403)."""
     rules.require_alert_reader(principal)
-    query = visibility.visible_alerts(principal).where(Alert.id == alert_id)
+    dialect = session.bind.dialect.name
+    query = visibility.visible_alerts(principal, dialect=dialect).where(Alert.id == alert_id)
     alert = (await session.exec(query)).first()
     if alert is None:
         raise NotFound("No such alert.")
@@ -86,17 +88,16 @@ class AlertFilters:
     updated_since: datetime | None = None
 
 
-async def list_alerts(
-    session: AsyncSession,
+def list_query(
+    dialect: str,
     principal: Principal,
     filters: AlertFilters,
     *,
     limit: int,
     cursor: str | None = None,
-) -> tuple[Sequence[Alert], str | None]:
-    """Visible alerts matching the filters, newest first, one keyset page."""
-    rules.require_alert_reader(principal)
-    query = visibility.visible_alerts(principal)
+) -> SelectOfScalar[Alert]:
+    """The list query (one page plus one row), built on the sharing rule's filter."""
+    query = visibility.visible_alerts(principal, dialect=dialect)
     f = filters
     if f.kind:
         query = query.where(Alert.kind == f.kind.value)
@@ -118,7 +119,7 @@ async def list_alerts(
             sa.exists().where(AlertItem.alert_id == Alert.id, AlertItem.serial_key == key)
         )
     if f.q:
-        query = query.where(search.matches(session.bind.dialect.name, f.q))
+        query = query.where(search.matches(dialect, f.q))
     if f.occurred_since:
         query = query.where(col(Alert.occurred_at) >= f.occurred_since)
     if f.occurred_until:
@@ -128,7 +129,20 @@ async def list_alerts(
     if cursor:
         at, row_id = decode_cursor(cursor)
         query = query.where(sa.tuple_(Alert.sort_at, Alert.id) < sa.tuple_(at, row_id))
-    query = query.order_by(col(Alert.sort_at).desc(), col(Alert.id).desc()).limit(limit + 1)
+    return query.order_by(col(Alert.sort_at).desc(), col(Alert.id).desc()).limit(limit + 1)
+
+
+async def list_alerts(
+    session: AsyncSession,
+    principal: Principal,
+    filters: AlertFilters,
+    *,
+    limit: int,
+    cursor: str | None = None,
+) -> tuple[Sequence[Alert], str | None]:
+    """Visible alerts matching the filters, newest first, one keyset page."""
+    rules.require_alert_reader(principal)
+    query = list_query(session.bind.dialect.name, principal, filters, limit=limit, cursor=cursor)
     rows = (await session.exec(query)).all()
     if len(rows) > limit:
         last = rows[limit - 1]
@@ -528,7 +542,11 @@ async def _write_children(
             await session.exec(
                 delete(AlertRecipientGroup).where(col(AlertRecipientGroup.alert_id) == alert.id)
             )
+        alert.reader_keys = []
         if handling.audience is Audience.recipients:
+            alert.reader_keys = visibility.reader_keys(
+                handling.recipient_agencies, handling.recipient_groups
+            )
             for agency_id in handling.recipient_agencies:
                 session.add(AlertRecipientAgency(alert_id=alert.id, agency_id=agency_id))
             for group_id in handling.recipient_groups:

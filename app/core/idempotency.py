@@ -6,9 +6,9 @@ import hashlib
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from sqlmodel import JSON, Column, Field, SQLModel, col, delete
@@ -21,6 +21,11 @@ from app.core.types import UTCDateTime, utcnow
 KEY_HEADER = "Idempotency-Key"
 RETENTION = timedelta(hours=24)
 MAX_KEY_LENGTH = 200
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias=KEY_HEADER, description="Repeat a POST safely: the first answer is replayed."),
+]
 
 
 class IdempotencyRecord(SQLModel, table=True):

@@ -94,7 +94,8 @@ def _fold_serial(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).upper()
     kept = (_ascii_digit(char).translate(_LOOKALIKES) for char in text)
     folded = "".join(char for char in kept if _is_key_char(char))
-    # Recompose what dropping separators brought together (Hangul jamo), so keys are idempotent.
+    # Recompose what dropping marks and modifier letters brought together (Hangul jamo), so
+    # that a key is its own key.
     return unicodedata.normalize("NFC", folded)
 
 

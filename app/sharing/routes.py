@@ -8,11 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from app.alerts.routes import IdempotencyKey
 from app.auth.deps import CurrentPrincipal
 from app.core.db import SessionDep
 from app.core.errors import problem_responses
-from app.core.idempotency import idempotent
+from app.core.idempotency import IdempotencyKey, idempotent
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.sharing import service
 from app.sharing.schemas import (

@@ -113,9 +113,25 @@ def can_see(
     )
 
 
-def visible_filter(agency_id: uuid.UUID, now: datetime | None = None) -> ColumnElement[bool]:
-    """The SQL form of the rule: a WHERE clause over `alert` for agency `agency_id`."""
-    now = now or utcnow()
+def _named_or_group_member(agency_id: uuid.UUID, dialect: str) -> ColumnElement[bool]:
+    """A is a named recipient, or a current member of a live recipient group."""
+    if dialect == "postgresql":
+        # One array overlap per row: the alert's named agencies and groups against the
+        # agency itself plus its live groups (an InitPlan, read once per query). Two
+        # correlated sub-queries here make PostgreSQL hash every alert reachable through
+        # the agency's groups before it can return the first page.
+        live_groups = (
+            select(SharingGroupMember.group_id)
+            .join(SharingGroup, col(SharingGroup.id) == col(SharingGroupMember.group_id))
+            .where(
+                SharingGroupMember.agency_id == agency_id, col(SharingGroup.deleted_at).is_(None)
+            )
+        )
+        keys = sa.func.array_prepend(
+            sa.cast(sa.literal(agency_id), sa.Uuid()),
+            sa.func.array(live_groups.scalar_subquery()),
+        )
+        return col(Alert.reader_keys).op("&&")(keys)
     named = sa.exists().where(
         AlertRecipientAgency.alert_id == Alert.id, AlertRecipientAgency.agency_id == agency_id
     )
@@ -126,6 +142,14 @@ def visible_filter(agency_id: uuid.UUID, now: datetime | None = None) -> ColumnE
         SharingGroup.id == AlertRecipientGroup.group_id,
         col(SharingGroup.deleted_at).is_(None),
     )
+    return sa.or_(named, via_group)
+
+
+def visible_filter(
+    agency_id: uuid.UUID, now: datetime | None = None, *, dialect: str
+) -> ColumnElement[bool]:
+    """The SQL form of the rule: a WHERE clause over `alert` for agency `agency_id`."""
+    now = now or utcnow()
     agency_active = sa.exists().where(
         Agency.id == agency_id, Agency.status == AgencyStatus.active.value
     )
@@ -137,16 +161,28 @@ def visible_filter(agency_id: uuid.UUID, now: datetime | None = None) -> ColumnE
                 Alert.kind == AlertKind.trace_request.value,
                 Alert.addressed_to_agency_id == agency_id,
             ),
-            sa.and_(Alert.audience == Audience.recipients.value, sa.or_(named, via_group)),
+            sa.and_(
+                Alert.audience == Audience.recipients.value,
+                _named_or_group_member(agency_id, dialect),
+            ),
             sa.and_(Alert.audience == Audience.community.value, agency_active),
         ),
     )
     return sa.or_(Alert.originator_agency_id == agency_id, released)
 
 
-def visible_alerts(principal: Principal, now: datetime | None = None) -> SelectOfScalar[Alert]:
+def visible_alerts(
+    principal: Principal, *, dialect: str, now: datetime | None = None
+) -> SelectOfScalar[Alert]:
     """`SELECT alert … WHERE <visible to the principal's agency>`: every alert query's start."""
-    return select(Alert).where(visible_filter(principal.agency_id, now))
+    return select(Alert).where(visible_filter(principal.agency_id, now, dialect=dialect))
+
+
+def reader_keys(
+    recipient_agencies: list[uuid.UUID], recipient_groups: list[uuid.UUID]
+) -> list[uuid.UUID]:
+    """The `alert.reader_keys` value for an alert's named recipients."""
+    return list(dict.fromkeys([*recipient_agencies, *recipient_groups]))
 
 
 def sees_content(alert: Alert, principal: Principal) -> bool:

@@ -182,3 +182,15 @@ async def test_admins_cannot_lock_themselves_out(client, db, app):
     ):
         answer = await client.request(method, f"/api/v1/users/{me.id}", json=body, headers=headers)
         assert answer.status_code == 409
+
+
+async def test_create_user_with_idempotency_key_creates_once(client, db, admin):
+    agency = await make_agency(db)
+    body = {"email": "once@tracewire.example", "full_name": "Once", "password": PASSWORD}
+    headers = {**admin, "Idempotency-Key": "user-once"}
+    first = await client.post(f"/api/v1/agencies/{agency.id}/users", json=body, headers=headers)
+    again = await client.post(f"/api/v1/agencies/{agency.id}/users", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert first.json()["id"] == again.json()["id"]
+    listed = await client.get(f"/api/v1/agencies/{agency.id}/users", headers=admin)
+    assert len(listed.json()["items"]) == 1
