@@ -56,7 +56,7 @@ async def run(url: str, agencies: list[uuid.UUID], runs: int, show_plans: bool) 
         "serial look-up": AlertFilters(serial=serial),
         "text search q='detonator courier'": AlertFilters(q="detonator courier"),
     }
-    print(f"| agency | query | rows | p50 ms | p99 ms |\n|---|---|---|---|---|")
+    print("| agency | query | rows | p50 ms | p99 ms |\n|---|---|---|---|---|")
     plans: list[str] = []
     for agency in agencies:
         for name, filters in cases.items():
@@ -69,7 +69,8 @@ async def run(url: str, agencies: list[uuid.UUID], runs: int, show_plans: bool) 
             times.sort()
             p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
             print(
-                f"| {str(agency)[:8]} | {name} | {len(rows)} | {statistics.median(times):.2f} | {p99:.2f} |"
+                f"| {str(agency)[:8]} | {name} | {len(rows)} "
+                f"| {statistics.median(times):.2f} | {p99:.2f} |"
             )
             if show_plans:
                 plan = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + sql)
