@@ -21,8 +21,10 @@ from app.core.logging import configure_logging
 from app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from app.core.security import PasswordHashing
 from app.core.tokens import KeyRing
+from app.hits.routes import router as hits_router
 from app.ops.routes import router as ops_router
 from app.sharing.routes import router as sharing_router
+from app.traces.routes import router as traces_router
 from app.worker import Worker
 
 DESCRIPTION = """
@@ -75,4 +77,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(agencies_router)
     app.include_router(alerts_router)
     app.include_router(sharing_router)
+    app.include_router(traces_router)
+    app.include_router(hits_router)
     return app

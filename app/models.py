@@ -12,7 +12,10 @@ from app.alerts.models import (
 )
 from app.auth.models import AuthSession, RefreshToken, RevokedToken
 from app.core.idempotency import IdempotencyRecord
+from app.events.models import Event
+from app.hits.models import Hit
 from app.sharing.models import SharingGroup, SharingGroupMember, SharingPolicy
+from app.traces.models import TraceMessage, TraceRequest, TraceResponse, TraceTransition
 
 metadata = SQLModel.metadata
 
@@ -25,12 +28,18 @@ __all__ = [
     "AlertTag",
     "ApiClient",
     "AuthSession",
+    "Event",
+    "Hit",
     "IdempotencyRecord",
     "RefreshToken",
     "RevokedToken",
     "SharingGroup",
     "SharingGroupMember",
     "SharingPolicy",
+    "TraceMessage",
+    "TraceRequest",
+    "TraceResponse",
+    "TraceTransition",
     "User",
     "metadata",
 ]

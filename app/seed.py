@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,9 @@ from app.core.principal import ROLE_SCOPES, Principal, Role, Scope
 from app.core.security import PasswordHashing, digest_secret, new_secret
 from app.core.types import utcnow
 from app.sharing.models import SharingGroup
+from app.traces import service as traces
+from app.traces.models import TraceOutcome
+from app.traces.schemas import Findings, TraceRespond
 
 OPERATOR_AGENCY = "Tracewire Operations"
 DEMO_PASSWORD = "tracewire-demo-2026"  # noqa: S105 - printed by `tracewire demo` on purpose
@@ -216,6 +220,83 @@ async def _demo_alerts(session: AsyncSession) -> None:
         data = TypeAdapter(AlertCreate).validate_python(body)
         await alerts.create_alert(session, _focal(agencies, users, prefix), data)
 
+    # One trace request in each state of the workflow, walked by the two parties.
+    for requester, addressee, state, steps in DEMO_TRACES:
+        title = f"Trace request ({state}): rifle {requester.upper()}-{addressee.upper()}"
+        if title in done:
+            continue
+        body = _trace_body(title, requester, ids[addressee])
+        alert = await alerts.create_alert(
+            session,
+            _focal(agencies, users, requester),
+            TypeAdapter(AlertCreate).validate_python(body),
+        )
+        for action in steps:
+            side = addressee if action in ("acknowledge", "request_info", "respond") else requester
+            await traces.act(
+                session,
+                _focal(agencies, users, side),
+                alert.id,
+                action,
+                text=DEMO_TEXT.get(action),
+                response=DEMO_RESPONSE if action == "respond" else None,
+            )
+
+
+DEMO_TRACES: list[tuple[str, str, str, list[str]]] = [
+    ("co", "de", "acknowledged", ["acknowledge"]),
+    ("ph", "ke", "info_requested", ["acknowledge", "request_info"]),
+    ("ke", "co", "responded", ["acknowledge", "request_info", "provide_info", "respond"]),
+    ("de", "jo", "closed", ["acknowledge", "respond", "close"]),
+    ("intl", "ph", "withdrawn", ["withdraw"]),
+    ("jo", "intl", "submitted", []),
+]
+DEMO_TEXT = {
+    "request_info": "Please send photographs of the receiver markings and any import stamp.",
+    "provide_info": "Photographs attached to case file 2026/114; no import stamp visible.",
+    "withdraw": "The item was traced through a bilateral channel.",
+}
+DEMO_RESPONSE = TraceRespond(
+    outcome=TraceOutcome.traced,
+    findings=Findings(
+        manufacturer="Zastava Arms",
+        exporter="Yugoimport SDPR",
+        last_legal_holder="National police armoury, Eldoret",
+        assessed_diversion_point="Theft from the armoury, reported in 2019.",
+    ),
+    use_restrictions="For the criminal investigation only; not for onward sharing.",
+)
+
+
+def _demo_serial(title: str) -> str:
+    return f"M70-{zlib.crc32(title.encode()) % 99999:05d}"
+
+
+def _trace_body(title: str, country_prefix: str, addressee_id: str) -> dict[str, Any]:
+    country = {"intl": "XX"}.get(country_prefix, country_prefix.upper())
+    return {
+        "kind": "trace_request",
+        "publish": True,
+        "title": title,
+        "country": "KE" if country == "XX" else country,
+        "items": [
+            {
+                "category": "small_arm",
+                "make": "Zastava",
+                "model": "M70",
+                "calibre": "7.62x39mm",
+                "serial_raw": _demo_serial(title),
+            }
+        ],
+        "details": {
+            "addressed_to": addressee_id,
+            "circumstances": "Recovered during a search of a vehicle.",
+            "illicit_reason": "Possession without a licence; serial not in the national registry.",
+            "intended_use": "Criminal investigation.",
+        },
+        "handling": {"tlp": "amber", "audience": "recipients"},
+    }
+
 
 def _demo_alert_bodies(ids: dict[str, str], group_id: str) -> list[tuple[str, dict[str, Any]]]:
     akm = {
@@ -357,6 +438,19 @@ def _demo_alert_bodies(ids: dict[str, str], group_id: str) -> list[tuple[str, di
                 "tags": ["ied", "advisory"],
                 "details": {"state": "enquiry", "indicators": ["split orders", "unusual route"]},
                 "handling": {"tlp": "clear", "audience": "community"},
+            },
+        ),
+        (
+            "jo",
+            {
+                "kind": "seized_weapon",
+                "publish": True,
+                "title": "Rifle recovered from an arms cache near Mafraq",
+                "summary": "One AKM among older rifles; its serial matches a Kenyan seizure.",
+                "country": "JO",
+                "tags": ["cache"],
+                "items": [{**akm, "serial_raw": "AK-471234"}],
+                "handling": {"tlp": "green", "audience": "community"},
             },
         ),
         (

@@ -21,6 +21,7 @@ from app.auth.models import AuthSession, RevokedToken
 from app.core.db import Database
 from app.core.idempotency import purge_idempotency_records
 from app.core.types import utcnow
+from app.traces import service as traces
 
 log = logging.getLogger("tracewire.worker")
 
@@ -44,7 +45,13 @@ class Schedule:
     every_seconds: float
 
 
+async def flag_overdue_traces(session: AsyncSession) -> int:
+    """Raise passed trace-request deadlines (once each) and record `trace.overdue`."""
+    return await traces.flag_overdue(session)
+
+
 DEFAULT_SCHEDULES = (
+    Schedule("flag_overdue_traces", flag_overdue_traces, 60.0),
     Schedule("purge_expired_auth", purge_expired_auth, 3600.0),
     Schedule("purge_idempotency_records", purge_idempotency_records, 3600.0),
 )

@@ -173,3 +173,31 @@ async def post_alert(
     )
     assert response.status_code == 201, response.text
     return response.json()
+
+
+def trace_body(addressee: Agency, **overrides: object) -> dict:
+    """A realistic trace request addressed to `addressee`."""
+    body: dict = {
+        "kind": "trace_request",
+        "title": "Trace of an AKM rifle seized at Busia",
+        "country": "KE",
+        "items": [
+            {
+                "category": "small_arm",
+                "make": "Zastava",
+                "model": "M70",
+                "calibre": "7.62x39mm",
+                "serial_raw": "M70-99812",
+                "country_of_manufacture": "RS",
+            }
+        ],
+        "details": {
+            "addressed_to": str(addressee.id),
+            "circumstances": "Found in a lorry at the border post.",
+            "illicit_reason": "Unlicensed possession.",
+            "intended_use": "Criminal investigation.",
+        },
+        "handling": {"tlp": "amber", "audience": "recipients"},
+    }
+    body.update(overrides)
+    return body

@@ -30,3 +30,28 @@ async def test_demo_agencies_see_different_lists(client, settings):
         client, "admin@de.tracewire.example"
     )
     assert len(kenya) == len(set(kenya))
+
+
+async def test_demo_has_a_trace_in_each_state_and_a_hit(client, settings):
+    await seed_demo(settings)
+    token = (await password_login(client, "focal@ke.tracewire.example", DEMO_PASSWORD))[
+        "access_token"
+    ]
+    hits = (await client.get("/api/v1/hits", headers=bearer(token))).json()["items"]
+    assert {h["tier"] for h in hits} == {"strong"}
+    assert {h["other"]["agency_country"] for h in hits} == {"JO"}
+    states = set()
+    for prefix in ("ke", "co", "de", "ph", "jo", "intl"):
+        token = (await password_login(client, f"reader@{prefix}.tracewire.example", DEMO_PASSWORD))[
+            "access_token"
+        ]
+        page = (await client.get("/api/v1/trace-requests", headers=bearer(token))).json()
+        states |= {t["state"] for t in page["items"]}
+    assert states == {
+        "submitted",
+        "acknowledged",
+        "info_requested",
+        "responded",
+        "closed",
+        "withdrawn",
+    }

@@ -53,9 +53,13 @@ from app.core.errors import (
 from app.core.pagination import decode_cursor, encode_cursor
 from app.core.principal import Principal
 from app.core.types import utcnow
+from app.events import service as events
+from app.events.models import EventType
+from app.hits import service as hits
 from app.hits.serials import make_key, serial_key
 from app.sharing import rules, visibility
 from app.sharing import service as sharing
+from app.traces import service as traces
 
 # --- reading ----------------------------------------------------------------------------
 
@@ -308,9 +312,13 @@ async def create_alert(session: AsyncSession, principal: Principal, data: AlertC
         audience=handling.audience.value,
     )
     _apply_handling_fields(alert, handling)
+    if kind is AlertKind.trace_request:
+        traces.check_requested_deadlines(alert.details, now)
     session.add(alert)
     await session.flush()
     await _write_children(session, alert, items=data.items, tags=alert.tags, handling=handling)
+    if data.publish:
+        await _on_published(session, principal, alert)
     return alert
 
 
@@ -360,6 +368,12 @@ async def update_alert(
         handling=handling,
         replace=True,
     )
+    if alert.status == AlertStatus.published:
+        await events.record(
+            session, EventType.alert_updated, alert_id=alert.id, data={"version": alert.version}
+        )
+        if data.items is not None:
+            await hits.match_alert(session, alert)
     return alert
 
 
@@ -378,11 +392,24 @@ async def publish_alert(session: AsyncSession, principal: Principal, alert_id: u
         addressed_to=alert.addressed_to_agency_id,
     )
     now = utcnow()
+    if alert.kind == AlertKind.trace_request:
+        traces.check_requested_deadlines(alert.details, now)
     alert.status = AlertStatus.published
     alert.published_at = now
     alert.sort_at = now
     await _bump(session, alert)
+    await _on_published(session, principal, alert)
     return alert
+
+
+async def _on_published(session: AsyncSession, principal: Principal, alert: Alert) -> None:
+    """Everything a publication sets off, in the same transaction."""
+    await events.record(
+        session, EventType.alert_published, alert_id=alert.id, data={"version": alert.version}
+    )
+    if alert.kind == AlertKind.trace_request:
+        await traces.submit(session, principal, alert)
+    await hits.match_alert(session, alert)
 
 
 async def withdraw_alert(
@@ -397,6 +424,11 @@ async def withdraw_alert(
     alert.withdrawn_at = utcnow()
     alert.withdrawal_reason = reason
     await _bump(session, alert)
+    await events.record(
+        session, EventType.alert_withdrawn, alert_id=alert.id, data={"version": alert.version}
+    )
+    if alert.kind == AlertKind.trace_request:
+        await traces.on_alert_withdrawn(session, principal, alert)
     return alert
 
 

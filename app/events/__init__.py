@@ -1,0 +1,1 @@
+"""Domain events, recorded in the transaction of the change they describe."""

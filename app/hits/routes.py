@@ -1,0 +1,61 @@
+"""`/api/v1/hits`: matches between agencies' records of the same item."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from app.auth.deps import CurrentPrincipal
+from app.core.db import SessionDep
+from app.core.errors import problem_responses
+from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from app.hits import service
+from app.hits.models import HitStatus
+from app.hits.schemas import HitPage, HitRead
+
+router = APIRouter(prefix="/api/v1/hits", tags=["hits"])
+ERRORS = problem_responses(401, 403, 404, 422)
+
+
+@router.get("", response_model=HitPage, responses=ERRORS)
+async def list_hits(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    status: HitStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> HitPage:
+    """Hits on your agency's records, newest first."""
+    rows, next_cursor = await service.list_hits(
+        session, principal, status=status, limit=limit, cursor=cursor
+    )
+    return HitPage(
+        items=await service.read_models(session, principal, rows), next_cursor=next_cursor
+    )
+
+
+@router.get("/{hit_id}", response_model=HitRead, responses=ERRORS)
+async def get_hit(hit_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal) -> HitRead:
+    """One hit."""
+    hit = await service.get_hit(session, principal, hit_id)
+    return (await service.read_models(session, principal, [hit]))[0]
+
+
+@router.post("/{hit_id}/confirm", response_model=HitRead, responses=ERRORS)
+async def confirm_hit(
+    hit_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
+) -> HitRead:
+    """Mark the hit as a real match, for your side."""
+    hit = await service.set_status(session, principal, hit_id, HitStatus.confirmed)
+    return (await service.read_models(session, principal, [hit]))[0]
+
+
+@router.post("/{hit_id}/dismiss", response_model=HitRead, responses=ERRORS)
+async def dismiss_hit(
+    hit_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
+) -> HitRead:
+    """Mark the hit as not a match, for your side."""
+    hit = await service.set_status(session, principal, hit_id, HitStatus.dismissed)
+    return (await service.read_models(session, principal, [hit]))[0]

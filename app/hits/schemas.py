@@ -1,0 +1,38 @@
+"""Answer bodies for hits."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import Field
+
+from app.core.schemas import OutputModel
+from app.hits.models import HitStatus, HitTier
+
+
+class HitCounterpart(OutputModel):
+    """The other agency of a hit: who holds the matching record and how to reach them."""
+
+    agency_id: uuid.UUID
+    agency_name: str
+    agency_country: str
+    contact_email: str | None
+    alert_id: uuid.UUID | None = Field(
+        description="The other record, only when sharing lets you see it; otherwise null."
+    )
+
+
+class HitRead(OutputModel):
+    id: uuid.UUID
+    tier: HitTier
+    serial_key: str
+    status: HitStatus = Field(description="Your side's status.")
+    created_at: datetime
+    my_alert_id: uuid.UUID
+    other: HitCounterpart
+
+
+class HitPage(OutputModel):
+    items: list[HitRead]
+    next_cursor: str | None = None

@@ -1,0 +1,1 @@
+"""Trace requests: the ITI tracing workflow between a requesting and a requested agency."""

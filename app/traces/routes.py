@@ -1,0 +1,122 @@
+"""`/api/v1/trace-requests`: the tracing workflow between the two parties."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.auth.deps import CurrentPrincipal
+from app.core.db import SessionDep
+from app.core.errors import problem_responses
+from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from app.core.principal import Principal
+from app.traces import service
+from app.traces.models import TraceState
+from app.traces.schemas import (
+    TraceAnswer,
+    TracePage,
+    TraceQuestion,
+    TraceRead,
+    TraceRespond,
+    TraceWithdraw,
+)
+
+router = APIRouter(prefix="/api/v1/trace-requests", tags=["trace requests"])
+READ_ERRORS = problem_responses(401, 403, 404, 422)
+STEP_ERRORS = problem_responses(401, 403, 404, 409, 422)
+
+
+async def _step(
+    session: AsyncSession,
+    principal: Principal,
+    alert_id: uuid.UUID,
+    action: str,
+    *,
+    text: str | None = None,
+    response: TraceRespond | None = None,
+) -> TraceRead:
+    trace = await service.act(session, principal, alert_id, action, text=text, response=response)
+    trace, alert = await service.get_trace(session, principal, trace.alert_id)
+    return await service.read_model(session, principal, trace, alert, full=True)
+
+
+@router.get("", response_model=TracePage, responses=READ_ERRORS)
+async def list_trace_requests(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    direction: Literal["incoming", "outgoing"] | None = None,
+    status: TraceState | None = None,
+    overdue: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> TracePage:
+    """Trace requests your agency sent (outgoing) or received (incoming), newest first."""
+    rows, next_cursor = await service.list_traces(
+        session,
+        principal,
+        direction=direction,
+        state=status,
+        overdue=overdue,
+        limit=limit,
+        cursor=cursor,
+    )
+    items = [await service.read_model(session, principal, t, a, full=False) for t, a in rows]
+    return TracePage(items=items, next_cursor=next_cursor)
+
+
+@router.get("/{alert_id}", response_model=TraceRead, responses=READ_ERRORS)
+async def get_trace_request(
+    alert_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
+) -> TraceRead:
+    """The workflow, response and information exchange (the two parties only)."""
+    trace, alert = await service.get_trace(session, principal, alert_id)
+    return await service.read_model(session, principal, trace, alert, full=True)
+
+
+@router.post("/{alert_id}/acknowledge", response_model=TraceRead, responses=STEP_ERRORS)
+async def acknowledge(
+    alert_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
+) -> TraceRead:
+    """Requested agency: acknowledge receipt."""
+    return await _step(session, principal, alert_id, "acknowledge")
+
+
+@router.post("/{alert_id}/request-info", response_model=TraceRead, responses=STEP_ERRORS)
+async def request_info(
+    alert_id: uuid.UUID, data: TraceQuestion, session: SessionDep, principal: CurrentPrincipal
+) -> TraceRead:
+    """Requested agency: ask the requester for more information."""
+    return await _step(session, principal, alert_id, "request_info", text=data.question)
+
+
+@router.post("/{alert_id}/respond", response_model=TraceRead, responses=STEP_ERRORS)
+async def respond(
+    alert_id: uuid.UUID, data: TraceRespond, session: SessionDep, principal: CurrentPrincipal
+) -> TraceRead:
+    """Requested agency: answer the request (visible to the two parties only)."""
+    return await _step(session, principal, alert_id, "respond", response=data)
+
+
+@router.post("/{alert_id}/provide-info", response_model=TraceRead, responses=STEP_ERRORS)
+async def provide_info(
+    alert_id: uuid.UUID, data: TraceAnswer, session: SessionDep, principal: CurrentPrincipal
+) -> TraceRead:
+    """Requester: answer the requested agency's question."""
+    return await _step(session, principal, alert_id, "provide_info", text=data.answer)
+
+
+@router.post("/{alert_id}/close", response_model=TraceRead, responses=STEP_ERRORS)
+async def close(alert_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal) -> TraceRead:
+    """Requester: close a responded request."""
+    return await _step(session, principal, alert_id, "close")
+
+
+@router.post("/{alert_id}/withdraw", response_model=TraceRead, responses=STEP_ERRORS)
+async def withdraw(
+    alert_id: uuid.UUID, data: TraceWithdraw, session: SessionDep, principal: CurrentPrincipal
+) -> TraceRead:
+    """Requester: withdraw an open request (the alert is withdrawn with it)."""
+    return await _step(session, principal, alert_id, "withdraw", text=data.reason)
