@@ -76,7 +76,6 @@ class Settings(BaseSettings):
     trace_routine_response_days: int = Field(default=30, ge=1)
     trace_urgent_ack_days: int = Field(default=1, ge=1)
     trace_urgent_response_days: int = Field(default=3, ge=1)
-    overdue_check_seconds: float = Field(default=60.0, ge=1)
 
     # None = automatic: `serve` runs the worker in-process on SQLite only.
     worker_in_process: bool | None = None
