@@ -103,31 +103,37 @@ def list_query(
     """The list query (one page plus one row), built on the sharing rule's filter."""
     query = visibility.visible_alerts(principal, dialect=dialect)
     f = filters
+    # Identity filters: a tombstone shows kind, status, originator and times.
     if f.kind:
         query = query.where(Alert.kind == f.kind.value)
     if f.status:
         query = query.where(Alert.status == f.status.value)
-    if f.country:
-        query = query.where(Alert.country == f.country)
-    if f.tlp:
-        query = query.where(Alert.tlp == f.tlp)
     if f.originator:
         query = query.where(Alert.originator_agency_id == f.originator)
+    # Content filters: never matched against a withdrawn alert's hidden content, or
+    # trying values would reveal it.
+    content: list[sa.ColumnElement[bool]] = []
+    if f.country:
+        content.append(Alert.country == f.country)
+    if f.tlp:
+        content.append(Alert.tlp == f.tlp)
     if f.tag:
-        query = query.where(sa.exists().where(AlertTag.alert_id == Alert.id, AlertTag.tag == f.tag))
+        content.append(sa.exists().where(AlertTag.alert_id == Alert.id, AlertTag.tag == f.tag))
     if f.serial:
         key = serial_key(f.serial, "present")
         if key is None:
             raise InvalidInput.on("query.serial", "no letters or digits to match")
-        query = query.where(
+        content.append(
             sa.exists().where(AlertItem.alert_id == Alert.id, AlertItem.serial_key == key)
         )
     if f.q:
-        query = query.where(search.matches(dialect, f.q))
+        content.append(search.matches(dialect, f.q))
     if f.occurred_since:
-        query = query.where(col(Alert.occurred_at) >= f.occurred_since)
+        content.append(col(Alert.occurred_at) >= f.occurred_since)
     if f.occurred_until:
-        query = query.where(col(Alert.occurred_at) < f.occurred_until)
+        content.append(col(Alert.occurred_at) < f.occurred_until)
+    if content:
+        query = query.where(visibility.content_filter(principal.agency_id), *content)
     if f.updated_since:
         query = query.where(col(Alert.updated_at) >= f.updated_since)
     if cursor:

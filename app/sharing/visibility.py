@@ -185,6 +185,13 @@ def reader_keys(
     return list(dict.fromkeys([*recipient_agencies, *recipient_groups]))
 
 
+def content_filter(agency_id: uuid.UUID) -> ColumnElement[bool]:
+    """The SQL form of `sees_content`: only these rows may be matched on their content."""
+    return sa.or_(
+        Alert.originator_agency_id == agency_id, Alert.status != AlertStatus.withdrawn.value
+    )
+
+
 def sees_content(alert: Alert, principal: Principal) -> bool:
     """A visible alert's content, or only its tombstone once withdrawn (originator: always)."""
     return (

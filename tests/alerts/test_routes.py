@@ -230,3 +230,17 @@ async def test_reader_cannot_post(client, db, app):
     )
     answer = await client.post("/api/v1/alerts", json=seizure_body(), headers=reader.headers)
     assert answer.status_code == 403
+
+
+async def test_a_tombstone_is_not_found_by_its_withdrawn_content(client, ke, co):
+    alert = await post_alert(client, ke, seizure_body(tags=["kestrel"], country="UG"))
+    await client.post(
+        f"/api/v1/alerts/{alert['id']}/withdraw", json={"reason": "Wrong case"}, headers=ke.headers
+    )
+    for query in ("serial=AK471234", "q=Busia", "tag=kestrel", "country=UG", "tlp=green"):
+        theirs = (await client.get(f"/api/v1/alerts?{query}", headers=co.headers)).json()
+        assert theirs["items"] == [], query
+        mine = (await client.get(f"/api/v1/alerts?{query}", headers=ke.headers)).json()
+        assert [a["id"] for a in mine["items"]] == [alert["id"]], query
+    listed = (await client.get("/api/v1/alerts?status=withdrawn", headers=co.headers)).json()
+    assert [a["tombstone"] for a in listed["items"]] == [True]
