@@ -5,12 +5,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth.deps import CurrentPrincipal
 from app.core.db import SessionDep
 from app.core.errors import problem_responses
+from app.core.idempotency import IdempotencyKey, idempotent
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.core.principal import Principal
 from app.traces import service
@@ -32,15 +34,22 @@ STEP_ERRORS = problem_responses(401, 403, 404, 409, 422)
 async def _step(
     session: AsyncSession,
     principal: Principal,
+    request: Request,
+    key: str | None,
     alert_id: uuid.UUID,
     action: str,
     *,
     text: str | None = None,
     response: TraceRespond | None = None,
-) -> TraceRead:
-    trace = await service.act(session, principal, alert_id, action, text=text, response=response)
-    trace, alert = await service.get_trace(session, principal, trace.alert_id)
-    return await service.read_model(session, principal, trace, alert, full=True)
+) -> JSONResponse:
+    async def run() -> TraceRead:
+        trace = await service.act(
+            session, principal, alert_id, action, text=text, response=response
+        )
+        trace, alert = await service.get_trace(session, principal, trace.alert_id)
+        return await service.read_model(session, principal, trace, alert, full=True)
+
+    return await idempotent(session, principal, request, key, status_code=200, run=run)
 
 
 @router.get("", response_model=TracePage, responses=READ_ERRORS)
@@ -78,45 +87,83 @@ async def get_trace_request(
 
 @router.post("/{alert_id}/acknowledge", response_model=TraceRead, responses=STEP_ERRORS)
 async def acknowledge(
-    alert_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
-) -> TraceRead:
+    alert_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
     """Requested agency: acknowledge receipt."""
-    return await _step(session, principal, alert_id, "acknowledge")
+    return await _step(session, principal, request, idempotency_key, alert_id, "acknowledge")
 
 
 @router.post("/{alert_id}/request-info", response_model=TraceRead, responses=STEP_ERRORS)
 async def request_info(
-    alert_id: uuid.UUID, data: TraceQuestion, session: SessionDep, principal: CurrentPrincipal
-) -> TraceRead:
+    alert_id: uuid.UUID,
+    data: TraceQuestion,
+    request: Request,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
     """Requested agency: ask the requester for more information."""
-    return await _step(session, principal, alert_id, "request_info", text=data.question)
+    return await _step(
+        session, principal, request, idempotency_key, alert_id, "request_info", text=data.question
+    )
 
 
 @router.post("/{alert_id}/respond", response_model=TraceRead, responses=STEP_ERRORS)
 async def respond(
-    alert_id: uuid.UUID, data: TraceRespond, session: SessionDep, principal: CurrentPrincipal
-) -> TraceRead:
+    alert_id: uuid.UUID,
+    data: TraceRespond,
+    request: Request,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
     """Requested agency: answer the request (visible to the two parties only)."""
-    return await _step(session, principal, alert_id, "respond", response=data)
+    return await _step(
+        session, principal, request, idempotency_key, alert_id, "respond", response=data
+    )
 
 
 @router.post("/{alert_id}/provide-info", response_model=TraceRead, responses=STEP_ERRORS)
 async def provide_info(
-    alert_id: uuid.UUID, data: TraceAnswer, session: SessionDep, principal: CurrentPrincipal
-) -> TraceRead:
+    alert_id: uuid.UUID,
+    data: TraceAnswer,
+    request: Request,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
     """Requester: answer the requested agency's question."""
-    return await _step(session, principal, alert_id, "provide_info", text=data.answer)
+    return await _step(
+        session, principal, request, idempotency_key, alert_id, "provide_info", text=data.answer
+    )
 
 
 @router.post("/{alert_id}/close", response_model=TraceRead, responses=STEP_ERRORS)
-async def close(alert_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal) -> TraceRead:
+async def close(
+    alert_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
     """Requester: close a responded request."""
-    return await _step(session, principal, alert_id, "close")
+    return await _step(session, principal, request, idempotency_key, alert_id, "close")
 
 
 @router.post("/{alert_id}/withdraw", response_model=TraceRead, responses=STEP_ERRORS)
 async def withdraw(
-    alert_id: uuid.UUID, data: TraceWithdraw, session: SessionDep, principal: CurrentPrincipal
-) -> TraceRead:
+    alert_id: uuid.UUID,
+    data: TraceWithdraw,
+    request: Request,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
     """Requester: withdraw an open request (the alert is withdrawn with it)."""
-    return await _step(session, principal, alert_id, "withdraw", text=data.reason)
+    return await _step(
+        session, principal, request, idempotency_key, alert_id, "withdraw", text=data.reason
+    )

@@ -286,3 +286,16 @@ async def test_withdrawing_the_alert_ends_the_workflow(client, parties):
         await client.get(f"/api/v1/trace-requests/{trace_id}", headers=parties["requester"].headers)
     ).json()
     assert t["state"] == "withdrawn"
+
+
+async def test_a_repeated_step_with_the_same_key_replays_the_first_answer(client, parties):
+    trace_id = await _new_trace(client, parties)
+    headers = {**parties["addressee"].headers, "Idempotency-Key": "ack-1"}
+    first = await client.post(f"/api/v1/trace-requests/{trace_id}/acknowledge", headers=headers)
+    again = await client.post(f"/api/v1/trace-requests/{trace_id}/acknowledge", headers=headers)
+    assert first.status_code == again.status_code == 200
+    assert again.json()["version"] == first.json()["version"]
+    fresh = await client.post(
+        f"/api/v1/trace-requests/{trace_id}/acknowledge", headers=parties["addressee"].headers
+    )
+    assert fresh.status_code == 409

@@ -1,0 +1,1 @@
+"""Webhooks: subscriptions, outbox, Standard Webhooks signing, SSRF checks, delivery."""
