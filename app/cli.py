@@ -73,11 +73,12 @@ def serve(
 
 @cli.command()
 def worker() -> None:
-    """Migrate, then run the background worker until SIGINT or SIGTERM."""
+    """Migrate, then run the background jobs and webhook deliveries until SIGINT or SIGTERM."""
     import signal
 
     from app.core.db import Database
     from app.core.logging import configure_logging
+    from app.webhooks.delivery import DeliveryWorker
     from app.worker import Worker
 
     settings = get_settings()
@@ -86,12 +87,12 @@ def worker() -> None:
 
     async def run() -> None:
         db = Database(settings)
-        runner = Worker(db)
+        runners = [Worker(db), DeliveryWorker(db, settings)]
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, runner.stop)
+            loop.add_signal_handler(signum, lambda: [r.stop() for r in runners])
         try:
-            await runner.run()
+            await asyncio.gather(*(r.run() for r in runners))
         finally:
             await db.dispose()
 

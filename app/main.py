@@ -25,6 +25,8 @@ from app.hits.routes import router as hits_router
 from app.ops.routes import router as ops_router
 from app.sharing.routes import router as sharing_router
 from app.traces.routes import router as traces_router
+from app.webhooks.delivery import DeliveryWorker
+from app.webhooks.routes import router as webhooks_router
 from app.worker import Worker
 
 DESCRIPTION = """
@@ -45,16 +47,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        worker_task = None
+        runners: list[Worker | DeliveryWorker] = []
         if settings.runs_worker_in_process:
-            worker = Worker(app.state.db)
-            worker_task = asyncio.create_task(worker.run(), name="tracewire-worker")
+            runners = [Worker(app.state.db), DeliveryWorker(app.state.db, settings)]
+        tasks = [asyncio.create_task(r.run(), name="tracewire-worker") for r in runners]
         try:
             yield
         finally:
-            if worker_task is not None:
-                worker.stop()
-                await worker_task
+            for runner in runners:
+                runner.stop()
+            await asyncio.gather(*tasks)
             await app.state.db.dispose()
 
     app = FastAPI(
@@ -79,4 +81,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sharing_router)
     app.include_router(traces_router)
     app.include_router(hits_router)
+    app.include_router(webhooks_router)
     return app

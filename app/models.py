@@ -16,6 +16,7 @@ from app.events.models import Event
 from app.hits.models import Hit
 from app.sharing.models import SharingGroup, SharingGroupMember, SharingPolicy
 from app.traces.models import TraceMessage, TraceRequest, TraceResponse, TraceTransition
+from app.webhooks.models import Delivery, DeliveryAttempt, Subscription
 
 metadata = SQLModel.metadata
 
@@ -28,6 +29,8 @@ __all__ = [
     "AlertTag",
     "ApiClient",
     "AuthSession",
+    "Delivery",
+    "DeliveryAttempt",
     "Event",
     "Hit",
     "IdempotencyRecord",
@@ -36,6 +39,7 @@ __all__ = [
     "SharingGroup",
     "SharingGroupMember",
     "SharingPolicy",
+    "Subscription",
     "TraceMessage",
     "TraceRequest",
     "TraceResponse",

@@ -130,7 +130,8 @@ async def generate(url: str, n_alerts: int, n_agencies: int, n_groups: int, seed
     # Bulk-load practice: drop the secondary indexes, COPY, then build them once.
     indexes = await conn.fetch(
         "SELECT indexname, indexdef FROM pg_indexes"
-        " WHERE schemaname = 'public' AND tablename = ANY($1) AND indexname NOT IN (SELECT conname FROM pg_constraint)",
+        " WHERE schemaname = 'public' AND tablename = ANY($1)"
+        " AND indexname NOT IN (SELECT conname FROM pg_constraint)",
         ["alert", "alert_item", "alert_tag", "alert_recipient_agency", "alert_recipient_group"],
     )
     for row in indexes:

@@ -251,27 +251,12 @@ async def _recipients_by_alert(
     return agencies, groups
 
 
-async def facts_of(session: AsyncSession, alert: Alert) -> visibility.AlertFacts:
-    """The facts the sharing rule needs about a stored alert."""
-    agencies, groups = await _recipients_by_alert(session, [alert.id])
-    return visibility.AlertFacts(
-        originator=alert.originator_agency_id,
-        status=alert.status,
-        kind=alert.kind,
-        audience=alert.audience,
-        addressed_to=alert.addressed_to_agency_id,
-        recipient_agencies=frozenset(agencies.get(alert.id, [])),
-        recipient_groups=frozenset(groups.get(alert.id, [])),
-        embargo_until=alert.embargo_until,
-    )
-
-
 async def explain_access(
     session: AsyncSession, principal: Principal, alert_id: uuid.UUID
 ) -> AccessRead:
     """Which rules let the caller's agency see the alert, and whether it may edit it."""
     alert = await get_visible_alert(session, principal, alert_id)
-    facts = await facts_of(session, alert)
+    facts = await sharing.facts_of(session, alert)
     members = await sharing.live_group_members(session, facts.recipient_groups)
     found = visibility.grants(
         facts, principal.agency_id, agency_active=True, live_group_members=members

@@ -77,8 +77,38 @@ class Settings(BaseSettings):
     trace_urgent_ack_days: int = Field(default=1, ge=1)
     trace_urgent_response_days: int = Field(default=3, ge=1)
 
+    # Webhooks.
+    webhook_allow_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="CIDRs subscribers may resolve to although not public (tests: 127.0.0.1/32).",
+    )
+    webhook_secret_overlap_seconds: int = Field(default=86400, ge=0)
+    webhook_connect_timeout: float = Field(default=5.0, gt=0)
+    webhook_read_timeout: float = Field(default=10.0, gt=0)
+    webhook_max_response_bytes: int = Field(default=65536, ge=1024)
+    webhook_concurrency: int = Field(default=64, ge=1)
+    webhook_concurrency_per_subscription: int = Field(default=8, ge=1)
+    webhook_lease_seconds: int = Field(default=60, ge=5)
+    webhook_poll_seconds: float = Field(default=1.0, gt=0)
+    webhook_disable_after_failures: int = Field(default=50, ge=1)
+    # Seconds to wait before each retry (then `failed`): about 5 s, 5 min, 30 min, 2 h, 5 h,
+    # 10 h, 10 h, with up to 20 % jitter.
+    webhook_retry_schedule: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [5, 300, 1800, 7200, 18000, 36000, 36000]
+    )
+
     # None = automatic: `serve` runs the worker in-process on SQLite only.
     worker_in_process: bool | None = None
+
+    @field_validator("webhook_allow_networks", "webhook_retry_schedule", mode="before")
+    @classmethod
+    def _split_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
 
     @field_validator("jwt_keys", mode="before")
     @classmethod

@@ -27,6 +27,7 @@ class EventType(StrEnum):
     trace_overdue = "trace.overdue"
     hit_created = "hit.created"
     ping = "ping"
+    subscription_disabled = "subscription.disabled"
 
 
 class Event(SQLModel, table=True):

@@ -10,7 +10,14 @@ from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.agencies.models import Agency, AgencyStatus
-from app.alerts.models import AlertKind, Audience, Tlp
+from app.alerts.models import (
+    Alert,
+    AlertKind,
+    AlertRecipientAgency,
+    AlertRecipientGroup,
+    Audience,
+    Tlp,
+)
 from app.alerts.schemas import Handling
 from app.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.core.pagination import decode_cursor, encode_cursor
@@ -403,3 +410,27 @@ async def hidden_member_counts(
     if principal.is_platform_admin:
         return {}
     return dict((await session.exec(query)).all())
+
+
+async def facts_of(session: AsyncSession, alert: Alert) -> AlertFacts:
+    """What the sharing rule needs to know about a stored alert."""
+    agencies = (
+        await session.exec(
+            select(AlertRecipientAgency.agency_id).where(AlertRecipientAgency.alert_id == alert.id)
+        )
+    ).all()
+    groups = (
+        await session.exec(
+            select(AlertRecipientGroup.group_id).where(AlertRecipientGroup.alert_id == alert.id)
+        )
+    ).all()
+    return AlertFacts(
+        originator=alert.originator_agency_id,
+        status=alert.status,
+        kind=alert.kind,
+        audience=alert.audience,
+        addressed_to=alert.addressed_to_agency_id,
+        recipient_agencies=frozenset(agencies),
+        recipient_groups=frozenset(groups),
+        embargo_until=alert.embargo_until,
+    )

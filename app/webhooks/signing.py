@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Sequence
 from secrets import token_bytes
 
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the format prefix, not a secret
 # RFC 2104 discourages HMAC keys shorter than the hash output (32 bytes for SHA-256).
 SECRET_BYTES = 32
 SIGNATURE_VERSION = "v1"

@@ -1,0 +1,379 @@
+"""The delivery worker: claim due deliveries, re-check access, sign, POST, record, retry.
+
+Claims are leases (`claimed_until`): a killed worker's deliveries fall due again when
+the lease ends, so every delivery is sent at least once; a retry keeps its `webhook-id`.
+On PostgreSQL, claims use `FOR UPDATE SKIP LOCKED` (workers never share a delivery) and
+`LISTEN/NOTIFY` wakes the workers; polling is the fallback everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+import random
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import httpx
+import sqlalchemy as sa
+from sqlmodel import col, select
+
+from app.agencies.models import Agency, AgencyStatus
+from app.alerts.models import Alert
+from app.core.config import Settings
+from app.core.db import Database
+from app.core.types import utcnow
+from app.events import service as events
+from app.events.models import EventType
+from app.webhooks import outbox, signing, ssrf
+from app.webhooks.models import (
+    Delivery,
+    DeliveryAttempt,
+    DeliveryStatus,
+    Subscription,
+    SubscriptionStatus,
+)
+
+log = logging.getLogger("tracewire.webhooks")
+
+
+@dataclass
+class Outcome:
+    status_code: int | None = None
+    latency_ms: float | None = None
+    error: str | None = None
+    excerpt: str | None = None
+    retry_after: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+class DeliveryWorker:
+    """One worker process's delivery loop, with bounded concurrency overall and per endpoint."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        *,
+        resolver: ssrf.Resolver | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.resolver = resolver or ssrf.SystemResolver()
+        self.name = name or f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
+        self.allow = [
+            ipaddress.ip_network(n, strict=False) for n in settings.webhook_allow_networks
+        ]
+        self._overall = asyncio.Semaphore(settings.webhook_concurrency)
+        self._per_sub: dict[uuid.UUID, asyncio.Semaphore] = {}
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(
+                settings.webhook_read_timeout,
+                connect=settings.webhook_connect_timeout,
+            ),
+            follow_redirects=False,
+            trust_env=False,
+            limits=httpx.Limits(max_connections=settings.webhook_concurrency),
+        )
+
+    # --- loop -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Deliver until `stop()`; in-flight deliveries finish, unstarted claims are released."""
+        listener = await self._listen()
+        log.info("delivery worker started", extra={"worker": self.name})
+        try:
+            while not self._stop.is_set():
+                handled = await self.run_once()
+                if handled:
+                    continue
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        self._wait_wake_or_stop(), timeout=self.settings.webhook_poll_seconds
+                    )
+        finally:
+            await self._release_claims()
+            if listener is not None:
+                await listener.close()
+            await self._client.aclose()
+            log.info("delivery worker stopped", extra={"worker": self.name})
+
+    async def _wait_wake_or_stop(self) -> None:
+        wake = asyncio.create_task(self._wake.wait())
+        stop = asyncio.create_task(self._stop.wait())
+        _, pending = await asyncio.wait({wake, stop}, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+
+    def stop(self) -> None:
+        """Finish the current batch, then stop."""
+        self._stop.set()
+
+    async def run_once(self, limit: int | None = None) -> int:
+        """Claim one batch of due deliveries and send them all; returns how many."""
+        ids = await self.claim(limit or self.settings.webhook_concurrency)
+        if ids:
+            await asyncio.gather(*(self._deliver_guarded(i) for i in ids))
+        return len(ids)
+
+    async def _listen(self) -> object | None:
+        if self.settings.is_sqlite:
+            return None
+        try:
+            import asyncpg
+
+            dsn = self.settings.database_url.replace("postgresql+asyncpg://", "postgresql://")
+            conn = await asyncpg.connect(dsn)
+            await conn.add_listener(outbox.NOTIFY_CHANNEL, lambda *_: self._wake.set())
+            return conn
+        except (OSError, ImportError, Exception):
+            log.warning("LISTEN unavailable; polling only", exc_info=True)
+            return None
+
+    # --- claims -----------------------------------------------------------------------
+
+    async def claim(self, limit: int) -> list[uuid.UUID]:
+        """Lease up to `limit` due deliveries (pending and due, or with an expired lease)."""
+        now = utcnow()
+        due = sa.or_(
+            sa.and_(
+                Delivery.status == DeliveryStatus.pending.value,
+                col(Delivery.next_attempt_at) <= now,
+            ),
+            sa.and_(
+                Delivery.status == DeliveryStatus.delivering.value,
+                col(Delivery.claimed_until) < now,
+            ),
+        )
+        query = (
+            select(Delivery.id)
+            .where(due)
+            .order_by(col(Delivery.next_attempt_at))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        async with self.db.session() as session:
+            ids = list((await session.exec(query)).all())
+            if ids:
+                await session.exec(
+                    sa.update(Delivery)
+                    .where(col(Delivery.id).in_(ids))
+                    .values(
+                        status=DeliveryStatus.delivering.value,
+                        claimed_until=now + timedelta(seconds=self.settings.webhook_lease_seconds),
+                        claimed_by=self.name,
+                    )
+                )
+            await session.commit()
+        return ids
+
+    async def _release_claims(self) -> None:
+        with contextlib.suppress(Exception):
+            async with self.db.session() as session:
+                await session.exec(
+                    sa.update(Delivery)
+                    .where(
+                        Delivery.claimed_by == self.name,
+                        Delivery.status == DeliveryStatus.delivering.value,
+                    )
+                    .values(status=DeliveryStatus.pending.value, claimed_until=None)
+                )
+                await session.commit()
+
+    # --- one delivery -----------------------------------------------------------------
+
+    async def _deliver_guarded(self, delivery_id: uuid.UUID) -> None:
+        try:
+            await self.deliver(delivery_id)
+        except Exception:
+            # The lease runs out and another pass retries it: never lost.
+            log.exception("delivery crashed", extra={"delivery_id": str(delivery_id)})
+
+    async def deliver(self, delivery_id: uuid.UUID) -> None:
+        """Re-check access, then send one claimed delivery and record the attempt."""
+        prepared = await self._prepare(delivery_id)
+        if prepared is None:
+            return
+        delivery, sub = prepared
+        sem = self._per_sub.setdefault(
+            sub.id, asyncio.Semaphore(self.settings.webhook_concurrency_per_subscription)
+        )
+        async with self._overall, sem:
+            outcome = await self.post(sub, delivery)
+        await self._record(delivery.id, sub.id, outcome)
+
+    async def _prepare(self, delivery_id: uuid.UUID) -> tuple[Delivery, Subscription] | None:
+        async with self.db.session() as session:
+            delivery = await session.get(Delivery, delivery_id)
+            if delivery is None or delivery.claimed_by != self.name:
+                return None
+            sub = await session.get(Subscription, delivery.subscription_id)
+            agency = await session.get(Agency, sub.agency_id) if sub else None
+            reason = None
+            if sub is None or agency is None or sub.deleted_at is not None:
+                reason = "subscription deleted"
+            elif sub.status != SubscriptionStatus.active or agency.status != AgencyStatus.active:
+                reason = "subscription or agency inactive"
+            elif delivery.alert_id is not None:
+                alert = await session.get(Alert, delivery.alert_id)
+                if alert is None or not await outbox.may_receive(
+                    session, sub, agency, alert, utcnow()
+                ):
+                    reason = "access withdrawn before sending"
+            if reason is not None:
+                delivery.status = DeliveryStatus.cancelled.value
+                delivery.last_error = reason
+                delivery.claimed_until = None
+                session.add(delivery)
+                await session.commit()
+                log.info(
+                    "delivery cancelled", extra={"delivery_id": str(delivery.id), "why": reason}
+                )
+                return None
+            await session.commit()  # no transaction stays open over the network call
+            return delivery, sub
+
+    def _secrets(self, sub: Subscription) -> list[str]:
+        keys = [sub.secret]
+        expires = sub.previous_secret_expires_at
+        if sub.previous_secret and expires and expires > utcnow():
+            keys.append(sub.previous_secret)
+        return keys
+
+    async def post(self, sub: Subscription, delivery: Delivery) -> Outcome:
+        """One signed POST to the checked address; never follows redirects or reads > cap."""
+        started = time.perf_counter()
+        try:
+            url = ssrf.check_url_syntax(sub.url, require_https=self.settings.environment != "dev")
+            addresses = await ssrf.resolve_and_check(url, self.resolver, self.allow)
+        except ssrf.UrlRefused as exc:
+            return Outcome(error=f"refused: {exc}")
+        body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
+        headers = signing.headers(
+            self._secrets(sub), signing.message_id(delivery.id), int(time.time()), body
+        )
+        headers["host"] = url.netloc.decode("ascii")
+        headers["user-agent"] = "Tracewire-Webhooks/1"
+        # Connect to the address that was checked: no second DNS lookup to be rebound.
+        target = url.copy_with(host=addresses[0])
+        extensions = {"sni_hostname": url.host} if url.scheme == "https" else {}
+        try:
+            async with self._client.stream(
+                "POST", target, content=body, headers=headers, extensions=extensions
+            ) as response:
+                excerpt = await _read_capped(response, self.settings.webhook_max_response_bytes)
+                return Outcome(
+                    status_code=response.status_code,
+                    latency_ms=(time.perf_counter() - started) * 1000,
+                    excerpt=excerpt[:2048],
+                    retry_after=_retry_after(response),
+                )
+        except httpx.TimeoutException:
+            return Outcome(error="timeout", latency_ms=(time.perf_counter() - started) * 1000)
+        except httpx.HTTPError as exc:
+            return Outcome(error=f"{type(exc).__name__}: {exc}"[:500])
+
+    async def _record(self, delivery_id: uuid.UUID, sub_id: uuid.UUID, outcome: Outcome) -> None:
+        now = utcnow()
+        async with self.db.session() as session:
+            delivery = await session.get(Delivery, delivery_id)
+            sub = await session.get(Subscription, sub_id)
+            if delivery is None or sub is None:
+                return
+            session.add(
+                DeliveryAttempt(
+                    delivery_id=delivery.id,
+                    status_code=outcome.status_code,
+                    latency_ms=outcome.latency_ms,
+                    error=outcome.error,
+                    response_excerpt=outcome.excerpt,
+                    worker=self.name,
+                )
+            )
+            delivery.attempts += 1
+            delivery.last_status_code = outcome.status_code
+            delivery.last_error = outcome.error
+            delivery.last_latency_ms = outcome.latency_ms
+            delivery.last_response = outcome.excerpt
+            delivery.claimed_until = None
+            if outcome.ok:
+                delivery.status = DeliveryStatus.delivered.value
+                delivery.delivered_at = now
+                sub.consecutive_failures = 0
+            else:
+                sub.consecutive_failures += 1
+                delay = self._next_delay(delivery.attempts, outcome)
+                if outcome.status_code == 410 or delay is None:
+                    delivery.status = DeliveryStatus.failed.value
+                else:
+                    delivery.status = DeliveryStatus.pending.value
+                    delivery.next_attempt_at = now + timedelta(seconds=delay)
+                limit = self.settings.webhook_disable_after_failures
+                if outcome.status_code == 410 or sub.consecutive_failures >= limit:
+                    await self._disable(session, sub, outcome)
+            session.add(delivery)
+            session.add(sub)
+            await session.commit()
+
+    def _next_delay(self, attempts: int, outcome: Outcome) -> float | None:
+        schedule = self.settings.webhook_retry_schedule
+        if attempts > len(schedule):
+            return None
+        delay = schedule[attempts - 1] * (1 + random.random() * 0.2)  # noqa: S311 - jitter
+        if outcome.retry_after is not None and outcome.status_code in (429, 503):
+            delay = max(delay, min(outcome.retry_after, 86400))
+        return delay
+
+    async def _disable(self, session: object, sub: Subscription, outcome: Outcome) -> None:
+        if sub.status == SubscriptionStatus.disabled:
+            return
+        sub.status = SubscriptionStatus.disabled.value
+        sub.disabled_reason = (
+            "410 Gone" if outcome.status_code == 410 else f"{sub.consecutive_failures} failures"
+        )
+        await events.record(
+            session,  # type: ignore[arg-type]
+            EventType.subscription_disabled,
+            agency_ids=[sub.agency_id],
+            data={"subscription_id": str(sub.id), "reason": sub.disabled_reason},
+            fan_out=False,
+        )
+
+
+async def _read_capped(response: httpx.Response, cap: int) -> str:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= cap:
+            break
+    return b"".join(chunks)[:cap].decode("utf-8", errors="replace")
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    with contextlib.suppress(TypeError, ValueError):
+        from email.utils import parsedate_to_datetime
+
+        return max(
+            0.0, (parsedate_to_datetime(value) - datetime.now().astimezone()).total_seconds()
+        )
+    return None

@@ -1,0 +1,96 @@
+"""Tables: webhook subscriptions, their deliveries (the outbox) and every attempt."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import JSON, Column, Field, SQLModel
+
+from app.core.types import UTCDateTime, new_id, utcnow
+
+
+class SubscriptionStatus(StrEnum):
+    active = "active"
+    disabled = "disabled"
+
+
+class DeliveryStatus(StrEnum):
+    pending = "pending"
+    delivering = "delivering"
+    delivered = "delivered"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+class Subscription(SQLModel, table=True):
+    """An agency's endpoint and the events, kinds, countries and TLP it wants."""
+
+    __tablename__ = "webhook_subscription"
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    agency_id: uuid.UUID = Field(foreign_key="agency.id", index=True, ondelete="RESTRICT")
+    url: str = Field(max_length=2000)
+    description: str = Field(default="", max_length=500)
+    event_types: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    kinds: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    countries: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    max_tlp: str | None = Field(default=None, max_length=20)
+    # Signing needs the secret itself; `previous_secret` keeps signing until it expires.
+    secret: str = Field(max_length=100)
+    previous_secret: str | None = Field(default=None, max_length=100)
+    previous_secret_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    status: str = Field(default=SubscriptionStatus.active, max_length=20)
+    consecutive_failures: int = 0
+    disabled_reason: str | None = Field(default=None, max_length=200)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Delivery(SQLModel, table=True):
+    """One message for one subscription; its id is the stable `webhook-id`."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (
+        sa.Index("ix_webhook_delivery_due", "status", "next_attempt_at"),
+        sa.Index("ix_webhook_delivery_subscription", "subscription_id", "created_at"),
+    )
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    subscription_id: uuid.UUID = Field(foreign_key="webhook_subscription.id", ondelete="CASCADE")
+    event_id: uuid.UUID | None = Field(default=None, foreign_key="event.id", ondelete="SET NULL")
+    event_type: str = Field(max_length=40)
+    alert_id: uuid.UUID | None = None
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default=DeliveryStatus.pending, max_length=20)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    claimed_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    claimed_by: str | None = Field(default=None, max_length=100)
+    last_status_code: int | None = None
+    last_error: str | None = Field(default=None, max_length=500)
+    last_latency_ms: float | None = None
+    last_response: str | None = Field(default=None, max_length=2048)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class DeliveryAttempt(SQLModel, table=True):
+    """One POST of a delivery: when, how long, what came back."""
+
+    __tablename__ = "webhook_attempt"
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    delivery_id: uuid.UUID = Field(
+        foreign_key="webhook_delivery.id", index=True, ondelete="CASCADE"
+    )
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    status_code: int | None = None
+    latency_ms: float | None = None
+    error: str | None = Field(default=None, max_length=500)
+    response_excerpt: str | None = Field(default=None, max_length=2048)
+    worker: str | None = Field(default=None, max_length=100)

@@ -1,0 +1,148 @@
+"""`/api/v1/subscriptions` and `/api/v1/deliveries`: webhooks for partner systems."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from app.auth.deps import CurrentPrincipal
+from app.core.db import SessionDep
+from app.core.errors import problem_responses
+from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from app.webhooks import service
+from app.webhooks.models import DeliveryStatus
+from app.webhooks.schemas import (
+    DeliveryPage,
+    DeliveryRead,
+    ReplayRequest,
+    ReplayResult,
+    SubscriptionCreate,
+    SubscriptionPage,
+    SubscriptionRead,
+    SubscriptionUpdate,
+    SubscriptionWithSecret,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["webhooks"])
+ERRORS = problem_responses(401, 403, 404, 409, 422)
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+Cursor = Annotated[str | None, Query(max_length=200)]
+
+
+def _with_secret(sub: object, secret: str) -> SubscriptionWithSecret:
+    read = SubscriptionRead.model_validate(sub)
+    return SubscriptionWithSecret(**read.model_dump(), secret=secret)
+
+
+@router.post(
+    "/subscriptions", response_model=SubscriptionWithSecret, status_code=201, responses=ERRORS
+)
+async def create_subscription(
+    data: SubscriptionCreate, request: Request, session: SessionDep, principal: CurrentPrincipal
+) -> SubscriptionWithSecret:
+    """Subscribe an endpoint of your agency; the `whsec_…` secret is shown this once."""
+    sub, secret = await service.create(session, principal, data, request.app.state.settings)
+    return _with_secret(sub, secret)
+
+
+@router.get("/subscriptions", response_model=SubscriptionPage, responses=ERRORS)
+async def list_subscriptions(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> SubscriptionPage:
+    """Your agency's subscriptions."""
+    rows, next_cursor = await service.list_subscriptions(
+        session, principal, limit=limit, cursor=cursor
+    )
+    return SubscriptionPage(
+        items=[SubscriptionRead.model_validate(r) for r in rows], next_cursor=next_cursor
+    )
+
+
+@router.get("/subscriptions/{sub_id}", response_model=SubscriptionRead, responses=ERRORS)
+async def get_subscription(
+    sub_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
+) -> SubscriptionRead:
+    """One subscription (never its secret)."""
+    return SubscriptionRead.model_validate(await service.get(session, principal, sub_id))
+
+
+@router.patch("/subscriptions/{sub_id}", response_model=SubscriptionRead, responses=ERRORS)
+async def update_subscription(
+    sub_id: uuid.UUID,
+    data: SubscriptionUpdate,
+    request: Request,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+) -> SubscriptionRead:
+    """Change the URL or filters, or re-enable a disabled subscription."""
+    sub = await service.update(session, principal, sub_id, data, request.app.state.settings)
+    return SubscriptionRead.model_validate(sub)
+
+
+@router.delete("/subscriptions/{sub_id}", status_code=204, responses=ERRORS)
+async def delete_subscription(
+    sub_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
+) -> Response:
+    """Stop delivering to this endpoint."""
+    await service.delete(session, principal, sub_id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/subscriptions/{sub_id}/rotate-secret", response_model=SubscriptionWithSecret, responses=ERRORS
+)
+async def rotate_secret(
+    sub_id: uuid.UUID, request: Request, session: SessionDep, principal: CurrentPrincipal
+) -> SubscriptionWithSecret:
+    """A new secret (shown once); the old one keeps signing during the overlap."""
+    sub, secret = await service.rotate_secret(
+        session, principal, sub_id, request.app.state.settings
+    )
+    return _with_secret(sub, secret)
+
+
+@router.post(
+    "/subscriptions/{sub_id}/ping", response_model=DeliveryRead, status_code=202, responses=ERRORS
+)
+async def ping(sub_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal) -> DeliveryRead:
+    """Queue a `ping` event to this endpoint."""
+    return DeliveryRead.model_validate(await service.ping(session, principal, sub_id))
+
+
+@router.get("/subscriptions/{sub_id}/deliveries", response_model=DeliveryPage, responses=ERRORS)
+async def list_deliveries(
+    sub_id: uuid.UUID,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    status: DeliveryStatus | None = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> DeliveryPage:
+    """The delivery log: status, attempts, last answer (first 2 KB), latency."""
+    rows, next_cursor = await service.list_deliveries(
+        session, principal, sub_id, status=status, limit=limit, cursor=cursor
+    )
+    return DeliveryPage(
+        items=[DeliveryRead.model_validate(r) for r in rows], next_cursor=next_cursor
+    )
+
+
+@router.post("/deliveries/{delivery_id}/retry", response_model=DeliveryRead, responses=ERRORS)
+async def retry_delivery(
+    delivery_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
+) -> DeliveryRead:
+    """Send a failed or cancelled delivery again now (same `webhook-id`)."""
+    return DeliveryRead.model_validate(await service.retry(session, principal, delivery_id))
+
+
+@router.post("/subscriptions/{sub_id}/replay", response_model=ReplayResult, responses=ERRORS)
+async def replay(
+    sub_id: uuid.UUID, data: ReplayRequest, session: SessionDep, principal: CurrentPrincipal
+) -> ReplayResult:
+    """Re-send everything since a time that your agency may still see."""
+    return ReplayResult(queued=await service.replay(session, principal, sub_id, data.since))

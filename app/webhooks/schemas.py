@@ -1,0 +1,89 @@
+"""Request and answer bodies for webhook subscriptions and deliveries."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import AwareDatetime, Field
+
+from app.alerts.models import AlertKind, Tlp
+from app.core.schemas import CountryCode, InputModel, OutputModel, text
+from app.events.models import EventType
+from app.webhooks.models import DeliveryStatus, SubscriptionStatus
+
+Url = text(2000)
+
+
+class SubscriptionCreate(InputModel):
+    url: Url = Field(description="https outside dev; must resolve to public addresses.")
+    description: text(500, min_length=0) = ""
+    event_types: list[EventType] = Field(default_factory=list, description="Empty: all.")
+    kinds: list[AlertKind] = Field(default_factory=list, description="Empty: all kinds.")
+    countries: list[CountryCode] = Field(default_factory=list, max_length=250)
+    max_tlp: Tlp | None = Field(default=None, description="The most sensitive TLP accepted.")
+
+
+class SubscriptionUpdate(InputModel):
+    url: Url | None = None
+    description: text(500, min_length=0) | None = None
+    event_types: list[EventType] | None = None
+    kinds: list[AlertKind] | None = None
+    countries: list[CountryCode] | None = Field(default=None, max_length=250)
+    max_tlp: Tlp | None = None
+    status: SubscriptionStatus | None = Field(default=None, description="Re-enable or pause.")
+
+
+class SubscriptionRead(OutputModel):
+    id: uuid.UUID
+    agency_id: uuid.UUID
+    url: str
+    description: str
+    event_types: list[str]
+    kinds: list[str]
+    countries: list[str]
+    max_tlp: str | None
+    status: SubscriptionStatus
+    consecutive_failures: int
+    disabled_reason: str | None
+    previous_secret_expires_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class SubscriptionWithSecret(SubscriptionRead):
+    secret: str = Field(description="`whsec_…`, shown once: verify signatures with it.")
+
+
+class SubscriptionPage(OutputModel):
+    items: list[SubscriptionRead]
+    next_cursor: str | None = None
+
+
+class DeliveryRead(OutputModel):
+    id: uuid.UUID = Field(description="`webhook-id` is `msg_` + this id without dashes.")
+    subscription_id: uuid.UUID
+    event_type: str
+    alert_id: uuid.UUID | None
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: datetime
+    last_status_code: int | None
+    last_error: str | None
+    last_latency_ms: float | None
+    last_response: str | None = Field(description="The first 2 KB of the last answer.")
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+class DeliveryPage(OutputModel):
+    items: list[DeliveryRead]
+    next_cursor: str | None = None
+
+
+class ReplayRequest(InputModel):
+    since: AwareDatetime = Field(description="Re-send every delivery created since then.")
+
+
+class ReplayResult(OutputModel):
+    queued: int

@@ -1,0 +1,233 @@
+"""Webhook subscriptions and their delivery log: create, change, rotate, ping, retry, replay."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.core.config import Settings
+from app.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from app.core.pagination import decode_cursor, encode_cursor
+from app.core.principal import Principal, Scope
+from app.core.types import utcnow
+from app.events import service as events
+from app.events.models import EventType
+from app.webhooks import outbox, ssrf
+from app.webhooks.models import Delivery, DeliveryStatus, Subscription, SubscriptionStatus
+from app.webhooks.schemas import SubscriptionCreate, SubscriptionUpdate
+from app.webhooks.signing import new_webhook_secret
+
+
+def require_manager(principal: Principal) -> None:
+    """Subscriptions are managed by agency admins or clients with `webhooks:manage`."""
+    if not principal.has_scope(Scope.webhooks_manage):
+        raise Forbidden("This needs the agency_admin role or the `webhooks:manage` scope.")
+
+
+def check_url(url: str, settings: Settings) -> str:
+    """The URL's own rules (scheme, https outside dev, no userinfo); 422 naming `url`."""
+    try:
+        ssrf.check_url_syntax(url, require_https=settings.environment != "dev")
+    except ssrf.UrlRefused as exc:
+        raise InvalidInput.on("body.url", str(exc)) from exc
+    return url
+
+
+async def create(
+    session: AsyncSession, principal: Principal, data: SubscriptionCreate, settings: Settings
+) -> tuple[Subscription, str]:
+    """A new subscription for the principal's agency; its secret is returned once."""
+    require_manager(principal)
+    secret = new_webhook_secret()
+    sub = Subscription(
+        agency_id=principal.agency_id,
+        url=check_url(data.url, settings),
+        description=data.description,
+        event_types=[e.value for e in data.event_types],
+        kinds=[k.value for k in data.kinds],
+        countries=list(data.countries),
+        max_tlp=data.max_tlp.value if data.max_tlp else None,
+        secret=secret,
+    )
+    session.add(sub)
+    await session.flush()
+    return sub, secret
+
+
+async def get(session: AsyncSession, principal: Principal, sub_id: uuid.UUID) -> Subscription:
+    """A live subscription of the principal's agency, or 404."""
+    require_manager(principal)
+    sub = await session.get(Subscription, sub_id)
+    if sub is None or sub.deleted_at is not None or sub.agency_id != principal.agency_id:
+        raise NotFound("No such subscription.")
+    return sub
+
+
+async def list_subscriptions(
+    session: AsyncSession, principal: Principal, *, limit: int, cursor: str | None
+) -> tuple[Sequence[Subscription], str | None]:
+    """The agency's live subscriptions, oldest first."""
+    require_manager(principal)
+    query = select(Subscription).where(
+        Subscription.agency_id == principal.agency_id, col(Subscription.deleted_at).is_(None)
+    )
+    if cursor:
+        at, row_id = decode_cursor(cursor)
+        query = query.where(
+            sa.tuple_(Subscription.created_at, Subscription.id) > sa.tuple_(at, row_id)
+        )
+    rows = (
+        await session.exec(
+            query.order_by(col(Subscription.created_at), col(Subscription.id)).limit(limit + 1)
+        )
+    ).all()
+    if len(rows) > limit:
+        return rows[:limit], encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id)
+    return rows, None
+
+
+async def update(
+    session: AsyncSession,
+    principal: Principal,
+    sub_id: uuid.UUID,
+    data: SubscriptionUpdate,
+    settings: Settings,
+) -> Subscription:
+    """Change the URL, filters or status (re-enabling resets the failure count)."""
+    sub = await get(session, principal, sub_id)
+    changes = data.model_dump(exclude_unset=True, mode="json")
+    if "url" in changes:
+        if changes["url"] is None:
+            raise InvalidInput.on("body.url", "may not be null")
+        check_url(changes["url"], settings)
+    if changes.get("status") == SubscriptionStatus.active:
+        sub.consecutive_failures = 0
+        sub.disabled_reason = None
+    for field in ("event_types", "kinds", "countries"):
+        if field in changes and changes[field] is None:
+            changes[field] = []
+    for field, value in changes.items():
+        setattr(sub, field, value)
+    sub.updated_at = utcnow()
+    session.add(sub)
+    await session.flush()
+    return sub
+
+
+async def delete(session: AsyncSession, principal: Principal, sub_id: uuid.UUID) -> None:
+    """Stop delivering: pending deliveries are cancelled."""
+    sub = await get(session, principal, sub_id)
+    sub.deleted_at = utcnow()
+    session.add(sub)
+    await session.exec(
+        sa.update(Delivery)
+        .where(
+            col(Delivery.subscription_id) == sub.id,
+            col(Delivery.status).in_([DeliveryStatus.pending.value]),
+        )
+        .values(status=DeliveryStatus.cancelled.value)
+    )
+    await session.flush()
+
+
+async def rotate_secret(
+    session: AsyncSession, principal: Principal, sub_id: uuid.UUID, settings: Settings
+) -> tuple[Subscription, str]:
+    """A new secret; the old one keeps signing alongside it for the overlap period."""
+    sub = await get(session, principal, sub_id)
+    secret = new_webhook_secret()
+    sub.previous_secret = sub.secret
+    sub.previous_secret_expires_at = utcnow() + timedelta(
+        seconds=settings.webhook_secret_overlap_seconds
+    )
+    sub.secret = secret
+    sub.updated_at = utcnow()
+    session.add(sub)
+    await session.flush()
+    return sub, secret
+
+
+async def ping(session: AsyncSession, principal: Principal, sub_id: uuid.UUID) -> Delivery:
+    """Queue a `ping` to this subscription only."""
+    sub = await get(session, principal, sub_id)
+    event = await events.record(session, EventType.ping, agency_ids=[], data={}, fan_out=False)
+    delivery = Delivery(
+        subscription_id=sub.id,
+        event_id=event.id,
+        event_type=event.type,
+        payload=outbox.payload(event, None, ""),
+    )
+    session.add(delivery)
+    await session.flush()
+    await outbox.notify(session)
+    return delivery
+
+
+async def list_deliveries(
+    session: AsyncSession,
+    principal: Principal,
+    sub_id: uuid.UUID,
+    *,
+    status: DeliveryStatus | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[Sequence[Delivery], str | None]:
+    """The subscription's deliveries, newest first."""
+    sub = await get(session, principal, sub_id)
+    query = select(Delivery).where(Delivery.subscription_id == sub.id)
+    if status:
+        query = query.where(Delivery.status == status.value)
+    if cursor:
+        at, row_id = decode_cursor(cursor)
+        query = query.where(sa.tuple_(Delivery.created_at, Delivery.id) < sa.tuple_(at, row_id))
+    query = query.order_by(col(Delivery.created_at).desc(), col(Delivery.id).desc())
+    rows = (await session.exec(query.limit(limit + 1))).all()
+    if len(rows) > limit:
+        return rows[:limit], encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id)
+    return rows, None
+
+
+async def retry(session: AsyncSession, principal: Principal, delivery_id: uuid.UUID) -> Delivery:
+    """Send a failed or cancelled delivery again, now (same `webhook-id`)."""
+    delivery = await session.get(Delivery, delivery_id)
+    if delivery is None:
+        raise NotFound("No such delivery.")
+    await get(session, principal, delivery.subscription_id)
+    if delivery.status in (DeliveryStatus.pending, DeliveryStatus.delivering):
+        raise Conflict("The delivery is already queued.")
+    delivery.status = DeliveryStatus.pending.value
+    delivery.next_attempt_at = utcnow()
+    delivery.claimed_until = None
+    session.add(delivery)
+    await session.flush()
+    await outbox.notify(session)
+    return delivery
+
+
+async def replay(
+    session: AsyncSession, principal: Principal, sub_id: uuid.UUID, since: datetime
+) -> int:
+    """Queue again every delivery since `since`; the worker re-checks access before sending."""
+    sub = await get(session, principal, sub_id)
+    rows = (
+        await session.exec(
+            select(Delivery).where(
+                Delivery.subscription_id == sub.id,
+                col(Delivery.created_at) >= since,
+                col(Delivery.status).in_(
+                    [DeliveryStatus.delivered.value, DeliveryStatus.failed.value]
+                ),
+            )
+        )
+    ).all()
+    for old in rows:
+        session.add(outbox.new_delivery_like(old))
+    await session.flush()
+    if rows:
+        await outbox.notify(session)
+    return len(rows)
