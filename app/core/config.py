@@ -82,6 +82,7 @@ class Settings(BaseSettings):
         default_factory=list,
         description="CIDRs subscribers may resolve to although not public (tests: 127.0.0.1/32).",
     )
+    webhook_require_https: bool | None = None  # None: required outside `dev`
     webhook_secret_overlap_seconds: int = Field(default=86400, ge=0)
     webhook_connect_timeout: float = Field(default=5.0, gt=0)
     webhook_read_timeout: float = Field(default=10.0, gt=0)
@@ -151,6 +152,13 @@ class Settings(BaseSettings):
     def runs_worker_in_process(self) -> bool:
         """Whether `serve` should also run the background worker."""
         return self.is_sqlite if self.worker_in_process is None else self.worker_in_process
+
+    @property
+    def webhooks_need_https(self) -> bool:
+        """Whether subscriber URLs must be https."""
+        if self.webhook_require_https is None:
+            return self.environment != "dev"
+        return self.webhook_require_https
 
     @property
     def is_sqlite(self) -> bool:

@@ -257,7 +257,7 @@ class DeliveryWorker:
         """One signed POST to the checked address; never follows redirects or reads > cap."""
         started = time.perf_counter()
         try:
-            url = ssrf.check_url_syntax(sub.url, require_https=self.settings.environment != "dev")
+            url = ssrf.check_url_syntax(sub.url, require_https=self.settings.webhooks_need_https)
             addresses = await ssrf.resolve_and_check(url, self.resolver, self.allow)
         except ssrf.UrlRefused as exc:
             return Outcome(error=f"refused: {exc}")

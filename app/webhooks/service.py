@@ -32,7 +32,7 @@ def require_manager(principal: Principal) -> None:
 def check_url(url: str, settings: Settings) -> str:
     """The URL's own rules (scheme, https outside dev, no userinfo); 422 naming `url`."""
     try:
-        ssrf.check_url_syntax(url, require_https=settings.environment != "dev")
+        ssrf.check_url_syntax(url, require_https=settings.webhooks_need_https)
     except ssrf.UrlRefused as exc:
         raise InvalidInput.on("body.url", str(exc)) from exc
     return url
