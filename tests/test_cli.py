@@ -33,7 +33,7 @@ def _env(db_url: str, **extra: str) -> dict[str, str]:
 
 
 def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(  # noqa: S603 - our own command
+    return subprocess.run(
         TRACEWIRE + args, env=env, cwd=cwd, capture_output=True, text=True, timeout=120
     )
 
@@ -85,7 +85,7 @@ def test_serve_end_to_end(db_url, tmp_path):
     env = _env(db_url, TRACEWIRE_ADMIN_PASSWORD="a very long admin password")
     created = _run(["create-admin", "root@tracewire.example"], env, tmp_path)
     assert created.returncode == 0, created.stderr
-    server = subprocess.Popen(  # noqa: S603
+    server = subprocess.Popen(
         [*TRACEWIRE, "serve", "--port", str(port)],
         env=env,
         cwd=tmp_path,

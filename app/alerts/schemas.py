@@ -344,6 +344,9 @@ class AudiencePreviewRequest(InputModel):
     kind: AlertKind
     handling: Handling | None = Field(default=None, description="Omit for the policy default.")
     addressed_to: uuid.UUID | None = Field(default=None, description="Trace requests only.")
+    country: CountryCode | None = Field(
+        default=None, description="Where it happened, for subscriptions filtered by country."
+    )
 
 
 class AudienceAgency(OutputModel):
@@ -351,6 +354,9 @@ class AudienceAgency(OutputModel):
     name: str
     country: str
     reasons: list[AccessReason]
+    subscriptions: int = Field(
+        default=0, description="Its webhook subscriptions that would receive `alert.published`."
+    )
 
 
 class HiddenGroup(OutputModel):

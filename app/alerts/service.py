@@ -60,6 +60,7 @@ from app.hits.serials import make_key, serial_key
 from app.sharing import rules, visibility
 from app.sharing import service as sharing
 from app.traces import service as traces
+from app.webhooks import outbox
 
 # --- reading ----------------------------------------------------------------------------
 
@@ -443,6 +444,7 @@ async def preview_audience(
         embargo_until=handling.embargo_until,
     )
     hidden = await sharing.hidden_member_counts(session, principal, handling.recipient_groups)
+    draft = Alert(kind=data.kind.value, country=data.country or "", tlp=handling.tlp.value)
     agencies: list[AudienceAgency] = []
     for agency, found in await sharing.audience_of(session, facts):
         shown = [g for g in found if g.group_id not in hidden]
@@ -453,6 +455,9 @@ async def preview_audience(
                     name=agency.name,
                     country=agency.country,
                     reasons=[AccessReason(rule=g.rule, group_id=g.group_id) for g in shown],  # type: ignore[arg-type]
+                    subscriptions=await outbox.count_receiving(
+                        session, agency.id, EventType.alert_published.value, draft
+                    ),
                 )
             )
     return AudiencePreview(

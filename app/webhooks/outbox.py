@@ -38,6 +38,22 @@ def wants(sub: Subscription, event_type: str, alert: Alert | None) -> bool:
     return not (sub.max_tlp and TLP_ORDER[Tlp(alert.tlp)] > TLP_ORDER[Tlp(sub.max_tlp)])
 
 
+async def count_receiving(
+    session: AsyncSession, agency_id: uuid.UUID, event_type: str, alert: Alert
+) -> int:
+    """How many of an agency's live subscriptions want this event (preview-audience)."""
+    subs = (
+        await session.exec(
+            select(Subscription).where(
+                Subscription.agency_id == agency_id,
+                Subscription.status == SubscriptionStatus.active.value,
+                col(Subscription.deleted_at).is_(None),
+            )
+        )
+    ).all()
+    return sum(1 for sub in subs if wants(sub, event_type, alert))
+
+
 async def may_receive(
     session: AsyncSession, sub: Subscription, agency: Agency, alert: Alert, at: datetime
 ) -> bool:

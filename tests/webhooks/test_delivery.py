@@ -336,3 +336,62 @@ async def test_a_run_of_failures_disables_the_subscription(client, db, settings,
         headers=world["DE_admin"].headers,
     )
     assert enabled.json()["status"] == "active" and enabled.json()["consecutive_failures"] == 0
+
+
+async def test_retry_of_a_failed_delivery(client, db, settings, world, receiver):
+    settings = settings.model_copy(update={"webhook_retry_schedule": [0.05]})
+    await _subscribe(client, world["DE_admin"], receiver.url)
+    receiver.status = 500
+    await post_alert(client, world["KE"], seizure_body())
+    await _drain(db, settings)
+    async with db.session() as session:
+        delivery = (await session.exec(select(Delivery))).one()
+    assert delivery.status == "failed" and delivery.attempts == 2
+    receiver.status = 200
+    again = await client.post(
+        f"/api/v1/deliveries/{delivery.id}/retry", headers=world["DE_admin"].headers
+    )
+    assert again.status_code == 200 and again.json()["status"] == "pending"
+    other = await client.post(
+        f"/api/v1/deliveries/{delivery.id}/retry", headers=world["JO_admin"].headers
+    )
+    assert other.status_code == 404
+    await _drain(db, settings)
+    assert len(set(receiver.ids())) == 1 and len(receiver.ids()) == 3
+
+
+async def test_embargoed_alert_is_delivered_when_the_embargo_ends(
+    client, db, settings, world, receiver
+):
+    from datetime import timedelta
+
+    from app.core.types import utcnow
+
+    await _subscribe(client, world["DE_admin"], receiver.url)
+    ends = utcnow() + timedelta(seconds=1)
+    await post_alert(
+        client,
+        world["KE"],
+        seizure_body(
+            handling={"tlp": "green", "audience": "community", "embargo_until": ends.isoformat()}
+        ),
+    )
+    worker = DeliveryWorker(db, settings)
+    assert await worker.run_once() == 0  # not due yet
+    await asyncio.sleep(1.2)
+    assert await worker.run_once() == 1
+    await worker._client.aclose()
+    assert len(receiver.received) == 1
+
+
+async def test_preview_counts_subscriptions(client, world):
+    await _subscribe(client, world["DE_admin"], "https://hooks.de.example/a")
+    await _subscribe(client, world["DE_admin"], "https://hooks.de.example/b", max_tlp="clear")
+    preview = await client.post(
+        "/api/v1/alerts/preview-audience",
+        json={"kind": "seized_weapon", "handling": {"tlp": "green", "audience": "community"}},
+        headers=world["KE"].headers,
+    )
+    counts = {a["id"]: a["subscriptions"] for a in preview.json()["agencies"]}
+    assert counts[str(world["DE"].agency.id)] == 1  # the clear-only one does not take green
+    assert counts[str(world["JO"].agency.id)] == 0
