@@ -10,8 +10,8 @@ from fastapi.security import OAuth2
 
 from app.auth import service
 from app.core.db import SessionDep
-from app.core.errors import Forbidden, Unauthorized
-from app.core.principal import Principal, Scope
+from app.core.errors import Unauthorized
+from app.core.principal import Principal
 from app.core.security import PasswordHashing
 from app.core.tokens import KeyRing
 
@@ -60,15 +60,4 @@ async def get_principal(
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def require_scope(scope: Scope) -> object:
-    """A dependency refusing (403) principals without `scope`."""
-
-    async def check(principal: CurrentPrincipal) -> Principal:
-        if not principal.has_scope(scope):
-            raise Forbidden(f"This needs the `{scope.value}` scope.")
-        return principal
-
-    return Depends(check)
-
-
-__all__ = ["AuthContextDep", "CurrentPrincipal", "HashingDep", "KeyRing", "require_scope"]
+__all__ = ["AuthContextDep", "CurrentPrincipal", "HashingDep", "KeyRing"]

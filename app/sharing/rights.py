@@ -8,9 +8,10 @@ reaches into another agency gets 404, so it learns nothing about it.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from app.core.errors import Forbidden, NotFound
-from app.core.principal import Principal, Role
+from app.core.principal import Principal, Role, Scope
 
 
 def require_platform_admin(principal: Principal) -> None:
@@ -36,3 +37,19 @@ def require_role_grant(principal: Principal, role: Role | None) -> None:
     """Only the operator's staff may grant (or hold the power to touch) `platform_admin`."""
     if role is Role.platform_admin and not principal.is_platform_admin:
         raise Forbidden("Only a platform administrator may grant or change platform_admin.")
+
+
+def require_webhook_manager(principal: Principal) -> None:
+    """Subscriptions are managed by agency admins or clients with `webhooks:manage`."""
+    if not principal.has_scope(Scope.webhooks_manage):
+        raise Forbidden("This needs the agency_admin role or the `webhooks:manage` scope.")
+
+
+def own_agency_filter(column: Any, principal: Principal) -> Any:
+    """SQL: rows owned by the principal's agency (subscriptions and their logs)."""
+    return column == principal.agency_id
+
+
+def owns_subscription(principal: Principal, owner_agency_id: uuid.UUID) -> bool:
+    """A subscription belongs to one agency; nobody else sees it (404)."""
+    return owner_agency_id == principal.agency_id

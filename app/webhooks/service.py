@@ -11,22 +11,17 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.core.config import Settings
-from app.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from app.core.errors import Conflict, InvalidInput, NotFound
 from app.core.pagination import decode_cursor, encode_cursor
-from app.core.principal import Principal, Scope
+from app.core.principal import Principal
 from app.core.types import utcnow
 from app.events import service as events
 from app.events.models import EventType
+from app.sharing import rights
 from app.webhooks import outbox, ssrf
 from app.webhooks.models import Delivery, DeliveryStatus, Subscription, SubscriptionStatus
 from app.webhooks.schemas import SubscriptionCreate, SubscriptionUpdate
 from app.webhooks.signing import new_webhook_secret
-
-
-def require_manager(principal: Principal) -> None:
-    """Subscriptions are managed by agency admins or clients with `webhooks:manage`."""
-    if not principal.has_scope(Scope.webhooks_manage):
-        raise Forbidden("This needs the agency_admin role or the `webhooks:manage` scope.")
 
 
 def check_url(url: str, settings: Settings) -> str:
@@ -42,7 +37,7 @@ async def create(
     session: AsyncSession, principal: Principal, data: SubscriptionCreate, settings: Settings
 ) -> tuple[Subscription, str]:
     """A new subscription for the principal's agency; its secret is returned once."""
-    require_manager(principal)
+    rights.require_webhook_manager(principal)
     secret = new_webhook_secret()
     sub = Subscription(
         agency_id=principal.agency_id,
@@ -61,9 +56,13 @@ async def create(
 
 async def get(session: AsyncSession, principal: Principal, sub_id: uuid.UUID) -> Subscription:
     """A live subscription of the principal's agency, or 404."""
-    require_manager(principal)
+    rights.require_webhook_manager(principal)
     sub = await session.get(Subscription, sub_id)
-    if sub is None or sub.deleted_at is not None or sub.agency_id != principal.agency_id:
+    if (
+        sub is None
+        or sub.deleted_at is not None
+        or not rights.owns_subscription(principal, sub.agency_id)
+    ):
         raise NotFound("No such subscription.")
     return sub
 
@@ -72,9 +71,10 @@ async def list_subscriptions(
     session: AsyncSession, principal: Principal, *, limit: int, cursor: str | None
 ) -> tuple[Sequence[Subscription], str | None]:
     """The agency's live subscriptions, oldest first."""
-    require_manager(principal)
+    rights.require_webhook_manager(principal)
     query = select(Subscription).where(
-        Subscription.agency_id == principal.agency_id, col(Subscription.deleted_at).is_(None)
+        rights.own_agency_filter(Subscription.agency_id, principal),
+        col(Subscription.deleted_at).is_(None),
     )
     if cursor:
         at, row_id = decode_cursor(cursor)
