@@ -79,7 +79,7 @@ def worker() -> None:
     from app.core.db import Database
     from app.core.logging import configure_logging
     from app.webhooks.delivery import DeliveryWorker
-    from app.worker import Worker
+    from app.worker import Worker, schedules
 
     settings = get_settings()
     configure_logging(settings.log_level, json_format=settings.log_json)
@@ -87,7 +87,7 @@ def worker() -> None:
 
     async def run() -> None:
         db = Database(settings)
-        runners = [Worker(db), DeliveryWorker(db, settings)]
+        runners = [Worker(db, schedules(settings)), DeliveryWorker(db, settings)]
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, lambda: [r.stop() for r in runners])
@@ -166,6 +166,35 @@ def openapi(
 def render_openapi(document: dict[str, object]) -> str:
     """The committed form of the OpenAPI document (stable key order)."""
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+audit_cli = typer.Typer(help="The audit trail.", no_args_is_help=True)
+cli.add_typer(audit_cli, name="audit")
+
+
+@audit_cli.command("verify")
+def audit_verify() -> None:
+    """Check the whole audit chain; exit 1 and name the first broken record if any."""
+    from app.audit import service as audit
+    from app.core.db import Database
+
+    async def run() -> audit.Verdict:
+        db = Database(get_settings())
+        try:
+            async with db.session() as session:
+                return await audit.verify(session)
+        finally:
+            await db.dispose()
+
+    verdict = asyncio.run(run())
+    if verdict.ok:
+        head = f", signed head at {verdict.signed_head_seq}" if verdict.signed_head_seq else ""
+        console.print(f"audit chain intact: {verdict.checked} records{head}")
+        return
+    console.print(
+        f"[red]audit chain broken at record {verdict.first_broken_seq}: {verdict.reason}[/red]"
+    )
+    raise typer.Exit(1)
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from app import __version__
 from app.agencies.routes import router as agencies_router
 from app.alerts.routes import router as alerts_router
+from app.audit.routes import router as audit_router
 from app.auth.routes import router as auth_router
 from app.auth.service import AuthContext
 from app.core.config import Settings, get_settings
@@ -27,7 +28,7 @@ from app.sharing.routes import router as sharing_router
 from app.traces.routes import router as traces_router
 from app.webhooks.delivery import DeliveryWorker
 from app.webhooks.routes import router as webhooks_router
-from app.worker import Worker
+from app.worker import Worker, schedules
 
 DESCRIPTION = """
 Tracewire is where national focal points exchange structured alerts about weapons
@@ -49,7 +50,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runners: list[Worker | DeliveryWorker] = []
         if settings.runs_worker_in_process:
-            runners = [Worker(app.state.db), DeliveryWorker(app.state.db, settings)]
+            runners = [
+                Worker(app.state.db, schedules(settings)),
+                DeliveryWorker(app.state.db, settings),
+            ]
         tasks = [asyncio.create_task(r.run(), name="tracewire-worker") for r in runners]
         try:
             yield
@@ -82,4 +86,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(traces_router)
     app.include_router(hits_router)
     app.include_router(webhooks_router)
+    app.include_router(audit_router)
     return app

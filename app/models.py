@@ -10,6 +10,7 @@ from app.alerts.models import (
     AlertRecipientGroup,
     AlertTag,
 )
+from app.audit.models import AuditHead, AuditRecord
 from app.auth.models import AuthSession, RefreshToken, RevokedToken
 from app.core.idempotency import IdempotencyRecord
 from app.events.models import Event
@@ -28,6 +29,8 @@ __all__ = [
     "AlertRecipientGroup",
     "AlertTag",
     "ApiClient",
+    "AuditHead",
+    "AuditRecord",
     "AuthSession",
     "Delivery",
     "DeliveryAttempt",

@@ -17,7 +17,9 @@ from datetime import timedelta
 from sqlmodel import col, delete
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.audit import service as audit
 from app.auth.models import AuthSession, RevokedToken
+from app.core.config import Settings
 from app.core.db import Database
 from app.core.idempotency import purge_idempotency_records
 from app.core.types import utcnow
@@ -48,6 +50,21 @@ class Schedule:
 async def flag_overdue_traces(session: AsyncSession) -> int:
     """Raise passed trace-request deadlines (once each) and record `trace.overdue`."""
     return await traces.flag_overdue(session)
+
+
+def schedules(settings: Settings) -> tuple[Schedule, ...]:
+    """The default jobs, plus signing the audit head when a signing key is configured."""
+    if settings.audit_signing_key is None:
+        return DEFAULT_SCHEDULES
+    key = audit.load_signing_key(settings.audit_signing_key.get_secret_value())
+
+    async def sign_audit_head(session: AsyncSession) -> int:
+        return 1 if await audit.sign_head(session, key) else 0
+
+    return (
+        *DEFAULT_SCHEDULES,
+        Schedule("sign_audit_head", sign_audit_head, settings.audit_sign_every_seconds),
+    )
 
 
 DEFAULT_SCHEDULES = (

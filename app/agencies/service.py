@@ -18,6 +18,7 @@ from app.agencies.schemas import (
     UserCreate,
     UserUpdate,
 )
+from app.audit import service as audit
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.core.pagination import decode_cursor, encode_cursor
 from app.core.principal import Principal, Role
@@ -53,6 +54,9 @@ async def create_agency(session: AsyncSession, principal: Principal, data: Agenc
     agency = Agency(**data.model_dump())
     session.add(agency)
     await session.flush()
+    await audit.record(
+        session, principal, "agency.create", object_type="agency", object_id=agency.id
+    )
     return agency
 
 
@@ -101,6 +105,14 @@ async def update_agency(
     agency.updated_at = utcnow()
     session.add(agency)
     await session.flush()
+    await audit.record(
+        session,
+        principal,
+        "agency.update",
+        object_type="agency",
+        object_id=agency.id,
+        details={"fields": sorted(changes)},
+    )
     return agency
 
 
@@ -136,6 +148,14 @@ async def create_user(
     )
     session.add(user)
     await session.flush()
+    await audit.record(
+        session,
+        principal,
+        "user.create",
+        object_type="user",
+        object_id=user.id,
+        details={"role": user.role, "agency_id": str(agency_id)},
+    )
     return user
 
 
@@ -193,6 +213,18 @@ async def update_user(
     user.updated_at = utcnow()
     session.add(user)
     await session.flush()
+    await audit.record(
+        session,
+        principal,
+        "user.update",
+        object_type="user",
+        object_id=user.id,
+        details={
+            "fields": sorted(
+                set(changes) | ({"password"} if "password" in data.model_fields_set else set())
+            )
+        },
+    )
     return user
 
 
@@ -207,6 +239,7 @@ async def delete_user(session: AsyncSession, principal: Principal, user_id: uuid
     user.updated_at = user.deleted_at
     session.add(user)
     await session.flush()
+    await audit.record(session, principal, "user.delete", object_type="user", object_id=user.id)
 
 
 def _check_password(password: str, hashing: PasswordHashing) -> None:
@@ -242,6 +275,14 @@ async def create_client(
     )
     session.add(client)
     await session.flush()
+    await audit.record(
+        session,
+        principal,
+        "client.create",
+        object_type="api_client",
+        object_id=client.id,
+        details={"scopes": client.scopes},
+    )
     return client, secret
 
 
@@ -284,6 +325,9 @@ async def rotate_client_secret(
     client.secret_rotated_at = utcnow()
     session.add(client)
     await session.flush()
+    await audit.record(
+        session, principal, "client.rotate_secret", object_type="api_client", object_id=client.id
+    )
     return client, secret
 
 
@@ -293,3 +337,6 @@ async def delete_client(session: AsyncSession, principal: Principal, client_id: 
     client.revoked_at = utcnow()
     session.add(client)
     await session.flush()
+    await audit.record(
+        session, principal, "client.delete", object_type="api_client", object_id=client.id
+    )

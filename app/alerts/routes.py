@@ -123,9 +123,7 @@ async def get_alert(
     alert_id: uuid.UUID, response: Response, session: SessionDep, principal: CurrentPrincipal
 ) -> AlertRead:
     """One alert (its tombstone if it was withdrawn and you are not its originator)."""
-    read = await _one(
-        session, principal, await service.get_visible_alert(session, principal, alert_id)
-    )
+    read = await _one(session, principal, await service.read_alert(session, principal, alert_id))
     response.headers.update(_etag(read))
     return read
 

@@ -42,6 +42,7 @@ from app.alerts.schemas import (
     ItemRead,
     TraceRequestDetails,
 )
+from app.audit import service as audit
 from app.core.errors import (
     Conflict,
     FieldError,
@@ -75,6 +76,13 @@ async def get_visible_alert(
     alert = (await session.exec(query)).first()
     if alert is None:
         raise NotFound("No such alert.")
+    return alert
+
+
+async def read_alert(session: AsyncSession, principal: Principal, alert_id: uuid.UUID) -> Alert:
+    """GET of one alert: a visible alert, its read recorded in the audit trail."""
+    alert = await get_visible_alert(session, principal, alert_id)
+    await audit.record_reads(session, principal, [alert.id], "alert.read")
     return alert
 
 
@@ -155,10 +163,13 @@ async def list_alerts(
     rules.require_alert_reader(principal)
     query = list_query(session.bind.dialect.name, principal, filters, limit=limit, cursor=cursor)
     rows = (await session.exec(query)).all()
+    page = rows[:limit]
+    # A search result is a read of what it returns.
+    await audit.record_reads(session, principal, [a.id for a in page], "alert.list")
     if len(rows) > limit:
         last = rows[limit - 1]
-        return rows[:limit], encode_cursor(last.sort_at, last.id)
-    return rows, None
+        return page, encode_cursor(last.sort_at, last.id)
+    return page, None
 
 
 async def read_models(
@@ -311,6 +322,14 @@ async def create_alert(session: AsyncSession, principal: Principal, data: AlertC
     await _write_children(session, alert, items=data.items, tags=alert.tags, handling=handling)
     if data.publish:
         await _on_published(session, principal, alert)
+    await audit.record(
+        session,
+        principal,
+        "alert.create",
+        object_type="alert",
+        object_id=alert.id,
+        details={"status": alert.status, "tlp": alert.tlp, "audience": alert.audience},
+    )
     return alert
 
 
@@ -366,6 +385,14 @@ async def update_alert(
         )
         if data.items is not None:
             await hits.match_alert(session, alert)
+    await audit.record(
+        session,
+        principal,
+        "alert.update",
+        object_type="alert",
+        object_id=alert.id,
+        details={"version": alert.version, "fields": sorted(changes)},
+    )
     return alert
 
 
@@ -391,6 +418,7 @@ async def publish_alert(session: AsyncSession, principal: Principal, alert_id: u
     alert.sort_at = now
     await _bump(session, alert)
     await _on_published(session, principal, alert)
+    await audit.record(session, principal, "alert.publish", object_type="alert", object_id=alert.id)
     return alert
 
 
@@ -421,6 +449,9 @@ async def withdraw_alert(
     )
     if alert.kind == AlertKind.trace_request:
         await traces.on_alert_withdrawn(session, principal, alert)
+    await audit.record(
+        session, principal, "alert.withdraw", object_type="alert", object_id=alert.id
+    )
     return alert
 
 

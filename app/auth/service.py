@@ -10,6 +10,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.agencies.models import Agency, AgencyStatus, ApiClient, User
+from app.audit import service as audit
 from app.auth.models import AuthSession, RefreshToken, RevokedToken
 from app.core.config import Settings
 from app.core.errors import AppError, Unauthorized
@@ -68,7 +69,20 @@ async def password_grant(
     user, agency = row if row else (None, None)
     ok = ctx.hashing.verify(user.password_hash if user else None, password)
     if not ok or user is None or agency is None or not _user_may_log_in(user, agency):
-        raise OAuthError("invalid_grant", "Invalid username or password.")
+        # Recorded, then answered: the failure must survive the error answer. The typed
+        # username is not kept for unknown accounts (it may be a mistyped password).
+        await audit.record(
+            session,
+            None,
+            "auth.login",
+            object_type="user",
+            object_id=user.id if user else None,
+            agency_id=user.agency_id if user else None,
+            actor_name=user.email if user else "unknown account",
+            outcome="failure",
+            details={"grant": "password"},
+        )
+        raise ErrorAfterCommit(OAuthError("invalid_grant", "Invalid username or password."))
     if ctx.hashing.needs_rehash(user.password_hash):
         user.password_hash = ctx.hashing.hash(password)
     user.last_login_at = utcnow()
@@ -80,6 +94,16 @@ async def password_grant(
     )
     session.add(login)
     await session.flush()
+    await audit.record(
+        session,
+        None,
+        "auth.login",
+        object_type="user",
+        object_id=user.id,
+        agency_id=user.agency_id,
+        actor_name=user.email,
+        details={"grant": "password"},
+    )
     return await _user_grant(session, ctx, user, login)
 
 
@@ -90,6 +114,16 @@ async def client_credentials_grant(
     client = await _authenticate_client(session, client_id, client_secret)
     client.last_used_at = utcnow()
     session.add(client)
+    await audit.record(
+        session,
+        None,
+        "auth.token",
+        object_type="api_client",
+        object_id=client.id,
+        agency_id=client.agency_id,
+        actor_name=client.name,
+        details={"grant": "client_credentials"},
+    )
     scopes = client.scopes
     token = ctx.keys.sign(
         {"sub": str(client.id), "typ": "client", "agency": str(client.agency_id), "scope": scopes},
@@ -120,6 +154,15 @@ async def refresh_grant(
         login.revoked_reason = "refresh_token_reuse"
         session.add(login)
         await session.flush()
+        await audit.record(
+            session,
+            None,
+            "auth.refresh_reuse",
+            object_type="user",
+            object_id=login.user_id,
+            outcome="failure",
+            actor_name="refresh token holder",
+        )
         raise ErrorAfterCommit(invalid)
     if stored.expires_at <= now or login.expires_at <= now:
         raise invalid
@@ -224,12 +267,20 @@ async def _authenticate_client(
         ).first()
     expected = row[0].secret_hash if row else digest_secret(new_secret(""))
     matches = secrets_equal(expected, digest_secret(client_secret))
-    if row is None or not matches:
-        raise invalid
-    client, agency = row
-    if client.revoked_at is not None or agency.status != AgencyStatus.active:
-        raise invalid
-    return client
+    if row is None or not matches or row[0].revoked_at is not None or row[1].status != "active":
+        await audit.record(
+            session,
+            None,
+            "auth.token",
+            object_type="api_client",
+            object_id=row[0].id if row else None,
+            agency_id=row[0].agency_id if row else None,
+            actor_name=row[0].name if row else "unknown client",
+            outcome="failure",
+            details={"grant": "client_credentials"},
+        )
+        raise ErrorAfterCommit(invalid)
+    return row[0]
 
 
 def _user_may_log_in(user: User, agency: Agency) -> bool:

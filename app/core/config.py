@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     trace_urgent_ack_days: int = Field(default=1, ge=1)
     trace_urgent_response_days: int = Field(default=3, ge=1)
 
+    # Ed25519 seed (base64, 32 bytes) that signs the audit chain's head; required in prod.
+    audit_signing_key: SecretStr | None = None
+    audit_sign_every_seconds: float = Field(default=300.0, gt=0)
+
     # Webhooks.
     webhook_allow_networks: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -131,6 +135,8 @@ class Settings(BaseSettings):
         active = self.active_jwt_key
         if active.alg[:2] in ("RS", "ES") and active.private_key_file is None:
             raise ValueError(f"jwt_active_kid {active.kid}: signing needs `private_key_file`")
+        if self.environment == "prod" and self.audit_signing_key is None:
+            raise ValueError("TRACEWIRE_AUDIT_SIGNING_KEY is required in prod")
         if self.environment != "dev":
             for key in self.jwt_keys:
                 if key.secret is not None and _is_placeholder(key.secret.get_secret_value()):

@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import problem_response
-from app.core.logging import request_id_var
+from app.core.logging import client_ip_var, request_id_var
 
 access_log = logging.getLogger("tracewire.access")
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -31,7 +31,10 @@ class RequestContextMiddleware:
         request_id = incoming if incoming and _SAFE_REQUEST_ID.match(incoming) else None
         request_id = request_id or uuid.uuid4().hex
         token = request_id_var.set(request_id)
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        peer = scope.get("client")
+        ip_token = client_ip_var.set(state.get("client_ip") or (peer[0] if peer else None))
         started = time.perf_counter()
         status = 500
 
@@ -57,6 +60,7 @@ class RequestContextMiddleware:
                 },
             )
             request_id_var.reset(token)
+            client_ip_var.reset(ip_token)
 
 
 class BodySizeLimitMiddleware:

@@ -12,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.agencies.models import Agency
 from app.alerts.models import Alert, AlertItem, AlertStatus
+from app.audit import service as audit
 from app.core.errors import NotFound
 from app.core.pagination import decode_cursor, encode_cursor
 from app.core.principal import Principal
@@ -160,6 +161,9 @@ async def set_status(
     hit.updated_at = utcnow()
     session.add(hit)
     await session.flush()
+    await audit.record(
+        session, principal, f"hit.{status.value}", object_type="hit", object_id=hit.id
+    )
     return hit
 
 

@@ -53,3 +53,14 @@ def own_agency_filter(column: Any, principal: Principal) -> Any:
 def owns_subscription(principal: Principal, owner_agency_id: uuid.UUID) -> bool:
     """A subscription belongs to one agency; nobody else sees it (404)."""
     return owner_agency_id == principal.agency_id
+
+
+def audit_agency(principal: Principal, wanted: uuid.UUID | None) -> uuid.UUID | None:
+    """Whose records the principal may read: its agency's (admins), or any (operators)."""
+    if principal.kind != "user" or not principal.is_admin:
+        raise Forbidden("Only administrators read the audit trail.")
+    if principal.is_platform_admin:
+        return wanted
+    if wanted is not None and wanted != principal.agency_id:
+        raise NotFound("No such agency.")
+    return principal.agency_id

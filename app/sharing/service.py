@@ -19,6 +19,7 @@ from app.alerts.models import (
     Tlp,
 )
 from app.alerts.schemas import Handling
+from app.audit import service as audit
 from app.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.core.pagination import decode_cursor, encode_cursor
 from app.core.principal import Principal
@@ -132,6 +133,9 @@ async def create_group(
     for agency_id in dict.fromkeys([owner, *data.members]):
         session.add(SharingGroupMember(group_id=group.id, agency_id=agency_id))
     await session.flush()
+    await audit.record(
+        session, principal, "group.create", object_type="sharing_group", object_id=group.id
+    )
     return group
 
 
@@ -170,6 +174,9 @@ async def update_group(
     group.updated_at = utcnow()
     session.add(group)
     await session.flush()
+    await audit.record(
+        session, principal, "group.update", object_type="sharing_group", object_id=group.id
+    )
     return group
 
 
@@ -180,6 +187,9 @@ async def delete_group(session: AsyncSession, principal: Principal, group_id: uu
     group.deleted_at = utcnow()
     session.add(group)
     await session.flush()
+    await audit.record(
+        session, principal, "group.delete", object_type="sharing_group", object_id=group.id
+    )
 
 
 async def add_member(
@@ -195,6 +205,14 @@ async def add_member(
         group.updated_at = utcnow()
         session.add(group)
         await session.flush()
+        await audit.record(
+            session,
+            principal,
+            "group.add_member",
+            object_type="sharing_group",
+            object_id=group.id,
+            details={"agency_id": str(agency_id)},
+        )
     return group
 
 
@@ -213,6 +231,14 @@ async def remove_member(
     group.updated_at = utcnow()
     session.add(group)
     await session.flush()
+    await audit.record(
+        session,
+        principal,
+        "group.remove_member",
+        object_type="sharing_group",
+        object_id=group.id,
+        details={"agency_id": str(agency_id)},
+    )
     return group
 
 
@@ -282,6 +308,9 @@ async def put_policy(
     row.updated_by = principal.id
     session.add(row)
     await session.flush()
+    await audit.record(
+        session, principal, "policy.update", object_type="agency", object_id=agency_id
+    )
     return SharingPolicyRead(agency_id=agency_id, kinds=data.kinds, updated_at=row.updated_at)
 
 

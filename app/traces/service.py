@@ -12,6 +12,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.alerts.models import Alert, AlertStatus
+from app.audit import service as audit
 from app.core.config import get_settings
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.core.pagination import decode_cursor, encode_cursor
@@ -216,6 +217,14 @@ async def act(
     session.add(trace)
     await session.flush()
     await _log(session, trace, principal, action, source)
+    await audit.record(
+        session,
+        principal,
+        f"trace.{action}",
+        object_type="trace_request",
+        object_id=trace.alert_id,
+        details={"from": source, "to": trace.state},
+    )
     await events.record(
         session,
         step.event,

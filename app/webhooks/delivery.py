@@ -26,6 +26,7 @@ from sqlmodel import col, select
 
 from app.agencies.models import Agency, AgencyStatus
 from app.alerts.models import Alert
+from app.audit import service as audit
 from app.core.config import Settings
 from app.core.db import Database
 from app.core.types import utcnow
@@ -293,6 +294,16 @@ class DeliveryWorker:
             sub = await session.get(Subscription, sub_id)
             if delivery is None or sub is None:
                 return
+            await audit.record(
+                session,
+                None,
+                "delivery.attempt",
+                object_type="delivery",
+                object_id=delivery.id,
+                agency_id=sub.agency_id,
+                outcome="success" if outcome.ok else "failure",
+                details={"status_code": outcome.status_code, "error": outcome.error},
+            )
             session.add(
                 DeliveryAttempt(
                     delivery_id=delivery.id,

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.audit import service as audit
 from app.core.config import Settings
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.core.pagination import decode_cursor, encode_cursor
@@ -51,6 +52,9 @@ async def create(
     )
     session.add(sub)
     await session.flush()
+    await audit.record(
+        session, principal, "subscription.create", object_type="subscription", object_id=sub.id
+    )
     return sub, secret
 
 
@@ -116,6 +120,14 @@ async def update(
     sub.updated_at = utcnow()
     session.add(sub)
     await session.flush()
+    await audit.record(
+        session,
+        principal,
+        "subscription.update",
+        object_type="subscription",
+        object_id=sub.id,
+        details={"fields": sorted(changes)},
+    )
     return sub
 
 
@@ -133,6 +145,9 @@ async def delete(session: AsyncSession, principal: Principal, sub_id: uuid.UUID)
         .values(status=DeliveryStatus.cancelled.value)
     )
     await session.flush()
+    await audit.record(
+        session, principal, "subscription.delete", object_type="subscription", object_id=sub.id
+    )
 
 
 async def rotate_secret(
@@ -149,6 +164,13 @@ async def rotate_secret(
     sub.updated_at = utcnow()
     session.add(sub)
     await session.flush()
+    await audit.record(
+        session,
+        principal,
+        "subscription.rotate_secret",
+        object_type="subscription",
+        object_id=sub.id,
+    )
     return sub, secret
 
 
@@ -206,6 +228,9 @@ async def retry(session: AsyncSession, principal: Principal, delivery_id: uuid.U
     session.add(delivery)
     await session.flush()
     await outbox.notify(session)
+    await audit.record(
+        session, principal, "delivery.retry", object_type="delivery", object_id=delivery.id
+    )
     return delivery
 
 
@@ -228,6 +253,14 @@ async def replay(
     for old in rows:
         session.add(outbox.new_delivery_like(old))
     await session.flush()
+    await audit.record(
+        session,
+        principal,
+        "subscription.replay",
+        object_type="subscription",
+        object_id=sub.id,
+        details={"since": since.isoformat(), "queued": len(rows)},
+    )
     if rows:
         await outbox.notify(session)
     return len(rows)

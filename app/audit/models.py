@@ -1,0 +1,52 @@
+"""Tables: audit records (a hash chain with gap-free sequence numbers) and signed heads."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import JSON, Column, Field, SQLModel
+
+from app.core.types import UTCDateTime, utcnow
+
+
+class AuditRecord(SQLModel, table=True):
+    """One action: who, which agency, what, on which object, with what outcome, when."""
+
+    __tablename__ = "audit_record"
+    __table_args__ = (
+        sa.Index("ix_audit_agency_seq", "agency_id", "seq"),
+        sa.Index("ix_audit_actor_seq", "actor_id", "seq"),
+        sa.Index("ix_audit_object", "object_type", "object_id"),
+        sa.Index("ix_audit_at", "at"),
+    )
+
+    seq: int = Field(sa_column=Column(sa.BigInteger, primary_key=True, autoincrement=False))
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    actor_id: uuid.UUID | None = None
+    actor_kind: str = Field(max_length=10)  # user | client | worker | anonymous
+    actor_name: str | None = Field(default=None, max_length=254)
+    agency_id: uuid.UUID | None = None
+    action: str = Field(max_length=60, index=True)
+    object_type: str | None = Field(default=None, max_length=40)
+    object_id: str | None = Field(default=None, max_length=64)
+    outcome: str = Field(default="success", max_length=20)
+    request_id: str | None = Field(default=None, max_length=128)
+    client_ip: str | None = Field(default=None, max_length=64)
+    details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class AuditHead(SQLModel, table=True):
+    """A signed statement of the chain's head: later records must extend it."""
+
+    __tablename__ = "audit_head"
+
+    seq: int = Field(sa_column=Column(sa.BigInteger, primary_key=True, autoincrement=False))
+    hash: str = Field(max_length=64)
+    signed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    signature: str = Field(max_length=200)
+    public_key: str = Field(max_length=100)

@@ -1,0 +1,94 @@
+"""`/api/v1/audit`: read and verify the audit trail."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime
+
+from app.audit import service
+from app.auth.deps import CurrentPrincipal
+from app.core.db import SessionDep
+from app.core.errors import problem_responses
+from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from app.core.schemas import OutputModel
+from app.sharing import rights
+
+router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+
+
+class AuditRecordRead(OutputModel):
+    seq: int
+    at: datetime
+    actor_id: uuid.UUID | None
+    actor_kind: str
+    actor_name: str | None
+    agency_id: uuid.UUID | None
+    action: str
+    object_type: str | None
+    object_id: str | None
+    outcome: str
+    request_id: str | None
+    client_ip: str | None
+    details: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+class AuditPage(OutputModel):
+    items: list[AuditRecordRead]
+    next_cursor: str | None = None
+
+
+class VerifyRead(OutputModel):
+    ok: bool
+    checked: int
+    first_broken_seq: int | None
+    reason: str | None
+    signed_head_seq: int | None
+
+
+@router.get("", response_model=AuditPage, responses=problem_responses(401, 403, 422))
+async def list_audit(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    actor: uuid.UUID | None = None,
+    agency: uuid.UUID | None = None,
+    action: Annotated[str | None, Query(max_length=60)] = None,
+    object_type: Annotated[str | None, Query(max_length=40)] = None,
+    object_id: Annotated[str | None, Query(max_length=64)] = None,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$")] = None,
+) -> AuditPage:
+    """Audit records, newest first: your agency's (agency admins) or all (platform admins)."""
+    agency = rights.audit_agency(principal, agency)
+    rows = await service.list_records(
+        session,
+        agency_id=agency,
+        actor_id=actor,
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        since=since,
+        until=until,
+        before_seq=int(cursor) if cursor else None,
+        limit=limit + 1,
+    )
+    page = rows[:limit]
+    next_cursor = str(page[-1].seq) if len(rows) > limit else None
+    return AuditPage(
+        items=[AuditRecordRead.model_validate(r) for r in page], next_cursor=next_cursor
+    )
+
+
+@router.get("/verify", response_model=VerifyRead, responses=problem_responses(401, 403))
+async def verify_audit(session: SessionDep, principal: CurrentPrincipal) -> VerifyRead:
+    """Check the whole chain; names the first broken record (platform admins)."""
+    rights.require_platform_admin(principal)
+    verdict = await service.verify(session)
+    return VerifyRead(**verdict.__dict__)
