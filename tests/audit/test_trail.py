@@ -193,7 +193,9 @@ async def test_cutting_the_tail_below_a_signed_head_is_detected(client, db, peop
     assert (await _verdict(db)).signed_head_seq == head.seq
     await _unlock(db, backend)
     async with db.session() as session:
-        await session.exec(text(f"DELETE FROM audit_record WHERE seq >= {head.seq - 1}"))
+        await session.exec(
+            text("DELETE FROM audit_record WHERE seq >= :s"), params={"s": head.seq - 1}
+        )
         await session.commit()
     verdict = await _verdict(db)
     assert not verdict.ok and "cut" in verdict.reason
