@@ -7,6 +7,7 @@ PostgreSQL (from TRACEWIRE_TEST_POSTGRES_URL; skipped with a reason when unset).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
 import shutil
@@ -22,10 +23,42 @@ from sqlalchemy.engine import make_url
 from app.core import migrate
 from app.core.config import Settings
 from app.core.db import Database, create_engine
+from app.core.logging import JsonFormatter
 from app.main import create_app
+from tests.secrets_seen import remember
 
 POSTGRES_ENV = "TRACEWIRE_TEST_POSTGRES_URL"
+CAPTURED_LOGS: list[str] = []
+
+
+class _Capture(logging.Handler):
+    """Keeps every formatted log line of the run, for the secrets-hygiene test."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        CAPTURED_LOGS.append(self.format(record))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def capture_all_logs() -> Iterator[None]:
+    """Record all logs (INFO and up, tracebacks included) of the whole run."""
+    handler = _Capture(level=logging.INFO)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    yield
+    root.removeHandler(handler)
+    root.setLevel(previous)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The secrets-hygiene test reads the logs of everything else: run it last."""
+    items.sort(key=lambda item: "test_secret_hygiene" in item.nodeid)
+
+
 TEST_JWT_SECRET = secrets.token_urlsafe(48)
+remember(TEST_JWT_SECRET)
 
 
 def _postgres_url() -> str | None:

@@ -12,6 +12,7 @@ from app.core.db import Database
 from app.core.principal import Role
 from app.core.security import PasswordHashing, digest_secret, new_secret
 from tests.conftest import random_email
+from tests.secrets_seen import remember
 
 PASSWORD = "correct horse battery staple"
 
@@ -72,6 +73,7 @@ async def make_client(
     async with db.session() as session:
         session.add(client)
         await session.commit()
+    remember(secret)
     return client, secret
 
 
@@ -82,6 +84,7 @@ async def password_login(client: httpx.AsyncClient, email: str, password: str = 
         data={"grant_type": "password", "username": email, "password": password},
     )
     assert response.status_code == 200, response.text
+    remember(password, response.json()["access_token"], response.json().get("refresh_token"))
     return response.json()
 
 
@@ -93,6 +96,7 @@ async def client_login(client: httpx.AsyncClient, client_id: uuid.UUID, secret: 
         auth=(str(client_id), secret),
     )
     assert response.status_code == 200, response.text
+    remember(secret, response.json()["access_token"])
     return response.json()
 
 

@@ -13,6 +13,7 @@ from app.core.principal import Role
 from app.webhooks.delivery import DeliveryWorker
 from app.webhooks.models import Delivery
 from tests.factories import make_actor, make_agency, post_alert, seizure_body
+from tests.secrets_seen import remember
 from tests.webhooks.receiver import Receiver
 
 
@@ -54,6 +55,7 @@ async def _subscribe(client, admin, url, **filters) -> dict:
     )
     assert answer.status_code == 201, answer.text
     assert answer.json()["secret"].startswith("whsec_")
+    remember(answer.json()["secret"])
     return answer.json()
 
 
