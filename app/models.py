@@ -11,7 +11,7 @@ from app.alerts.models import (
     AlertTag,
 )
 from app.audit.models import AuditHead, AuditRecord
-from app.auth.models import AuthSession, RefreshToken, RevokedToken
+from app.auth.models import AuthSession, LoginThrottle, RefreshToken, RevokedToken
 from app.core.idempotency import IdempotencyRecord
 from app.events.models import Event
 from app.hits.models import Hit
@@ -37,6 +37,7 @@ __all__ = [
     "Event",
     "Hit",
     "IdempotencyRecord",
+    "LoginThrottle",
     "RefreshToken",
     "RevokedToken",
     "SharingGroup",

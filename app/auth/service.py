@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.agencies.models import Agency, AgencyStatus, ApiClient, User
 from app.audit import service as audit
-from app.auth.models import AuthSession, RefreshToken, RevokedToken
+from app.auth.models import AuthSession, LoginThrottle, RefreshToken, RevokedToken
 from app.core.config import Settings
 from app.core.errors import AppError, Unauthorized
 from app.core.principal import ROLE_SCOPES, Principal, Role, Scope
@@ -27,8 +29,12 @@ class OAuthError(AppError):
 
     status, slug, title = 400, "oauth-error", "Token request refused"
 
-    def __init__(self, error: str, description: str, *, status: int = 400) -> None:
-        headers = {"WWW-Authenticate": 'Basic realm="tracewire"'} if status == 401 else None
+    def __init__(
+        self, error: str, description: str, *, status: int = 400, retry_after: int | None = None
+    ) -> None:
+        headers = {"WWW-Authenticate": 'Basic realm="tracewire"'} if status == 401 else {}
+        if retry_after is not None:
+            headers["Retry-After"] = str(retry_after)
         super().__init__(
             description, headers=headers, extra={"error": error, "error_description": description}
         )
@@ -50,6 +56,7 @@ class AuthContext:
     settings: Settings
     keys: KeyRing
     hashing: PasswordHashing
+    clock: Callable[[], datetime] = utcnow  # replaced in tests to control time
 
 
 # --- grants -----------------------------------------------------------------------------
@@ -59,6 +66,26 @@ async def password_grant(
     session: AsyncSession, ctx: AuthContext, *, username: str, password: str
 ) -> TokenGrant:
     """Log a user in; the same answer and about the same time whether or not they exist."""
+    throttle = await _throttle(session, username)
+    now = ctx.clock()
+    if throttle.blocked_until is not None and throttle.blocked_until > now:
+        wait = max(1, int((throttle.blocked_until - now).total_seconds()) + 1)
+        await audit.record(
+            session,
+            None,
+            "auth.login",
+            outcome="throttled",
+            actor_name="throttled login",
+            details={"grant": "password", "retry_after": wait},
+        )
+        raise ErrorAfterCommit(
+            OAuthError(
+                "slow_down",
+                "Too many failed logins; try again later.",
+                status=429,
+                retry_after=wait,
+            )
+        )
     row = (
         await session.exec(
             select(User, Agency)
@@ -82,7 +109,12 @@ async def password_grant(
             outcome="failure",
             details={"grant": "password"},
         )
+        _count_failure(throttle, now, ctx.settings)
+        session.add(throttle)
+        await session.flush()
         raise ErrorAfterCommit(OAuthError("invalid_grant", "Invalid username or password."))
+    if throttle.failures:
+        await session.delete(throttle)
     if ctx.hashing.needs_rehash(user.password_hash):
         user.password_hash = ctx.hashing.hash(password)
     user.last_login_at = utcnow()
@@ -281,6 +313,27 @@ async def _authenticate_client(
         )
         raise ErrorAfterCommit(invalid)
     return row[0]
+
+
+async def _throttle(session: AsyncSession, username: str) -> LoginThrottle:
+    key = hashlib.sha256(username.strip().lower().encode()).hexdigest()
+    return await session.get(LoginThrottle, key) or LoginThrottle(key=key)
+
+
+def _count_failure(throttle: LoginThrottle, now: datetime, settings: Settings) -> None:
+    """Count a failure; past the allowance, block for a doubling delay (capped)."""
+    window = timedelta(seconds=settings.login_backoff_max_seconds)
+    if throttle.failures and throttle.window_started_at < now - window:
+        throttle.failures = 0
+    if not throttle.failures:
+        throttle.window_started_at = now
+    throttle.failures += 1
+    over = throttle.failures - settings.login_max_failures
+    if over >= 0:
+        delay = min(
+            settings.login_backoff_base_seconds * 2**over, settings.login_backoff_max_seconds
+        )
+        throttle.blocked_until = now + timedelta(seconds=delay)
 
 
 def _user_may_log_in(user: User, agency: Agency) -> bool:

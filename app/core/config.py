@@ -71,6 +71,11 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
+    # Failed password logins per typed username: this many are free, then a doubling wait.
+    login_max_failures: int = Field(default=5, ge=1)
+    login_backoff_base_seconds: int = Field(default=30, ge=1)
+    login_backoff_max_seconds: int = Field(default=900, ge=1)
+
     # Default trace-request deadlines, in days (a design choice; the ITI sets none).
     trace_routine_ack_days: int = Field(default=5, ge=1)
     trace_routine_response_days: int = Field(default=30, ge=1)

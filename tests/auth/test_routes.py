@@ -337,3 +337,31 @@ async def test_missing_or_malformed_authorization_gets_401(client, header):
     headers = {"Authorization": header} if header is not None else {}
     answer = await client.get("/api/v1/me", headers=headers)
     assert answer.status_code == 401
+
+
+async def test_failed_logins_back_off_alike_for_known_and_unknown_accounts(client, db, app):
+    import dataclasses
+
+    user = await make_user(db, app.state.auth.hashing, await make_agency(db))
+    clock = {"now": utcnow()}
+    app.state.auth = dataclasses.replace(app.state.auth, clock=lambda: clock["now"])
+    limit = app.state.settings.login_max_failures
+
+    async def attempt(username: str, password: str) -> httpx.Response:
+        return await client.post(
+            TOKEN, data={"grant_type": "password", "username": username, "password": password}
+        )
+
+    for username in (user.email, "ghost@tracewire.example"):
+        answers = [
+            (await attempt(username, "not the password")).status_code for _ in range(limit + 1)
+        ]
+        assert answers == [400] * limit + [429], username
+        blocked = await attempt(username, PASSWORD)
+        assert blocked.status_code == 429
+        assert int(blocked.headers["retry-after"]) > 0
+        assert blocked.json()["error"] == "slow_down"
+    # Time passes: the known account logs in again, and the counter is cleared.
+    clock["now"] += timedelta(seconds=app.state.settings.login_backoff_max_seconds + 1)
+    assert (await attempt(user.email, PASSWORD)).status_code == 200
+    assert (await attempt(user.email, "wrong again")).status_code == 400
