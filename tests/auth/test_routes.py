@@ -347,7 +347,7 @@ async def test_failed_logins_back_off_alike_for_known_and_unknown_accounts(clien
     app.state.auth = dataclasses.replace(app.state.auth, clock=lambda: clock["now"])
     limit = app.state.settings.login_max_failures
 
-    async def attempt(username: str, password: str) -> httpx.Response:
+    async def attempt(username: str, password: str):
         return await client.post(
             TOKEN, data={"grant_type": "password", "username": username, "password": password}
         )
