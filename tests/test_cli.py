@@ -129,3 +129,19 @@ def test_serve_end_to_end(db_url, tmp_path):
     assert "Application shutdown complete." in output
     assert '"logger": "tracewire.access"' in output
     assert "a very long admin password" not in output
+
+
+def test_audit_verify_command_names_the_first_broken_record(tmp_path):
+    import sqlite3
+
+    env = _env(f"sqlite+aiosqlite:///{tmp_path}/audit.db")
+    assert _run(["demo"], env, tmp_path).returncode == 0
+    intact = _run(["audit", "verify"], env, tmp_path)
+    assert intact.returncode == 0, intact.stdout + intact.stderr
+    assert "audit chain intact" in intact.stdout
+    with sqlite3.connect(tmp_path / "audit.db") as conn:
+        conn.execute("DROP TRIGGER audit_record_no_update")
+        conn.execute("UPDATE audit_record SET outcome = 'failure' WHERE seq = 4")
+    broken = _run(["audit", "verify"], env, tmp_path)
+    assert broken.returncode == 1
+    assert "broken at record 4" in broken.stdout
