@@ -18,6 +18,7 @@ from app.auth.service import AuthContext
 from app.core.config import Settings, get_settings
 from app.core.db import Database
 from app.core.errors import install_error_handlers
+from app.core.hardening import install_hardening
 from app.core.logging import configure_logging
 from app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from app.core.security import PasswordHashing
@@ -78,6 +79,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
+    install_hardening(
+        app,
+        trusted_proxies=settings.trusted_proxies,
+        cors_origins=settings.cors_origins,
+        rate_per_minute=settings.rate_limit_per_minute,
+        token_rate_per_minute=settings.token_rate_limit_per_minute,
+    )
     app.include_router(ops_router)
     app.include_router(auth_router)
     app.include_router(agencies_router)

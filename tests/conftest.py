@@ -80,6 +80,10 @@ def settings_for(database_url: str, **overrides: object) -> Settings:
         # parameters are checked by tests/core/test_security.py.
         "password_hash_memory_kib": 1024,
         "password_hash_time_cost": 1,
+        # Whole suites log in hundreds of times from one address; the limits have their
+        # own tests (tests/core/test_hardening.py).
+        "rate_limit_per_minute": 0,
+        "token_rate_limit_per_minute": 0,
         "log_json": True,
     }
     values.update(overrides)

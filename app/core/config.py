@@ -71,6 +71,12 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
+    # Transport and abuse limits (app/core/hardening.py).
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    rate_limit_per_minute: int = Field(default=1200, ge=0)
+    token_rate_limit_per_minute: int = Field(default=20, ge=0)
+
     # Failed password logins per typed username: this many are free, then a doubling wait.
     login_max_failures: int = Field(default=5, ge=1)
     login_backoff_base_seconds: int = Field(default=30, ge=1)
@@ -110,7 +116,13 @@ class Settings(BaseSettings):
     # None = automatic: `serve` runs the worker in-process on SQLite only.
     worker_in_process: bool | None = None
 
-    @field_validator("webhook_allow_networks", "webhook_retry_schedule", mode="before")
+    @field_validator(
+        "webhook_allow_networks",
+        "webhook_retry_schedule",
+        "trusted_proxies",
+        "cors_origins",
+        mode="before",
+    )
     @classmethod
     def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
@@ -140,8 +152,6 @@ class Settings(BaseSettings):
         active = self.active_jwt_key
         if active.alg[:2] in ("RS", "ES") and active.private_key_file is None:
             raise ValueError(f"jwt_active_kid {active.kid}: signing needs `private_key_file`")
-        if self.environment == "prod" and self.audit_signing_key is None:
-            raise ValueError("TRACEWIRE_AUDIT_SIGNING_KEY is required in prod")
         if self.environment != "dev":
             for key in self.jwt_keys:
                 if key.secret is not None and _is_placeholder(key.secret.get_secret_value()):
@@ -149,6 +159,8 @@ class Settings(BaseSettings):
                         f"jwt key {key.kid}: placeholder secret refused outside dev; "
                         "set TRACEWIRE_JWT_SECRET or TRACEWIRE_JWT_KEYS"
                     )
+        if self.environment == "prod" and self.audit_signing_key is None:
+            raise ValueError("TRACEWIRE_AUDIT_SIGNING_KEY is required in prod")
         return self
 
     @property

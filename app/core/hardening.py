@@ -214,9 +214,10 @@ def install_hardening(
 ) -> None:
     """Add the hardening middleware to `app`; a second call replaces the first set.
 
-    Call it after the other `add_middleware` calls. Order, outermost first: request id,
-    client address (the limiter keys on it), security headers, CORS (so a 429 stays
-    readable cross-origin), rate limit, body size cap, JSON shape cap, the app.
+    Call it after the other `add_middleware` calls. Order, outermost first: client
+    address (the request context copies it into logs and audit records, the limiter keys
+    on it), request id, security headers, CORS (so a 429 stays readable cross-origin),
+    rate limit, body size cap, JSON shape cap, the app.
     A rate of 0 turns that limit off; CORS is off when `cors_origins` is empty.
     """
     if app.middleware_stack is not None:
@@ -228,10 +229,8 @@ def install_hardening(
     previous = getattr(app.state, "hardening_middleware", ())
     stack[:] = [m for m in stack if not any(m is p for p in previous)]
 
-    outer = [
-        Middleware(ClientAddressMiddleware, trusted_proxies=trusted_proxies),
-        Middleware(SecurityHeadersMiddleware, docs_paths=_docs_paths(app)),
-    ]
+    address = Middleware(ClientAddressMiddleware, trusted_proxies=trusted_proxies)
+    outer = [Middleware(SecurityHeadersMiddleware, docs_paths=_docs_paths(app))]
     if cors_origins:
         outer.append(
             Middleware(
@@ -257,14 +256,18 @@ def install_hardening(
         )
     )
     inner = Middleware(JsonShapeMiddleware)
-    at = _after(stack, RequestContextMiddleware, default=0)
+    context = _index(stack, RequestContextMiddleware)
+    stack.insert(0 if context is None else context, address)
+    context = _index(stack, RequestContextMiddleware)
+    at = 1 if context is None else context + 1
     stack[at:at] = outer
-    stack.insert(_after(stack, BodySizeLimitMiddleware, default=len(stack)), inner)
-    app.state.hardening_middleware = (*outer, inner)
+    body_cap = _index(stack, BodySizeLimitMiddleware)
+    stack.insert(len(stack) if body_cap is None else body_cap + 1, inner)
+    app.state.hardening_middleware = (address, *outer, inner)
 
 
-def _after(stack: list[Middleware], cls: type, *, default: int) -> int:
-    return next((i + 1 for i, m in enumerate(stack) if m.cls is cls), default)
+def _index(stack: list[Middleware], cls: type) -> int | None:
+    return next((i for i, m in enumerate(stack) if m.cls is cls), None)
 
 
 def _docs_paths(app: FastAPI) -> list[str]:
