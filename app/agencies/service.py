@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any
 
-import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -20,28 +18,13 @@ from app.agencies.schemas import (
 )
 from app.audit import service as audit
 from app.core.errors import Conflict, InvalidInput, NotFound
-from app.core.pagination import decode_cursor, encode_cursor
+from app.core.pagination import keyset_page
 from app.core.principal import Principal, Role
 from app.core.security import PasswordHashing, digest_secret, new_secret
 from app.core.types import utcnow
 from app.sharing import rights
 
 CLIENT_SECRET_PREFIX = "tws_"  # noqa: S105 - a prefix, not a secret
-
-
-async def _page(
-    session: AsyncSession, query: Any, model: Any, *, limit: int, cursor: str | None
-) -> tuple[Sequence[Any], str | None]:
-    """One page of `query` in (created_at, id) order, and the cursor of the next."""
-    if cursor:
-        at, row_id = decode_cursor(cursor)
-        query = query.where(sa.tuple_(model.created_at, model.id) > sa.tuple_(at, row_id))
-    query = query.order_by(model.created_at, model.id).limit(limit + 1)
-    rows = (await session.exec(query)).all()
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        return rows[:limit], encode_cursor(last.created_at, last.id)
-    return rows, None
 
 
 # --- agencies ---------------------------------------------------------------------------
@@ -75,7 +58,7 @@ async def list_agencies(
         query = query.where(Agency.country == country)
     if status:
         query = query.where(Agency.status == status)
-    return await _page(session, query, Agency, limit=limit, cursor=cursor)
+    return await keyset_page(session, query, Agency, limit=limit, cursor=cursor)
 
 
 async def get_agency(session: AsyncSession, agency_id: uuid.UUID) -> Agency:
@@ -171,7 +154,7 @@ async def list_users(
     rights.require_agency_manager(principal, agency_id)
     await get_agency(session, agency_id)
     query = select(User).where(User.agency_id == agency_id, col(User.deleted_at).is_(None))
-    return await _page(session, query, User, limit=limit, cursor=cursor)
+    return await keyset_page(session, query, User, limit=limit, cursor=cursor)
 
 
 async def get_user(session: AsyncSession, principal: Principal, user_id: uuid.UUID) -> User:
@@ -300,7 +283,7 @@ async def list_clients(
     query = select(ApiClient).where(
         ApiClient.agency_id == agency_id, col(ApiClient.revoked_at).is_(None)
     )
-    return await _page(session, query, ApiClient, limit=limit, cursor=cursor)
+    return await keyset_page(session, query, ApiClient, limit=limit, cursor=cursor)
 
 
 async def _get_client(

@@ -6,7 +6,12 @@ import base64
 import binascii
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.core.errors import InvalidInput
 
@@ -31,3 +36,27 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         return at, uuid.UUID(id_text)
     except (ValueError, TypeError, binascii.Error, json.JSONDecodeError) as exc:
         raise InvalidInput.on("query.cursor", "not a cursor this service issued") from exc
+
+
+async def keyset_page(
+    session: AsyncSession,
+    query: Any,
+    model: Any,
+    *,
+    limit: int,
+    cursor: str | None,
+    newest_first: bool = False,
+) -> tuple[Sequence[Any], str | None]:
+    """One page of `query` in (created_at, id) order, and the cursor of the next page."""
+    order = sa.tuple_(model.created_at, model.id)
+    if cursor:
+        at, row_id = decode_cursor(cursor)
+        mark = sa.tuple_(at, row_id)
+        query = query.where(order < mark if newest_first else order > mark)
+    columns = (model.created_at, model.id)
+    query = query.order_by(*(c.desc() if newest_first else c for c in columns))
+    rows = (await session.exec(query.limit(limit + 1))).all()
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        return rows[:limit], encode_cursor(last.created_at, last.id)
+    return rows, None

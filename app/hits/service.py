@@ -14,7 +14,7 @@ from app.agencies.models import Agency
 from app.alerts.models import Alert, AlertItem, AlertStatus
 from app.audit import service as audit
 from app.core.errors import NotFound
-from app.core.pagination import decode_cursor, encode_cursor
+from app.core.pagination import keyset_page
 from app.core.principal import Principal
 from app.core.types import utcnow
 from app.events import service as events
@@ -138,14 +138,7 @@ async def list_hits(
     if status:
         mine = sa.case((Hit.agency_a_id == principal.agency_id, Hit.status_a), else_=Hit.status_b)
         query = query.where(mine == status.value)
-    if cursor:
-        at, row_id = decode_cursor(cursor)
-        query = query.where(sa.tuple_(Hit.created_at, Hit.id) < sa.tuple_(at, row_id))
-    query = query.order_by(col(Hit.created_at).desc(), col(Hit.id).desc()).limit(limit + 1)
-    rows = (await session.exec(query)).all()
-    if len(rows) > limit:
-        return rows[:limit], encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id)
-    return rows, None
+    return await keyset_page(session, query, Hit, limit=limit, cursor=cursor, newest_first=True)
 
 
 async def set_status(

@@ -21,7 +21,7 @@ from app.alerts.models import (
 from app.alerts.schemas import Handling
 from app.audit import service as audit
 from app.core.errors import Conflict, Forbidden, InvalidInput, NotFound
-from app.core.pagination import decode_cursor, encode_cursor
+from app.core.pagination import keyset_page
 from app.core.principal import Principal
 from app.core.types import utcnow
 from app.sharing import rights, rules
@@ -146,19 +146,7 @@ async def list_groups(
     query = select(SharingGroup).where(
         col(SharingGroup.deleted_at).is_(None), _group_visible_filter(principal)
     )
-    if cursor:
-        at, row_id = decode_cursor(cursor)
-        query = query.where(
-            sa.tuple_(SharingGroup.created_at, SharingGroup.id) > sa.tuple_(at, row_id)
-        )
-    rows = (
-        await session.exec(
-            query.order_by(col(SharingGroup.created_at), col(SharingGroup.id)).limit(limit + 1)
-        )
-    ).all()
-    if len(rows) > limit:
-        return rows[:limit], encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id)
-    return rows, None
+    return await keyset_page(session, query, SharingGroup, limit=limit, cursor=cursor)
 
 
 async def update_group(

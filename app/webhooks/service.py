@@ -13,7 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.audit import service as audit
 from app.core.config import Settings
 from app.core.errors import Conflict, InvalidInput, NotFound
-from app.core.pagination import decode_cursor, encode_cursor
+from app.core.pagination import keyset_page
 from app.core.principal import Principal
 from app.core.types import utcnow
 from app.events import service as events
@@ -80,19 +80,7 @@ async def list_subscriptions(
         rights.own_agency_filter(Subscription.agency_id, principal),
         col(Subscription.deleted_at).is_(None),
     )
-    if cursor:
-        at, row_id = decode_cursor(cursor)
-        query = query.where(
-            sa.tuple_(Subscription.created_at, Subscription.id) > sa.tuple_(at, row_id)
-        )
-    rows = (
-        await session.exec(
-            query.order_by(col(Subscription.created_at), col(Subscription.id)).limit(limit + 1)
-        )
-    ).all()
-    if len(rows) > limit:
-        return rows[:limit], encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id)
-    return rows, None
+    return await keyset_page(session, query, Subscription, limit=limit, cursor=cursor)
 
 
 async def update(
@@ -204,14 +192,9 @@ async def list_deliveries(
     query = select(Delivery).where(Delivery.subscription_id == sub.id)
     if status:
         query = query.where(Delivery.status == status.value)
-    if cursor:
-        at, row_id = decode_cursor(cursor)
-        query = query.where(sa.tuple_(Delivery.created_at, Delivery.id) < sa.tuple_(at, row_id))
-    query = query.order_by(col(Delivery.created_at).desc(), col(Delivery.id).desc())
-    rows = (await session.exec(query.limit(limit + 1))).all()
-    if len(rows) > limit:
-        return rows[:limit], encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id)
-    return rows, None
+    return await keyset_page(
+        session, query, Delivery, limit=limit, cursor=cursor, newest_first=True
+    )
 
 
 async def retry(session: AsyncSession, principal: Principal, delivery_id: uuid.UUID) -> Delivery:
