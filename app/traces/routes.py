@@ -29,6 +29,9 @@ from app.traces.schemas import (
 router = APIRouter(prefix="/api/v1/trace-requests", tags=["trace requests"])
 READ_ERRORS = problem_responses(401, 403, 404, 422)
 STEP_ERRORS = problem_responses(401, 403, 404, 409, 422)
+# Routes with a JSON body also answer 400 when it is not valid JSON or not UTF-8
+# (app/core/errors.py); Schemathesis found that status undocumented.
+BODY_STEP_ERRORS = problem_responses(400, 401, 403, 404, 409, 422)
 
 
 async def _step(
@@ -97,7 +100,7 @@ async def acknowledge(
     return await _step(session, principal, request, idempotency_key, alert_id, "acknowledge")
 
 
-@router.post("/{alert_id}/request-info", response_model=TraceRead, responses=STEP_ERRORS)
+@router.post("/{alert_id}/request-info", response_model=TraceRead, responses=BODY_STEP_ERRORS)
 async def request_info(
     alert_id: uuid.UUID,
     data: TraceQuestion,
@@ -112,7 +115,7 @@ async def request_info(
     )
 
 
-@router.post("/{alert_id}/respond", response_model=TraceRead, responses=STEP_ERRORS)
+@router.post("/{alert_id}/respond", response_model=TraceRead, responses=BODY_STEP_ERRORS)
 async def respond(
     alert_id: uuid.UUID,
     data: TraceRespond,
@@ -127,7 +130,7 @@ async def respond(
     )
 
 
-@router.post("/{alert_id}/provide-info", response_model=TraceRead, responses=STEP_ERRORS)
+@router.post("/{alert_id}/provide-info", response_model=TraceRead, responses=BODY_STEP_ERRORS)
 async def provide_info(
     alert_id: uuid.UUID,
     data: TraceAnswer,
@@ -154,7 +157,7 @@ async def close(
     return await _step(session, principal, request, idempotency_key, alert_id, "close")
 
 
-@router.post("/{alert_id}/withdraw", response_model=TraceRead, responses=STEP_ERRORS)
+@router.post("/{alert_id}/withdraw", response_model=TraceRead, responses=BODY_STEP_ERRORS)
 async def withdraw(
     alert_id: uuid.UUID,
     data: TraceWithdraw,
