@@ -1,10 +1,5 @@
 """Schemathesis over the whole OpenAPI document (DESIGN §10, §11).
 
-Not yet collected by the default run (the file name does not start with `test_`): it
-passed by hand (9,420 cases, seed 2370, schemathesis 4.32.5) but was not yet run in CI.
-To enable: add `schemathesis>=4.32.5,<5` to the test extra and rename to test_….
-
-
 Every operation of `openapi/openapi.json` (kept equal to the app's by tests/test_openapi.py)
 is fuzzed in-process, authenticated as a `focal_point` and as an `agency_admin`: two runs,
 each on SQLite and on PostgreSQL. A case fails on a 5xx, an undocumented status code, an
