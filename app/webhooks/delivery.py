@@ -230,8 +230,8 @@ class DeliveryWorker:
                 reason = "subscription or agency inactive"
             elif delivery.alert_id is not None:
                 alert = await session.get(Alert, delivery.alert_id)
-                if alert is None or not await outbox.may_receive(
-                    session, sub, agency, alert, utcnow()
+                if alert is None or not outbox.may_receive(
+                    await outbox.reach_of(session, alert), agency, utcnow()
                 ):
                     reason = "access withdrawn before sending"
             if reason is not None:

@@ -7,6 +7,8 @@ the change committed. Who receives what is the sharing predicate of app/sharing.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +22,7 @@ from app.core.types import utcnow
 from app.events.models import Event
 from app.sharing import service as sharing
 from app.sharing import visibility
+from app.sharing.visibility import AlertFacts
 from app.webhooks.models import Delivery, Subscription, SubscriptionStatus
 
 NOTIFY_CHANNEL = "tracewire_deliveries"
@@ -54,17 +57,27 @@ async def count_receiving(
     return sum(1 for sub in subs if wants(sub, event_type, alert))
 
 
-async def may_receive(
-    session: AsyncSession, sub: Subscription, agency: Agency, alert: Alert, at: datetime
-) -> bool:
-    """The sharing rule, as of `at`, for the subscription's agency."""
+@dataclass(frozen=True)
+class Reach:
+    """What the sharing rule needs about one alert, loaded once for all its subscriptions."""
+
+    facts: AlertFacts
+    live_group_members: Mapping[uuid.UUID, frozenset[uuid.UUID]]
+
+
+async def reach_of(session: AsyncSession, alert: Alert) -> Reach:
+    """The alert's sharing facts and the current members of its recipient groups."""
     facts = await sharing.facts_of(session, alert)
-    members = await sharing.live_group_members(session, facts.recipient_groups)
+    return Reach(facts, await sharing.live_group_members(session, facts.recipient_groups))
+
+
+def may_receive(reach: Reach, agency: Agency, at: datetime) -> bool:
+    """The sharing rule, as of `at`, for a subscription's agency."""
     return visibility.can_see(
-        facts,
+        reach.facts,
         agency.id,
         agency_active=agency.status == AgencyStatus.active,
-        live_group_members=members,
+        live_group_members=reach.live_group_members,
         now=at,
     )
 
@@ -115,13 +128,14 @@ async def fan_out(session: AsyncSession, event: Event, *, base_url: str) -> int:
     # An embargoed alert's deliveries fall due when the embargo ends, not before.
     due = max(now, alert.embargo_until) if alert and alert.embargo_until else now
     body = payload(event, alert, base_url)
+    reach = await reach_of(session, alert) if alert is not None else None
     count = 0
     for sub, agency in subs:
         if event.agency_ids and sub.agency_id not in event.agency_ids:
             continue
         if agency.status != AgencyStatus.active or not wants(sub, event.type, alert):
             continue
-        if alert is not None and not await may_receive(session, sub, agency, alert, due):
+        if reach is not None and not may_receive(reach, agency, due):
             continue
         session.add(
             Delivery(
