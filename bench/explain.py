@@ -36,8 +36,11 @@ def _principal(agency_id: uuid.UUID) -> Principal:
     )
 
 
-def _sql(agency_id: uuid.UUID, filters: AlertFilters, limit: int = 50) -> str:
-    query = list_query("postgresql", _principal(agency_id), filters, limit=limit)
+def sql_of(
+    agency_id: uuid.UUID, filters: AlertFilters, limit: int = 50, cursor: str | None = None
+) -> str:
+    """The service's list query for the agency, with its parameters inlined."""
+    query = list_query("postgresql", _principal(agency_id), filters, limit=limit, cursor=cursor)
     return str(query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
 
 
@@ -60,7 +63,7 @@ async def run(url: str, agencies: list[uuid.UUID], runs: int, show_plans: bool) 
     plans: list[str] = []
     for agency in agencies:
         for name, filters in cases.items():
-            sql = _sql(agency, filters)
+            sql = sql_of(agency, filters)
             times = []
             for _ in range(runs):
                 started = time.perf_counter()
