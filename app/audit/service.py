@@ -50,6 +50,19 @@ def chain_hash(prev_hash: str, record: AuditRecord) -> str:
     return hashlib.sha256(f"{prev_hash}\n{canonical(record)}".encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One record to append: what happened, to what, and how it ended."""
+
+    action: str
+    object_type: str | None = None
+    object_id: object = None
+    outcome: str = "success"
+    details: dict[str, Any] | None = None
+    agency_id: uuid.UUID | None = None
+    actor_name: str | None = None
+
+
 async def record(
     session: AsyncSession,
     principal: Principal | None,
@@ -63,6 +76,16 @@ async def record(
     actor_name: str | None = None,
 ) -> AuditRecord:
     """Append one record; it commits or rolls back with the action it describes."""
+    entry = Entry(action, object_type, object_id, outcome, details, agency_id, actor_name)
+    return (await record_many(session, principal, [entry]))[0]
+
+
+async def record_many(
+    session: AsyncSession, principal: Principal | None, entries: Sequence[Entry]
+) -> list[AuditRecord]:
+    """Append several records in order, reading the chain's tail once."""
+    if not entries:
+        return []
     if session.bind.dialect.name == "postgresql":
         await session.exec(sa.select(sa.func.pg_advisory_xact_lock(_PG_AUDIT_LOCK)))  # type: ignore[call-overload]
     tail = (
@@ -70,28 +93,35 @@ async def record(
             select(AuditRecord.seq, AuditRecord.hash).order_by(col(AuditRecord.seq).desc()).limit(1)
         )
     ).first()
-    seq, prev_hash = (tail[0] + 1, tail[1]) if tail else (1, GENESIS)
-    row = AuditRecord(
-        seq=seq,
-        at=utcnow(),
-        actor_id=principal.id if principal else None,
-        actor_kind=principal.kind if principal else ("anonymous" if actor_name else "worker"),
-        actor_name=actor_name or (principal.name if principal else None),
-        agency_id=agency_id or (principal.agency_id if principal else None),
-        action=action,
-        object_type=object_type,
-        object_id=str(object_id) if object_id is not None else None,
-        outcome=outcome,
-        request_id=request_id_var.get(),
-        client_ip=client_ip_var.get(),
-        details=details or {},
-        prev_hash=prev_hash,
-        hash="",
-    )
-    row.hash = chain_hash(prev_hash, row)
-    session.add(row)
+    seq, prev_hash = (tail[0], tail[1]) if tail else (0, GENESIS)
+    rows = []
+    for entry in entries:
+        seq += 1
+        row = AuditRecord(
+            seq=seq,
+            at=utcnow(),
+            actor_id=principal.id if principal else None,
+            actor_kind=principal.kind
+            if principal
+            else ("anonymous" if entry.actor_name else "worker"),
+            actor_name=entry.actor_name or (principal.name if principal else None),
+            agency_id=entry.agency_id or (principal.agency_id if principal else None),
+            action=entry.action,
+            object_type=entry.object_type,
+            object_id=str(entry.object_id) if entry.object_id is not None else None,
+            outcome=entry.outcome,
+            request_id=request_id_var.get(),
+            client_ip=client_ip_var.get(),
+            details=entry.details or {},
+            prev_hash=prev_hash,
+            hash="",
+        )
+        row.hash = chain_hash(prev_hash, row)
+        prev_hash = row.hash
+        session.add(row)
+        rows.append(row)
     await session.flush()
-    return row
+    return rows
 
 
 async def record_reads(

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 import httpx
 import sqlalchemy as sa
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.agencies.models import Agency, AgencyStatus
 from app.alerts.models import Alert
@@ -127,7 +128,7 @@ class DeliveryWorker:
         """Claim one batch of due deliveries and send them all; returns how many."""
         ids = await self.claim(limit or self.settings.webhook_concurrency)
         if ids:
-            await asyncio.gather(*(self._deliver_guarded(i) for i in ids))
+            await self._deliver_batch(ids)
         return len(ids)
 
     async def _listen(self) -> object | None:
@@ -194,58 +195,86 @@ class DeliveryWorker:
                 )
                 await session.commit()
 
-    # --- one delivery -----------------------------------------------------------------
+    # --- one batch -------------------------------------------------------------------
 
-    async def _deliver_guarded(self, delivery_id: uuid.UUID) -> None:
+    async def _deliver_batch(self, ids: list[uuid.UUID]) -> None:
+        """Re-check access for the batch, send each, record every attempt in one transaction.
+
+        Whatever goes wrong, a claimed delivery is never lost: its lease runs out and a
+        later pass sends it again with the same `webhook-id`.
+        """
         try:
-            await self.deliver(delivery_id)
+            ready = await self._prepare(ids)
         except Exception:
-            # The lease runs out and another pass retries it: never lost.
-            log.exception("delivery crashed", extra={"delivery_id": str(delivery_id)})
-
-    async def deliver(self, delivery_id: uuid.UUID) -> None:
-        """Re-check access, then send one claimed delivery and record the attempt."""
-        prepared = await self._prepare(delivery_id)
-        if prepared is None:
+            log.exception("delivery batch could not be prepared", extra={"count": len(ids)})
             return
-        delivery, sub = prepared
+        outcomes = await asyncio.gather(*(self._send(delivery, sub) for delivery, sub in ready))
+        try:
+            await self._record(list(zip(ready, outcomes, strict=True)))
+        except Exception:
+            log.exception("delivery outcomes could not be recorded", extra={"count": len(ids)})
+
+    async def _send(self, delivery: Delivery, sub: Subscription) -> Outcome:
         sem = self._per_sub.setdefault(
             sub.id, asyncio.Semaphore(self.settings.webhook_concurrency_per_subscription)
         )
-        async with self._overall, sem:
-            outcome = await self.post(sub, delivery)
-        await self._record(delivery.id, sub.id, outcome)
+        try:
+            async with self._overall, sem:
+                return await self.post(sub, delivery)
+        except Exception as exc:  # a bug in one send must not sink the batch's bookkeeping
+            log.exception("delivery crashed", extra={"delivery_id": str(delivery.id)})
+            return Outcome(error=f"internal error: {type(exc).__name__}")
 
-    async def _prepare(self, delivery_id: uuid.UUID) -> tuple[Delivery, Subscription] | None:
+    async def _prepare(self, ids: list[uuid.UUID]) -> list[tuple[Delivery, Subscription]]:
+        """The claimed deliveries that may still go out; the others are cancelled."""
+        now = utcnow()
         async with self.db.session() as session:
-            delivery = await session.get(Delivery, delivery_id)
-            if delivery is None or delivery.claimed_by != self.name:
-                return None
-            sub = await session.get(Subscription, delivery.subscription_id)
-            agency = await session.get(Agency, sub.agency_id) if sub else None
-            reason = None
-            if sub is None or agency is None or sub.deleted_at is not None:
-                reason = "subscription deleted"
-            elif sub.status != SubscriptionStatus.active or agency.status != AgencyStatus.active:
-                reason = "subscription or agency inactive"
-            elif delivery.alert_id is not None:
-                alert = await session.get(Alert, delivery.alert_id)
-                if alert is None or not outbox.may_receive(
-                    await outbox.reach_of(session, alert), agency, utcnow()
+            rows = (
+                await session.exec(
+                    select(Delivery, Subscription, Agency)
+                    .outerjoin(Subscription, col(Subscription.id) == col(Delivery.subscription_id))
+                    .outerjoin(Agency, col(Agency.id) == col(Subscription.agency_id))
+                    .where(col(Delivery.id).in_(ids))
+                    .order_by(col(Delivery.next_attempt_at), col(Delivery.id))
+                )
+            ).all()
+            alert_ids = {d.alert_id for d, _, _ in rows if d.alert_id is not None}
+            alerts = {
+                a.id: a
+                for a in (
+                    await session.exec(select(Alert).where(col(Alert.id).in_(alert_ids)))
+                ).all()
+            }
+            reaches: dict[uuid.UUID, outbox.Reach] = {}
+            ready: list[tuple[Delivery, Subscription]] = []
+            for delivery, sub, agency in rows:
+                if delivery.claimed_by != self.name:
+                    continue
+                reason = None
+                if sub is None or agency is None or sub.deleted_at is not None:
+                    reason = "subscription deleted"
+                elif (
+                    sub.status != SubscriptionStatus.active or agency.status != AgencyStatus.active
                 ):
-                    reason = "access withdrawn before sending"
-            if reason is not None:
+                    reason = "subscription or agency inactive"
+                elif delivery.alert_id is not None:
+                    alert = alerts.get(delivery.alert_id)
+                    if alert is not None and alert.id not in reaches:
+                        reaches[alert.id] = await outbox.reach_of(session, alert)
+                    if alert is None or not outbox.may_receive(reaches[alert.id], agency, now):
+                        reason = "access withdrawn before sending"
+                if reason is None:
+                    ready.append((delivery, sub))  # type: ignore[arg-type]
+                    continue
                 delivery.status = DeliveryStatus.cancelled.value
                 delivery.last_error = reason
                 delivery.claimed_until = None
                 session.add(delivery)
-                await session.commit()
                 log.info(
                     "delivery cancelled", extra={"delivery_id": str(delivery.id), "why": reason}
                 )
-                return None
-            await session.commit()  # no transaction stays open over the network call
-            return delivery, sub
+            await session.commit()  # no transaction stays open over the network calls
+            return ready
 
     def _secrets(self, sub: Subscription) -> list[str]:
         keys = [sub.secret]
@@ -287,57 +316,88 @@ class DeliveryWorker:
         except httpx.HTTPError as exc:
             return Outcome(error=f"{type(exc).__name__}: {exc}"[:500])
 
-    async def _record(self, delivery_id: uuid.UUID, sub_id: uuid.UUID, outcome: Outcome) -> None:
+    async def _record(self, results: list[tuple[tuple[Delivery, Subscription], Outcome]]) -> None:
+        """Every attempt of the batch, its audit record and the retry schedule, in one commit."""
+        if not results:
+            return
         now = utcnow()
         async with self.db.session() as session:
-            delivery = await session.get(Delivery, delivery_id)
-            sub = await session.get(Subscription, sub_id)
-            if delivery is None or sub is None:
-                return
-            await audit.record(
-                session,
-                None,
-                "delivery.attempt",
-                object_type="delivery",
-                object_id=delivery.id,
-                agency_id=sub.agency_id,
-                outcome="success" if outcome.ok else "failure",
-                details={"status_code": outcome.status_code, "error": outcome.error},
-            )
-            session.add(
-                DeliveryAttempt(
-                    delivery_id=delivery.id,
-                    status_code=outcome.status_code,
-                    latency_ms=outcome.latency_ms,
-                    error=outcome.error,
-                    response_excerpt=outcome.excerpt,
-                    worker=self.name,
+            ids = [delivery.id for (delivery, _), _ in results]
+            deliveries = {
+                d.id: d
+                for d in (
+                    await session.exec(select(Delivery).where(col(Delivery.id).in_(ids)))
+                ).all()
+            }
+            sub_ids = {sub.id for (_, sub), _ in results}
+            subs = {
+                s.id: s
+                for s in (
+                    await session.exec(
+                        select(Subscription).where(col(Subscription.id).in_(sub_ids))
+                    )
+                ).all()
+            }
+            entries: list[audit.Entry] = []
+            for (sent, sent_to), outcome in results:
+                delivery, sub = deliveries.get(sent.id), subs.get(sent_to.id)
+                if delivery is None or sub is None:
+                    continue
+                entries.append(
+                    audit.Entry(
+                        "delivery.attempt",
+                        object_type="delivery",
+                        object_id=delivery.id,
+                        agency_id=sub.agency_id,
+                        outcome="success" if outcome.ok else "failure",
+                        details={"status_code": outcome.status_code, "error": outcome.error},
+                    )
                 )
-            )
-            delivery.attempts += 1
-            delivery.last_status_code = outcome.status_code
-            delivery.last_error = outcome.error
-            delivery.last_latency_ms = outcome.latency_ms
-            delivery.last_response = outcome.excerpt
-            delivery.claimed_until = None
-            if outcome.ok:
-                delivery.status = DeliveryStatus.delivered.value
-                delivery.delivered_at = now
-                sub.consecutive_failures = 0
-            else:
-                sub.consecutive_failures += 1
-                delay = self._next_delay(delivery.attempts, outcome)
-                if outcome.status_code == 410 or delay is None:
-                    delivery.status = DeliveryStatus.failed.value
-                else:
-                    delivery.status = DeliveryStatus.pending.value
-                    delivery.next_attempt_at = now + timedelta(seconds=delay)
-                limit = self.settings.webhook_disable_after_failures
-                if outcome.status_code == 410 or sub.consecutive_failures >= limit:
-                    await self._disable(session, sub, outcome)
-            session.add(delivery)
-            session.add(sub)
+                await self._apply(session, delivery, sub, outcome, now)
+            await audit.record_many(session, None, entries)
             await session.commit()
+
+    async def _apply(
+        self,
+        session: AsyncSession,
+        delivery: Delivery,
+        sub: Subscription,
+        outcome: Outcome,
+        now: datetime,
+    ) -> None:
+        session.add(
+            DeliveryAttempt(
+                delivery_id=delivery.id,
+                status_code=outcome.status_code,
+                latency_ms=outcome.latency_ms,
+                error=outcome.error,
+                response_excerpt=outcome.excerpt,
+                worker=self.name,
+            )
+        )
+        delivery.attempts += 1
+        delivery.last_status_code = outcome.status_code
+        delivery.last_error = outcome.error
+        delivery.last_latency_ms = outcome.latency_ms
+        delivery.last_response = outcome.excerpt
+        delivery.claimed_until = None
+        if outcome.ok:
+            delivery.status = DeliveryStatus.delivered.value
+            delivery.delivered_at = now
+            sub.consecutive_failures = 0
+        else:
+            sub.consecutive_failures += 1
+            delay = self._next_delay(delivery.attempts, outcome)
+            if outcome.status_code == 410 or delay is None:
+                delivery.status = DeliveryStatus.failed.value
+            else:
+                delivery.status = DeliveryStatus.pending.value
+                delivery.next_attempt_at = now + timedelta(seconds=delay)
+            limit = self.settings.webhook_disable_after_failures
+            if outcome.status_code == 410 or sub.consecutive_failures >= limit:
+                await self._disable(session, sub, outcome)
+        session.add(delivery)
+        session.add(sub)
 
     def _next_delay(self, attempts: int, outcome: Outcome) -> float | None:
         schedule = self.settings.webhook_retry_schedule
@@ -348,7 +408,7 @@ class DeliveryWorker:
             delay = max(delay, min(outcome.retry_after, 86400))
         return delay
 
-    async def _disable(self, session: object, sub: Subscription, outcome: Outcome) -> None:
+    async def _disable(self, session: AsyncSession, sub: Subscription, outcome: Outcome) -> None:
         if sub.status == SubscriptionStatus.disabled:
             return
         sub.status = SubscriptionStatus.disabled.value
@@ -356,7 +416,7 @@ class DeliveryWorker:
             "410 Gone" if outcome.status_code == 410 else f"{sub.consecutive_failures} failures"
         )
         await events.record(
-            session,  # type: ignore[arg-type]
+            session,
             EventType.subscription_disabled,
             agency_ids=[sub.agency_id],
             data={"subscription_id": str(sub.id), "reason": sub.disabled_reason},
