@@ -74,7 +74,7 @@ async def _drain(db, settings, rounds: int = 40) -> None:
                 return
             await asyncio.sleep(0.06)
     finally:
-        await worker._client.aclose()
+        await worker.aclose()
 
 
 def _verify(secret: str, received) -> dict:
@@ -193,7 +193,7 @@ async def test_receiver_down_then_back(client, db, settings, world, receiver):
     await post_alert(client, world["KE"], seizure_body())
     worker = DeliveryWorker(db, settings)
     await worker.run_once()  # connection refused: scheduled again
-    await worker._client.aclose()
+    await worker.aclose()
     async with db.session() as session:
         delivery = (await session.exec(select(Delivery))).one()
     assert (
@@ -210,7 +210,7 @@ async def test_slow_receiver_times_out_and_is_retried(client, db, settings, worl
     await post_alert(client, world["KE"], seizure_body())
     worker = DeliveryWorker(db, settings)
     await worker.run_once()
-    await worker._client.aclose()
+    await worker.aclose()
     receiver.delay = 0
     await _drain(db, settings)
     async with db.session() as session:
@@ -301,7 +301,7 @@ async def test_dns_rebinding_is_caught_at_send_time(client, db, settings, world,
     await post_alert(client, world["KE"], seizure_body())
     worker = DeliveryWorker(db, settings, resolver=FakeResolver([["10.0.0.7"]]))
     await worker.run_once()
-    await worker._client.aclose()
+    await worker.aclose()
     assert receiver.received == []
     async with db.session() as session:
         delivery = (await session.exec(select(Delivery))).one()
@@ -310,7 +310,7 @@ async def test_dns_rebinding_is_caught_at_send_time(client, db, settings, world,
     worker = DeliveryWorker(db, settings, resolver=FakeResolver([["127.0.0.1"]]))
     await asyncio.sleep(0.1)
     await worker.run_once()
-    await worker._client.aclose()
+    await worker.aclose()
     assert len(receiver.received) == 1
     assert receiver.received[0].headers["host"] == f"hooks.partner.example:{receiver.port}"
 
@@ -382,7 +382,7 @@ async def test_embargoed_alert_is_delivered_when_the_embargo_ends(
     assert await worker.run_once() == 0  # not due yet
     await asyncio.sleep(1.2)
     assert await worker.run_once() == 1
-    await worker._client.aclose()
+    await worker.aclose()
     assert len(receiver.received) == 1
 
 
