@@ -14,6 +14,8 @@ from typing import Any
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -74,54 +76,71 @@ async def record(
     details: dict[str, Any] | None = None,
     agency_id: uuid.UUID | None = None,
     actor_name: str | None = None,
-) -> AuditRecord:
+) -> None:
     """Append one record; it commits or rolls back with the action it describes."""
     entry = Entry(action, object_type, object_id, outcome, details, agency_id, actor_name)
-    return (await record_many(session, principal, [entry]))[0]
+    await record_many(session, principal, [entry])
 
 
 async def record_many(
     session: AsyncSession, principal: Principal | None, entries: Sequence[Entry]
-) -> list[AuditRecord]:
-    """Append several records in order, reading the chain's tail once."""
-    if not entries:
-        return []
-    if session.bind.dialect.name == "postgresql":
-        await session.exec(sa.select(sa.func.pg_advisory_xact_lock(_PG_AUDIT_LOCK)))  # type: ignore[call-overload]
-    tail = (
-        await session.exec(
-            select(AuditRecord.seq, AuditRecord.hash).order_by(col(AuditRecord.seq).desc()).limit(1)
+) -> None:
+    """Append records in order; they join the chain when the transaction commits."""
+    pending: list[AuditRecord] = session.info.setdefault(_PENDING, [])
+    for entry in entries:
+        pending.append(
+            AuditRecord(
+                at=utcnow(),
+                actor_id=principal.id if principal else None,
+                actor_kind=principal.kind
+                if principal
+                else ("anonymous" if entry.actor_name else "worker"),
+                actor_name=entry.actor_name or (principal.name if principal else None),
+                agency_id=entry.agency_id or (principal.agency_id if principal else None),
+                action=entry.action,
+                object_type=entry.object_type,
+                object_id=str(entry.object_id) if entry.object_id is not None else None,
+                outcome=entry.outcome,
+                request_id=request_id_var.get(),
+                client_ip=client_ip_var.get(),
+                details=entry.details or {},
+                prev_hash="",
+                hash="",
+            )
         )
+
+
+# The chain is extended at the very end of the transaction that the records describe,
+# so the chain lock is held only for the tail read, the insert and the commit. Taken at
+# the first `record()` instead, it was held across the rest of the request, and every
+# writer of every process queued behind it (bench/RESULTS.md, ingest).
+_PENDING = "tracewire.audit.pending"
+
+
+@event.listens_for(Session, "before_commit")
+def _append_pending(session: Session) -> None:
+    pending: list[AuditRecord] | None = session.info.pop(_PENDING, None)
+    if not pending:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_AUDIT_LOCK)))
+    tail = session.execute(
+        sa.select(AuditRecord.seq, AuditRecord.hash).order_by(sa.desc(AuditRecord.seq)).limit(1)
     ).first()
     seq, prev_hash = (tail[0], tail[1]) if tail else (0, GENESIS)
-    rows = []
-    for entry in entries:
+    for row in pending:
         seq += 1
-        row = AuditRecord(
-            seq=seq,
-            at=utcnow(),
-            actor_id=principal.id if principal else None,
-            actor_kind=principal.kind
-            if principal
-            else ("anonymous" if entry.actor_name else "worker"),
-            actor_name=entry.actor_name or (principal.name if principal else None),
-            agency_id=entry.agency_id or (principal.agency_id if principal else None),
-            action=entry.action,
-            object_type=entry.object_type,
-            object_id=str(entry.object_id) if entry.object_id is not None else None,
-            outcome=entry.outcome,
-            request_id=request_id_var.get(),
-            client_ip=client_ip_var.get(),
-            details=entry.details or {},
-            prev_hash=prev_hash,
-            hash="",
-        )
+        row.seq = seq
+        row.prev_hash = prev_hash
         row.hash = chain_hash(prev_hash, row)
         prev_hash = row.hash
         session.add(row)
-        rows.append(row)
-    await session.flush()
-    return rows
+    session.flush()
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_pending(session: Session) -> None:
+    session.info.pop(_PENDING, None)
 
 
 async def record_reads(
