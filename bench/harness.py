@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
 import asyncpg
 import httpx
 
@@ -223,7 +224,37 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
 
 
-Request = Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]]
+class Http:
+    """A keep-alive aiohttp client on one base URL (httpx's pool could not keep up here)."""
+
+    def __init__(self, base_url: str, connections: int = 100) -> None:
+        self.base_url = base_url
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=connections),
+            timeout=aiohttp.ClientTimeout(total=60),
+            trust_env=False,
+        )
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, bytes]:
+        """(status, body) of one request."""
+        async with self.session.request(
+            method, self.base_url + path, data=body, params=params, headers=headers
+        ) as answer:
+            return answer.status, await answer.read()
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+Request = Callable[[Http, int], Awaitable[int]]
 
 
 async def drive(
@@ -238,11 +269,7 @@ async def drive(
 ) -> Load:
     """`concurrency` clients send `total` requests (or stop after `max_seconds`)."""
     load = Load(label, concurrency)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    clients = [
-        httpx.AsyncClient(base_url=url, timeout=60, limits=limits, trust_env=False)
-        for url in base_urls
-    ]
+    clients = [Http(url, concurrency) for url in base_urls]
     deadline = time.monotonic() + max_seconds
 
     async def one_client(slot: int, counter: Iterator[int]) -> None:
@@ -252,9 +279,8 @@ async def drive(
                 return
             started = time.perf_counter()
             try:
-                answer = await request(http, n)
-                status = str(answer.status_code)
-            except httpx.HTTPError as exc:
+                status = str(await request(http, n))
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 status = type(exc).__name__
             if n >= warmup:
                 load.latencies.append((time.perf_counter() - started) * 1000)
@@ -270,7 +296,7 @@ async def drive(
         load.seconds = time.perf_counter() - started
     finally:
         for http in clients:
-            await http.aclose()
+            await http.close()
     return load
 
 

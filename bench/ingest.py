@@ -19,13 +19,13 @@ import sys
 from dataclasses import dataclass, field
 
 import asyncpg
-import httpx
 
 from bench import world as worlds
 from bench.harness import (
     DEFAULT_PG,
     LOAD_HEADER,
     ROOT,
+    Http,
     Load,
     Proc,
     drive,
@@ -86,21 +86,25 @@ class Poster:
         self.created = 0
         self.offset = 0
 
-    async def alert(self, http: httpx.AsyncClient, n: int) -> httpx.Response:
+    async def alert(self, http: Http, n: int) -> int:
         n += self.offset
         token = self.world.tokens[n % len(self.world.tokens)]
-        answer = await http.post(
+        status, _ = await http.request(
+            "POST",
             "/api/v1/alerts",
-            content=json.dumps(self.world.alert_body(n)),
+            body=json.dumps(self.world.alert_body(n)).encode(),
             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
         )
-        if answer.status_code == 201:
+        if status == 201:
             self.created += 1
-        return answer
+        return status
 
-    async def bare(self, http: httpx.AsyncClient, n: int) -> httpx.Response:
-        body = json.dumps(self.world.alert_body(n + self.offset))
-        return await http.post("/bare", content=body, headers={"Content-Type": "application/json"})
+    async def bare(self, http: Http, n: int) -> int:
+        body = json.dumps(self.world.alert_body(n + self.offset)).encode()
+        status, _ = await http.request(
+            "POST", "/bare", body=body, headers={"Content-Type": "application/json"}
+        )
+        return status
 
 
 async def count_rows(server: str, name: str) -> tuple[int, int]:
@@ -144,8 +148,8 @@ async def run(
             result.loads.append((api_load, bare_load))
             print(api_load.row(), bare_load.row(), sep="\n", file=sys.stderr)
 
-        async def ok(http: httpx.AsyncClient, n: int) -> httpx.Response:
-            return await http.get("/ok")
+        async def ok(http: Http, n: int) -> int:
+            return (await http.request("GET", "/ok"))[0]
 
         result.ok_endpoint = await drive(
             "GET /ok", [bare.base_url], ok, concurrency=16, total=requests, max_seconds=seconds

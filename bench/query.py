@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import time
 import uuid
 from pathlib import Path
 
 import asyncpg
-import httpx
 
 from app.agencies.models import Agency
 from app.alerts.models import AlertKind
@@ -29,6 +29,7 @@ from bench.explain import sql_of
 from bench.harness import (
     DEFAULT_PG,
     LOAD_HEADER,
+    Http,
     client_token,
     database,
     drive,
@@ -79,12 +80,17 @@ async def _clients(url: str, agencies: list[uuid.UUID]) -> list[tuple[str, str]]
         await db.dispose()
 
 
-async def _time_http(http: httpx.AsyncClient, params: dict[str, str], runs: int) -> list[float]:
+async def _time_http(
+    http: Http, headers: dict[str, str], params: dict[str, str], runs: int
+) -> list[float]:
     times = []
     for i in range(runs + 3):
         started = time.perf_counter()
-        answer = await http.get("/api/v1/alerts", params={**params, "limit": str(PAGE)})
-        answer.raise_for_status()
+        status, _ = await http.request(
+            "GET", "/api/v1/alerts", params={**params, "limit": str(PAGE)}, headers=headers
+        )
+        if status != 200:
+            raise RuntimeError(f"GET /api/v1/alerts {params}: {status}")
         if i >= 3:  # the first few fill caches
             times.append((time.perf_counter() - started) * 1000)
     return times
@@ -106,7 +112,11 @@ async def run(
     url = f"{server}/{name}".replace("postgresql://", "postgresql+asyncpg://")
     credentials = await _clients(url, agencies)
     conn = await asyncpg.connect(f"{server}/{name}")
-    serial = await conn.fetchval("SELECT serial_raw FROM alert_item ORDER BY id LIMIT 1")
+    serial = await conn.fetchval(
+        "SELECT i.serial_raw FROM alert_item i JOIN alert a ON a.id = i.alert_id"
+        " WHERE a.audience = 'community' AND a.status = 'published' AND a.embargo_until IS NULL"
+        " AND i.serial_raw IS NOT NULL ORDER BY i.id LIMIT 1"
+    )
     total = await conn.fetchval("SELECT count(*) FROM alert")
     lines = [
         f"- {machine()}; PostgreSQL {await postgres_version(server)}; {total:,} alerts.",
@@ -121,31 +131,38 @@ async def run(
         tokens = [await client_token(api.base_url, cid, s) for cid, s in credentials]
         for agency_id, token in zip(agencies, tokens, strict=True):
             headers = {"Authorization": f"Bearer {token}"}
-            async with httpx.AsyncClient(base_url=api.base_url, headers=headers) as http:
-                first = await http.get("/api/v1/alerts", params={"limit": str(PAGE)})
-                cursor = first.json()["next_cursor"]
+            http = Http(api.base_url, 1)
+            try:
+                _, first = await http.request(
+                    "GET", "/api/v1/alerts", params={"limit": str(PAGE)}, headers=headers
+                )
+                cursor = json.loads(first)["next_cursor"]
                 named = cases(serial)
                 for label, (params, filters) in named.items():
-                    api_ms = await _time_http(http, params, runs)
+                    api_ms = await _time_http(http, headers, params, runs)
                     sql = sql_of(agency_id, filters, limit=PAGE)
                     raw_ms, rows = await _time_sql(conn, sql, runs)
                     lines.append(_row(agency_id, label, rows, api_ms, raw_ms))
                     if plans:
                         plan_text.append(await _plan(conn, agency_id, label, sql))
                 if cursor:
-                    api_ms = await _time_http(http, {"cursor": cursor}, runs)
+                    api_ms = await _time_http(http, headers, {"cursor": cursor}, runs)
                     sql = sql_of(agency_id, AlertFilters(), limit=PAGE, cursor=cursor)
                     raw_ms, rows = await _time_sql(conn, sql, runs)
                     lines.append(_row(agency_id, "list, page 2 (cursor)", rows, api_ms, raw_ms))
+            finally:
+                await http.close()
             print("\n".join(lines[-7:]), file=sys.stderr)
 
-        async def page(http: httpx.AsyncClient, n: int) -> httpx.Response:
+        async def page(http: Http, n: int) -> int:
             token = tokens[n % len(tokens)]
-            return await http.get(
+            status, _ = await http.request(
+                "GET",
                 "/api/v1/alerts",
                 params={"limit": str(PAGE)},
                 headers={"Authorization": f"Bearer {token}"},
             )
+            return status
 
         load = await drive(
             "GET /api/v1/alerts",
