@@ -96,7 +96,9 @@ async def login(request: Request, session: SessionDep, ctx: AuthContextDep) -> R
             if throttled
             else "Wrong email address or password."
         )
-        return _login_page(request, error=message, email=email, status_code=exc.error.status)
+        return _login_page(
+            request, error=message, email=email, status_code=429 if throttled else 401
+        )
     token = await sessions.start(session, ctx, user)
     response = RedirectResponse(_safe_next(str(form.get("next") or "")), status_code=303)
     _set_cookie(request, response, sessions.COOKIE, token)

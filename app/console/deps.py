@@ -37,6 +37,8 @@ async def get_live(request: Request, session: SessionDep, ctx: AuthContextDep) -
     """The live console session of this request, or LoginRequired."""
     live = await sessions.resume(session, ctx, request.cookies.get(sessions.COOKIE))
     if live is None:
+        # Keep the deletion of an expired or refused session: the error rolls back.
+        await session.commit()
         raise LoginRequired()
     request.state.console_live = live
     return live
@@ -52,7 +54,7 @@ async def check_csrf(request: Request, live: LiveDep) -> sessions.Live:
         form = await request.form()
         value = form.get("csrf_token")
         sent = value if isinstance(value, str) else None
-    if not sent or not secrets_equal(sent, live.row.csrf_token):
+    if not sent or not secrets_equal(sent, live.csrf):
         raise CsrfRefused()
     return live
 
@@ -74,7 +76,7 @@ def render(
     base = {
         "live": live,
         "me": live.principal if live else None,
-        "csrf": live.row.csrf_token if live else "",
+        "csrf": live.csrf if live else "",
         "Role": Role,
     }
     return TEMPLATES.TemplateResponse(request, template, base | context, status_code=status_code)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -23,12 +24,15 @@ TOKEN_PREFIX = "twc_"  # noqa: S105 - a prefix, not a secret
 
 @dataclass(frozen=True)
 class Live:
-    """A live console session: its row, the user's principal, the user and the agency."""
+    """A live console session: the principal, the CSRF token and names for the header.
 
-    row: ConsoleSession
+    Plain values, not rows: a page shown after a rollback must not reload them.
+    """
+
+    session_id: uuid.UUID
     principal: Principal
-    user: User
-    agency: Agency
+    csrf: str
+    agency_name: str
 
 
 async def start(session: AsyncSession, ctx: auth.AuthContext, user: User) -> str:
@@ -77,7 +81,9 @@ async def resume(session: AsyncSession, ctx: auth.AuthContext, token: str | None
     agency = await session.get(Agency, user.agency_id)
     assert agency is not None  # live_user joined it
     principal = auth.user_principal(user, token_id=f"console:{row.id}", session_id=None)
-    return Live(row=row, principal=principal, user=user, agency=agency)
+    return Live(
+        session_id=row.id, principal=principal, csrf=row.csrf_token, agency_name=agency.name
+    )
 
 
 async def end(session: AsyncSession, token: str | None) -> None:
