@@ -128,6 +128,9 @@ async def trace_step(
         if isinstance(exc, AppError) and exc.status == 404:
             raise
         errors = forms.errors_of(exc)
+        if action == "respond" and any("`reasons`" in g for g in errors.general):
+            errors.fields["reasons"] = "Give the reasons for a restricted or refused response."
+            errors.general = [g for g in errors.general if "`reasons`" not in g]
         status = exc.status if isinstance(exc, AppError) else 422
         return await _trace_view(request, session, live, alert_id, errors, values, status)
     return RedirectResponse(f"/console/traces/{alert_id}", status_code=303)

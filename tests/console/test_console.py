@@ -303,7 +303,7 @@ async def test_trace_request_walk_to_responded(browser, world):
         f"/console/traces/{alert_id}/respond",
         data={"csrf_token": de_csrf, "outcome": "refused"},
     )
-    assert refused.status_code == 422 and "needs `reasons`" in refused.text
+    assert refused.status_code == 422 and 'id="f-reasons-error"' in refused.text
     done = await de.post(
         f"/console/traces/{alert_id}/respond",
         data={"csrf_token": de_csrf, "outcome": "traced", "findings.manufacturer": "Zastava Arms"},
