@@ -218,6 +218,7 @@ async def create_alert(request: Request, session: SessionDep, live: PostDep) -> 
     values = forms.values_of(form)
     count = max(1, forms.item_count(values))
     errors = forms.FormErrors()
+    status = 200
     if action == "add_item":
         count = min(forms.MAX_ITEMS, count + 1)
     elif action in ("save", "publish"):
@@ -229,7 +230,10 @@ async def create_alert(request: Request, session: SessionDep, live: PostDep) -> 
             return RedirectResponse(f"/console/alerts/{alert.id}", status_code=303)
         except (AppError, ValidationError) as exc:
             await session.rollback()
+            if isinstance(exc, AppError) and exc.status == 404:
+                raise
             errors = forms.errors_of(exc)
+            status = exc.status if isinstance(exc, AppError) else 422
     return render(
         request,
         "alert_form.html",
@@ -242,7 +246,7 @@ async def create_alert(request: Request, session: SessionDep, live: PostDep) -> 
             "preview": await _preview(session, live, kind, values),
             **await _form_context(session, live),
         },
-        status_code=422 if errors else 200,
+        status_code=status,
     )
 
 
@@ -357,6 +361,7 @@ async def edit_alert(
     values = forms.values_of(form)
     count = max(1, forms.item_count(values))
     errors = forms.FormErrors()
+    status = 200
     if action == "add_item":
         count = min(forms.MAX_ITEMS, count + 1)
     elif action == "save":
@@ -368,7 +373,10 @@ async def edit_alert(
             return RedirectResponse(f"/console/alerts/{alert_id}", status_code=303)
         except (AppError, ValidationError) as exc:
             await session.rollback()
+            if isinstance(exc, AppError) and exc.status == 404:
+                raise
             errors = forms.errors_of(exc)
+            status = exc.status if isinstance(exc, AppError) else 422
     alert = await alerts.get_visible_alert(session, p, alert_id)
     read = (await alerts.read_models(session, p, [alert]))[0]
     return render(
@@ -383,7 +391,7 @@ async def edit_alert(
             "preview": await _preview(session, live, kind, values),
             **await _form_context(session, live),
         },
-        status_code=422 if errors else 200,
+        status_code=status,
     )
 
 

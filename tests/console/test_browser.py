@@ -176,6 +176,8 @@ async def test_the_whole_walk_in_a_browser(server, db, app, backend, axe_source)
     de_focal = await make_user(db, hashing, de, Role.focal_point)
     co_focal = await make_user(db, hashing, co, Role.focal_point)
     ke_admin = await make_user(db, hashing, ke, Role.agency_admin)
+    operators = await make_agency(db, country="XX", name="Operators (test)")
+    staff = await make_user(db, hashing, operators, Role.platform_admin)
     title = "Two rifles seized at the Busia border crossing"
 
     async with async_playwright() as pw:
@@ -296,6 +298,29 @@ async def test_the_whole_walk_in_a_browser(server, db, app, backend, axe_source)
             await page.get_by_role("link", name="Its delivery log").click()
             await admin.check("deliveries")
             await admin.goto("/console/admin/audit", "audit")
+            await admin.goto("/console/admin/clients", "clients")
+            await page.get_by_label("Name").fill("Case management system")
+            await page.get_by_role("button", name="Register client").click()
+            assert (await page.locator("#client-secret").text_content() or "").startswith("tws_")
+            await admin.check("client-registered")
+            await admin.goto("/console/admin/groups", "groups")
+            await admin.goto("/console/admin/policy", "policy")
+            await germany.goto("/console/hits", "hits")
+            await germany.goto("/console/alerts?q=rifles&tlp=amber", "alerts-search")
+
+            # A platform administrator sees every agency.
+            operator = Person(
+                await browser.new_context(viewport={"width": 1280, "height": 900}),
+                server,
+                "operator",
+                backend,
+                axe_source,
+            )
+            await operator.login(staff.email)
+            await operator.goto("/console/platform/agencies", "agencies")
+            await expect(
+                operator.page.get_by_role("cell", name="Colombia Police (test)", exact=True)
+            ).to_be_visible()
 
             # Logging out ends the session.
             await admin.page.get_by_role("button", name="Log out").click()

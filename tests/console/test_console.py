@@ -392,3 +392,121 @@ def test_console_is_not_in_the_openapi_document():
 
     paths = create_app(settings_for("sqlite+aiosqlite:///:memory:")).openapi()["paths"]
     assert not [p for p in paths if p.startswith("/console")]
+
+
+async def test_console_logins_share_the_token_endpoints_budget(db_url):
+    from app.main import create_app
+    from tests.conftest import settings_for
+
+    app = create_app(settings_for(db_url, token_rate_limit_per_minute=2))
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        ) as c:
+            statuses = []
+            for _ in range(3):
+                token = await login_page(c)
+                answer = await c.post(
+                    "/console/login",
+                    data={
+                        "login_csrf": token,
+                        "email": "nobody@tracewire.example",
+                        "password": "x",
+                    },
+                )
+                statuses.append(answer.status_code)
+            assert statuses == [401, 401, 429]
+    finally:
+        await app.state.db.dispose()
+
+
+async def test_edit_a_draft_then_publish_it(client, world):
+    csrf = await console_login(client, world["ke_focal"].email)
+    posted = await client.post(
+        "/console/alerts/new",
+        data=seizure_form(csrf, str(world["de"].id), action="save"),
+    )
+    assert posted.status_code == 303
+    url = posted.headers["location"]
+    page = await client.get(url)
+    assert "draft" in page.text and "Publish" in page.text
+    form_page = await client.get(url + "/edit")
+    assert form_page.status_code == 200 and 'name="version" value="1"' in form_page.text
+    form = seizure_form(csrf, str(world["de"].id), action="save", title="Three rifles", version="1")
+    form["items.2.make"] = "Beretta"
+    form["items.2.serial_raw"] = "BER-1"
+    form["items.2.category"] = "small_arm"
+    saved = await client.post(url + "/edit", data=form)
+    assert saved.status_code == 303, saved.text
+    page = await client.get(url)
+    assert "Three rifles" in page.text and "BER-1" in page.text and "version 2" in page.text
+    assert "update" in page.text  # the history of versions
+    stale = await client.post(url + "/edit", data=form)  # still says version 1
+    assert stale.status_code == 412 and "reload it" in stale.text, re.findall(
+        r"<li>.*?</li>", stale.text, re.S
+    )[:5]
+    assert (await client.post(url + "/publish", data={"csrf_token": csrf})).status_code == 303
+    again = await client.post(url + "/publish", data={"csrf_token": csrf})
+    assert again.status_code == 409 and "Only a draft can be published" in again.text
+    empty = await client.post(url + "/withdraw", data={"csrf_token": csrf, "reason": ""})
+    assert empty.status_code == 422 and 'id="f-reason-error"' in empty.text
+    gone = await client.post(url + "/withdraw", data={"csrf_token": csrf, "reason": "Duplicate"})
+    assert gone.status_code == 303
+    assert "Withdrawn on" in (await client.get(url)).text
+
+
+async def test_platform_admin_registers_and_suspends_an_agency(browser, world, app, db):
+    operator = await make_agency(db, country="XX", name=f"Operator {uuid.uuid4().hex[:6]}")
+    staff = await make_user(db, app.state.auth.hashing, operator, Role.platform_admin)
+    admin, focal = browser(), browser()
+    await console_login(focal, world["de_focal"].email)
+    csrf = await console_login(admin, staff.email)
+    page = await admin.get("/console/platform/agencies")
+    assert page.status_code == 200 and world["de"].name in page.text
+    bad = await admin.post(
+        "/console/platform/agencies",
+        data={"csrf_token": csrf, "name": "New agency", "country": "QQ", "type": "police"},
+    )
+    assert bad.status_code == 422 and 'id="f-country-error"' in bad.text
+    made = await admin.post(
+        "/console/platform/agencies",
+        data={"csrf_token": csrf, "name": "New agency", "country": "GH", "type": "police"},
+    )
+    assert made.status_code == 303
+    assert "New agency" in (await admin.get("/console/platform/agencies")).text
+    users = await admin.get(f"/console/admin/users?agency={world['de'].id}")
+    assert users.status_code == 200 and world["de_focal"].email in users.text
+    suspended = await admin.post(
+        f"/console/platform/agencies/{world['de'].id}/suspend", data={"csrf_token": csrf}
+    )
+    assert suspended.status_code == 303
+    assert (await focal.get("/console/")).status_code == 303  # its focal point is out
+
+
+async def test_agency_admin_pages(client, world):
+    csrf = await console_login(client, world["ke_admin"].email)
+    other = await client.get(f"/console/admin/users?agency={world['de'].id}")
+    assert other.status_code == 404  # another agency's users do not exist for it
+    made = await client.post(
+        "/console/admin/clients",
+        data={"csrf_token": csrf, "name": "Case system", "scopes": ["alerts:read", "alerts:write"]},
+    )
+    assert made.status_code == 200
+    secret = re.search(r'id="client-secret">([^<]+)<', made.text).group(1)
+    assert secret not in (await client.get("/console/admin/clients")).text
+    group = await client.post(
+        "/console/admin/groups",
+        data={"csrf_token": csrf, "name": "East Africa", "members": [str(world["de"].id)]},
+    )
+    assert group.status_code == 303
+    assert "East Africa" in (await client.get("/console/admin/groups")).text
+    bad = await client.post("/console/admin/policy", data={"csrf_token": csrf, "policy": "{oops"})
+    assert bad.status_code == 422 and 'id="f-policy-error"' in bad.text
+    policy = '{"trace_request": {"ceiling": {"addressee_only": true}}}'
+    ok = await client.post("/console/admin/policy", data={"csrf_token": csrf, "policy": policy})
+    assert ok.status_code == 303
+    assert "addressee_only" in (await client.get("/console/admin/policy")).text
+    trail = await client.get("/console/admin/audit")
+    assert (
+        trail.status_code == 200 and "policy.update" in trail.text and "client.create" in trail.text
+    )
