@@ -195,6 +195,7 @@ async def test_restricted_alert_reaches_the_recipient_only(browser, world, db):
     seen = await de.get(alert_url)
     assert seen.status_code == 200 and title in seen.text
     assert "your agency is a named recipient" in seen.text
+    assert world["ke_focal"].email not in seen.text  # the author's account stays in Kenya
     assert title in (await de.get("/console/alerts")).text
 
     await console_login(co, world["co_focal"].email)
