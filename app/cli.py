@@ -127,7 +127,7 @@ def create_admin(
 
 
 def _run_demo(settings: Settings) -> None:
-    from app.seed import seed_demo
+    from app.seed import DEMO_DOMAIN, seed_demo
 
     report = asyncio.run(seed_demo(settings))
     console.print("[bold]Tracewire demo data[/bold] (password for every demo user below):")
@@ -139,6 +139,12 @@ def _run_demo(settings: Settings) -> None:
     console.print("  API client of", report.client_agency)
     console.print(f"    client_id     {report.client_id}")
     console.print(f"    client_secret {report.client_secret}  (new on every demo run)")
+    console.print(f"Web console: [bold]{settings.public_url}/console/[/bold]")
+    console.print(
+        f"  log in as focal@ke.{DEMO_DOMAIN} and focal@de.{DEMO_DOMAIN} (two agencies), "
+        f"admin@ke.{DEMO_DOMAIN} (agency admin) or operator@{DEMO_DOMAIN} (platform admin), "
+        f"password {report.password}"
+    )
     console.print(f"API docs: {settings.public_url}/docs")
 
 

@@ -15,6 +15,7 @@ from app.alerts.routes import router as alerts_router
 from app.audit.routes import router as audit_router
 from app.auth.routes import router as auth_router
 from app.auth.service import AuthContext
+from app.console import install_console
 from app.core.config import Settings, get_settings
 from app.core.db import Database
 from app.core.errors import install_error_handlers
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings=settings, keys=KeyRing(settings), hashing=PasswordHashing(settings)
     )
     install_error_handlers(app)
+    install_console(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     install_hardening(

@@ -12,6 +12,7 @@ from app.alerts.models import (
 )
 from app.audit.models import AuditHead, AuditRecord
 from app.auth.models import AuthSession, LoginThrottle, RefreshToken, RevokedToken
+from app.console.models import ConsoleSession
 from app.core.idempotency import IdempotencyRecord
 from app.events.models import Event
 from app.hits.models import Hit
@@ -32,6 +33,7 @@ __all__ = [
     "AuditHead",
     "AuditRecord",
     "AuthSession",
+    "ConsoleSession",
     "Delivery",
     "DeliveryAttempt",
     "Event",

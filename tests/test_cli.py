@@ -54,6 +54,7 @@ def test_demo_is_safe_to_run_twice(tmp_path):
     for out in (first.stdout, second.stdout):
         assert "focal@ke.tracewire.example" in out
         assert "/docs" in out
+        assert "Web console: http://127.0.0.1:8000/console/" in out
         assert DEMO_PASSWORD in out
     assert first.stdout.count("@") == second.stdout.count("@") >= 19
 

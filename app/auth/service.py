@@ -66,6 +66,26 @@ async def password_grant(
     session: AsyncSession, ctx: AuthContext, *, username: str, password: str
 ) -> TokenGrant:
     """Log a user in; the same answer and about the same time whether or not they exist."""
+    user = await authenticate_password(
+        session, ctx, username=username, password=password, channel="password"
+    )
+    now = utcnow()
+    login = AuthSession(
+        user_id=user.id,
+        expires_at=now + timedelta(seconds=ctx.settings.refresh_token_ttl_seconds),
+    )
+    session.add(login)
+    await session.flush()
+    return await _user_grant(session, ctx, user, login)
+
+
+async def authenticate_password(
+    session: AsyncSession, ctx: AuthContext, *, username: str, password: str, channel: str
+) -> User:
+    """Check a password login (back-off, dummy verify, audit); the user, or ErrorAfterCommit.
+
+    `channel` names where the login came from (`password` grant or `console`) in the audit.
+    """
     throttle = await _throttle(session, username)
     now = ctx.clock()
     if throttle.blocked_until is not None and throttle.blocked_until > now:
@@ -76,7 +96,7 @@ async def password_grant(
             "auth.login",
             outcome="throttled",
             actor_name="throttled login",
-            details={"grant": "password", "retry_after": wait},
+            details={"grant": channel, "retry_after": wait},
         )
         raise ErrorAfterCommit(
             OAuthError(
@@ -107,7 +127,7 @@ async def password_grant(
             agency_id=user.agency_id if user else None,
             actor_name=user.email if user else "unknown account",
             outcome="failure",
-            details={"grant": "password"},
+            details={"grant": channel},
         )
         _count_failure(throttle, now, ctx.settings)
         session.add(throttle)
@@ -119,12 +139,6 @@ async def password_grant(
         user.password_hash = ctx.hashing.hash(password)
     user.last_login_at = utcnow()
     session.add(user)
-    now = utcnow()
-    login = AuthSession(
-        user_id=user.id,
-        expires_at=now + timedelta(seconds=ctx.settings.refresh_token_ttl_seconds),
-    )
-    session.add(login)
     await session.flush()
     await audit.record(
         session,
@@ -134,9 +148,9 @@ async def password_grant(
         object_id=user.id,
         agency_id=user.agency_id,
         actor_name=user.email,
-        details={"grant": "password"},
+        details={"grant": channel},
     )
-    return await _user_grant(session, ctx, user, login)
+    return user
 
 
 async def client_credentials_grant(
@@ -386,7 +400,12 @@ async def _user_principal(
     user, agency, login = row
     if not _user_may_log_in(user, agency) or login.revoked_at is not None:
         raise Unauthorized()
-    # Role and scopes come from the database, not the token: a demotion bites at once.
+    return user_principal(user, token_id=jti, session_id=login.id)
+
+
+def user_principal(user: User, *, token_id: str, session_id: uuid.UUID | None) -> Principal:
+    """The principal of a live user; role and scopes come from the database row."""
+    # Not from the token or cookie: a demotion bites at once.
     role = Role(user.role)
     return Principal(
         kind="user",
@@ -395,9 +414,23 @@ async def _user_principal(
         role=role,
         scopes=ROLE_SCOPES[role],
         name=user.email,
-        token_id=jti,
-        session_id=login.id,
+        token_id=token_id,
+        session_id=session_id,
     )
+
+
+async def live_user(session: AsyncSession, user_id: uuid.UUID) -> User | None:
+    """The user if they and their agency may still act (active, not deleted, not suspended)."""
+    row = (
+        await session.exec(
+            select(User, Agency)
+            .join(Agency, col(Agency.id) == col(User.agency_id))
+            .where(User.id == user_id)
+        )
+    ).first()
+    if row is None or not _user_may_log_in(*row):
+        return None
+    return row[0]
 
 
 async def _client_principal(session: AsyncSession, client_id: uuid.UUID, jti: str) -> Principal:

@@ -83,6 +83,12 @@ class Settings(BaseSettings):
     login_backoff_base_seconds: int = Field(default=30, ge=1)
     login_backoff_max_seconds: int = Field(default=900, ge=1)
 
+    # Web console sessions: idle timeout, absolute lifetime, and the cookie's Secure flag
+    # (None: Secure when the request came over https, directly or via a trusted proxy).
+    console_idle_timeout_seconds: int = Field(default=1800, ge=60)
+    console_session_lifetime_seconds: int = Field(default=12 * 3600, ge=300)
+    console_cookie_secure: bool | None = None
+
     # Default trace-request deadlines, in days (a design choice; the ITI sets none).
     trace_routine_ack_days: int = Field(default=5, ge=1)
     trace_routine_response_days: int = Field(default=30, ge=1)

@@ -43,6 +43,22 @@ FIXED_HEADERS = (
     ("Cross-Origin-Opener-Policy", "same-origin"),
 )
 NO_STORE_PREFIXES = ("/api/v1/auth/",)
+# The web console's pages: scripts, styles and images from the app itself only (no
+# inline script or style, no CDN), forms posted back to it only.
+CONSOLE_PREFIX = "/console"
+CONSOLE_STATIC = "/console/static/"
+CONSOLE_CSP = "; ".join(
+    (
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "form-action 'self'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+    )
+)
 
 
 def _default(func: Callable[..., Any], name: str) -> str:
@@ -108,7 +124,12 @@ class SecurityHeadersMiddleware:
             fixed.append(("Strict-Transport-Security", HSTS))
         if header(scope, b"authorization") is not None or path.startswith(NO_STORE_PREFIXES):
             fixed.append(("Cache-Control", "no-store"))
-        if not docs:
+        console = path == CONSOLE_PREFIX or path.startswith(CONSOLE_PREFIX + "/")
+        if console:
+            fixed.append(("Content-Security-Policy", CONSOLE_CSP))
+            if not path.startswith(CONSOLE_STATIC):
+                fixed.append(("Cache-Control", "no-store"))  # pages show alert content
+        elif not docs:
             fixed.append(("Content-Security-Policy", API_CSP))
 
         async def send_with_headers(message: Message) -> None:

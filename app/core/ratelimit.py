@@ -17,6 +17,8 @@ from app.core.errors import problem_response
 Clock = Callable[[], float]
 
 TOKEN_PATH = "/api/v1/auth/token"  # noqa: S105 - a path, not a secret
+# Password logins, by API or console: the same stricter budget per address.
+LOGIN_PATHS = frozenset({TOKEN_PATH, "/console/login"})
 EXEMPT_PATHS = ("/healthz", "/readyz")  # probes must not be throttled into restarts
 
 
@@ -108,7 +110,7 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         address = address_key(scope)
-        if scope["method"] == "POST" and route_path(scope) == TOKEN_PATH:
+        if scope["method"] == "POST" and route_path(scope) in LOGIN_PATHS:
             wait = self.token_limiter.acquire(f"token:{address}")
         elif (token := _bearer_token(scope)) is None:
             wait = self.limiter.acquire(f"addr:{address}")

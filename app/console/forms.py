@@ -1,0 +1,266 @@
+"""Form helpers: HTML form fields ⇄ the API's request bodies, and errors next to fields."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from starlette.datastructures import FormData
+
+from app.alerts.schemas import AlertRead
+from app.core.errors import AppError
+
+Values = dict[str, Any]
+MULTI = ("handling.recipient_agencies", "handling.recipient_groups", "details.illicit_basis")
+ITEM_FIELDS = (
+    "category",
+    "make",
+    "model",
+    "calibre",
+    "type",
+    "serial_raw",
+    "serial_status",
+    "quantity",
+    "unit",
+    "country_of_manufacture",
+    "year",
+)
+ITEM_TEXT = ("make", "model", "calibre", "type", "serial_raw", "country_of_manufacture", "year")
+MAX_ITEMS = 100
+
+
+class FormErrors:
+    """Messages by field (dotted path, as the form names it) and the ones for the page."""
+
+    def __init__(
+        self, fields: dict[str, str] | None = None, general: list[str] | None = None
+    ) -> None:
+        self.fields = fields or {}
+        self.general = general or []
+
+    def __bool__(self) -> bool:
+        return bool(self.fields or self.general)
+
+    def get(self, name: str) -> str | None:
+        """The message for one field, if any."""
+        return self.fields.get(name)
+
+    def all(self) -> list[tuple[str | None, str]]:
+        """Every message, for the summary at the top of the form."""
+        return [(None, m) for m in self.general] + list(self.fields.items())
+
+
+def _path(parts: Any) -> str:
+    path = ".".join(str(p) for p in parts)
+    return path.removeprefix("body.").removeprefix("body")
+
+
+def errors_of(exc: AppError | ValidationError) -> FormErrors:
+    """Field messages from a domain error or a validation error of a request body."""
+    out = FormErrors()
+    if isinstance(exc, ValidationError):
+        for err in exc.errors():
+            message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+            path = _path(err.get("loc", ()))
+            if path:
+                out.fields.setdefault(path, message)
+            else:
+                out.general.append(message)
+        return out
+    for err in exc.errors or []:
+        path = _path(err.field.split("."))
+        if path and path not in ("query", "path"):
+            out.fields.setdefault(path, err.message)
+    if not out.fields:
+        out.general.append(exc.detail or exc.title)
+    return out
+
+
+def values_of(form: FormData) -> Values:
+    """The submitted fields, for showing the form again."""
+    values: Values = {}
+    for key in form:
+        if key == "csrf_token":
+            continue
+        if key in MULTI:
+            values[key] = [v for v in form.getlist(key) if isinstance(v, str)]
+        else:
+            value = form.get(key)
+            values[key] = value.strip() if isinstance(value, str) else ""
+    return values
+
+
+def item_count(values: Values) -> int:
+    """How many item rows the form had."""
+    indexes = [int(k.split(".")[1]) for k in values if k.startswith("items.") and k.count(".") == 2]
+    return min(MAX_ITEMS, max(indexes, default=-1) + 1)
+
+
+def _text(values: Values, key: str) -> str | None:
+    value = values.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+def _date(values: Values, key: str) -> str | None:
+    value = _text(values, key)
+    if value and len(value) == 10:
+        return value + "T00:00:00Z"  # a date input; the API takes an aware datetime
+    return value
+
+
+def _lines(values: Values, key: str) -> list[str]:
+    return [line.strip() for line in (_text(values, key) or "").splitlines() if line.strip()]
+
+
+def _items(values: Values) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    for n in range(item_count(values)):
+        row = {f: _text(values, f"items.{n}.{f}") for f in ITEM_FIELDS}
+        if not any(row[f] for f in ITEM_TEXT):
+            continue  # a blank row
+        items.append({k: v for k, v in row.items() if v is not None})
+    return items
+
+
+def handling_of(values: Values) -> dict[str, Any] | None:
+    """The handling block, or None for the agency's policy default."""
+    tlp = _text(values, "handling.tlp")
+    if not tlp:
+        return None
+    handling: dict[str, Any] = {
+        "tlp": tlp,
+        "audience": _text(values, "handling.audience") or "recipients",
+        "recipient_agencies": values.get("handling.recipient_agencies", []),
+        "recipient_groups": values.get("handling.recipient_groups", []),
+    }
+    embargo = _date(values, "handling.embargo_until")
+    if embargo:
+        handling["embargo_until"] = embargo
+    return handling
+
+
+def details_of(kind: str, values: Values) -> dict[str, Any]:
+    """The kind-specific `details` body."""
+    d = {k.removeprefix("details."): v for k, v in values.items() if k.startswith("details.")}
+    if kind == "seized_weapon":
+        out = {
+            "seized_at": _date(values, "details.seized_at"),
+            "seizure_place": _text(values, "details.seizure_place"),
+            "circumstances": _text(values, "details.circumstances"),
+            "illicit_basis": d.get("illicit_basis", []),
+            "custody_reference": _text(values, "details.custody_reference"),
+        }
+    elif kind == "trace_request":
+        out = {
+            "addressed_to": _text(values, "details.addressed_to"),
+            "circumstances": _text(values, "details.circumstances"),
+            "illicit_reason": _text(values, "details.illicit_reason"),
+            "intended_use": _text(values, "details.intended_use"),
+            "priority": _text(values, "details.priority") or "routine",
+            "priority_justification": _text(values, "details.priority_justification"),
+            "case_reference": _text(values, "details.case_reference"),
+        }
+    else:
+        party = {
+            "role": _text(values, "details.parties.0.role"),
+            "name": _text(values, "details.parties.0.name"),
+            "country": _text(values, "details.parties.0.country"),
+        }
+        goods = {
+            "description": _text(values, "details.goods.0.description"),
+            "hs_code": _text(values, "details.goods.0.hs_code"),
+        }
+        out = {
+            "state": _text(values, "details.state"),
+            "indicators": _lines(values, "details.indicators"),
+            "parties": [{k: v for k, v in party.items() if v}] if party["name"] else [],
+            "goods": [{k: v for k, v in goods.items() if v}] if goods["description"] else [],
+        }
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def alert_body(kind: str, values: Values, *, publish: bool = False) -> dict[str, Any]:
+    """The body of `POST /alerts` (with `kind`) from the console's alert form."""
+    body: dict[str, Any] = {
+        "kind": kind,
+        "title": _text(values, "title") or "",
+        "summary": _text(values, "summary") or "",
+        "country": (_text(values, "country") or "").upper(),
+        "tags": [t.strip() for t in (_text(values, "tags") or "").split(",") if t.strip()],
+        "items": _items(values),
+        "details": details_of(kind, values),
+        "publish": publish,
+    }
+    occurred = _date(values, "occurred_at")
+    if occurred:
+        body["occurred_at"] = occurred
+    location = _text(values, "location")
+    if location:
+        body["location"] = {"text": location}
+    handling = handling_of(values)
+    if handling is not None:
+        body["handling"] = handling
+    return body
+
+
+def update_body(kind: str, values: Values) -> dict[str, Any]:
+    """The body of `PATCH /alerts/{id}` from the same form."""
+    body = alert_body(kind, values)
+    for key in ("kind", "publish"):
+        body.pop(key)
+    body.setdefault("location", None)
+    body.setdefault("occurred_at", None)
+    return body
+
+
+def values_from_alert(read: AlertRead, recipients: bool = True) -> Values:
+    """The form fields of an existing alert (for editing it)."""
+    values: Values = {
+        "title": read.title or "",
+        "summary": read.summary or "",
+        "country": read.country or "",
+        "tags": ", ".join(read.tags or []),
+        "occurred_at": read.occurred_at.strftime("%Y-%m-%d") if read.occurred_at else "",
+        "location": str((read.location or {}).get("text") or ""),
+    }
+    if read.handling is not None:
+        values["handling.tlp"] = read.handling.tlp.value
+        values["handling.audience"] = read.handling.audience.value
+        values["handling.recipient_agencies"] = [
+            str(a) for a in read.handling.recipient_agencies or []
+        ]
+        values["handling.recipient_groups"] = [str(g) for g in read.handling.recipient_groups or []]
+    for n, item in enumerate(read.items or []):
+        for field in ITEM_FIELDS:
+            value = getattr(item, field)
+            values[f"items.{n}.{field}"] = (
+                "" if value is None else str(getattr(value, "value", value))
+            )
+    details = read.details or {}
+    for key, value in details.items():
+        if isinstance(value, list) and key in ("illicit_basis",):
+            values[f"details.{key}"] = [str(v) for v in value]
+        elif isinstance(value, list) and key == "indicators":
+            values["details.indicators"] = "\n".join(str(v) for v in value)
+        elif isinstance(value, list) and key in ("parties", "goods") and value:
+            for field, inner in dict(value[0]).items():
+                values[f"details.{key}.0.{field}"] = "" if inner is None else str(inner)
+        elif isinstance(value, str) and key in ("seized_at",):
+            values[f"details.{key}"] = value[:10]
+        elif value is not None and not isinstance(value, list | dict):
+            values[f"details.{key}"] = str(value)
+    return values
+
+
+def validate(model: type[BaseModel], data: dict[str, Any]) -> BaseModel:
+    """Validate a request body the way the API does (ValidationError on failure)."""
+    return model.model_validate(data)
+
+
+def parse_sub(form: FormData) -> uuid.UUID | None:
+    """The `subscription` field of a form, as a UUID."""
+    try:
+        return uuid.UUID(str(form.get("subscription") or ""))
+    except ValueError:
+        return None

@@ -1,0 +1,93 @@
+"""Console pages for platform administrators: agencies (create, suspend) and their users."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+
+from app.agencies import service as agencies
+from app.agencies.models import AgencyStatus, AgencyType
+from app.agencies.schemas import AgencyCreate, AgencyUpdate
+from app.console import forms
+from app.console.deps import LiveDep, PostDep, render, require_role
+from app.core.db import SessionDep
+from app.core.errors import AppError, InvalidInput
+from app.core.pagination import MAX_LIMIT
+from app.core.principal import Role
+
+router = APIRouter(prefix="/console/platform", include_in_schema=False)
+
+
+async def _agencies_page(
+    request: Request,
+    session: SessionDep,
+    live: Any,
+    *,
+    errors: forms.FormErrors | None = None,
+    values: forms.Values | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    require_role(live, Role.platform_admin)
+    rows, next_cursor = await agencies.list_agencies(
+        session, live.principal, limit=MAX_LIMIT, cursor=request.query_params.get("cursor")
+    )
+    return render(
+        request,
+        "platform_agencies.html",
+        {
+            "rows": rows,
+            "next_cursor": next_cursor,
+            "types": [t.value for t in AgencyType],
+            "errors": errors or forms.FormErrors(),
+            "values": values or {},
+        },
+        status_code=status_code,
+    )
+
+
+@router.get("/agencies")
+async def agency_list(request: Request, session: SessionDep, live: LiveDep) -> HTMLResponse:
+    """Every agency, with its status; a form to register one."""
+    return await _agencies_page(request, session, live)
+
+
+@router.post("/agencies")
+async def create_agency(request: Request, session: SessionDep, live: PostDep) -> Response:
+    """Register an agency (the same rules as `POST /agencies`)."""
+    form = await request.form()
+    values = forms.values_of(form)
+    try:
+        data = AgencyCreate.model_validate(
+            {
+                "name": values.get("name", ""),
+                "country": str(values.get("country", "")).upper(),
+                "type": values.get("type", ""),
+                "is_focal_point": values.get("is_focal_point") == "on",
+                "contact_email": values.get("contact_email") or None,
+            }
+        )
+        await agencies.create_agency(session, live.principal, data)
+    except (AppError, ValidationError) as exc:
+        await session.rollback()
+        return await _agencies_page(
+            request, session, live, errors=forms.errors_of(exc), values=values, status_code=422
+        )
+    return RedirectResponse("/console/platform/agencies", status_code=303)
+
+
+@router.post("/agencies/{agency_id}/{action}")
+async def agency_status(
+    request: Request, agency_id: uuid.UUID, action: str, session: SessionDep, live: PostDep
+) -> Response:
+    """Suspend or reactivate an agency."""
+    targets = {"suspend": AgencyStatus.suspended, "reactivate": AgencyStatus.active}
+    if action not in targets:
+        raise InvalidInput.on("action", "Unknown action.")
+    await agencies.update_agency(
+        session, live.principal, agency_id, AgencyUpdate(status=targets[action])
+    )
+    return RedirectResponse("/console/platform/agencies", status_code=303)

@@ -1,0 +1,95 @@
+"""Console sessions: server-side rows behind an opaque cookie, with idle and absolute expiry."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlmodel import delete, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.agencies.models import Agency, User
+from app.auth import service as auth
+from app.console.models import ConsoleSession
+from app.core.principal import Principal
+from app.core.security import digest_secret, new_secret
+
+COOKIE = "tw_console"
+LOGIN_CSRF_COOKIE = "tw_console_login"
+COOKIE_PATH = "/console"
+TOKEN_PREFIX = "twc_"  # noqa: S105 - a prefix, not a secret
+
+
+@dataclass(frozen=True)
+class Live:
+    """A live console session: the principal, the CSRF token and names for the header.
+
+    Plain values, not rows: a page shown after a rollback must not reload them.
+    """
+
+    session_id: uuid.UUID
+    principal: Principal
+    csrf: str
+    agency_name: str
+
+
+async def start(session: AsyncSession, ctx: auth.AuthContext, user: User) -> str:
+    """Open a session for a user who just logged in; the cookie value (shown once)."""
+    now = ctx.clock()
+    token = new_secret(TOKEN_PREFIX)
+    session.add(
+        ConsoleSession(
+            token_hash=digest_secret(token),
+            user_id=user.id,
+            csrf_token=secrets.token_urlsafe(32),
+            created_at=now,
+            last_seen_at=now,
+            expires_at=now + timedelta(seconds=ctx.settings.console_session_lifetime_seconds),
+        )
+    )
+    await session.flush()
+    return token
+
+
+async def resume(session: AsyncSession, ctx: auth.AuthContext, token: str | None) -> Live | None:
+    """The live session behind a cookie, touched; None if unknown, expired or no longer allowed.
+
+    The user and the agency are read again on every request, like a bearer token's
+    principal: a suspended agency or a deactivated user is out at the next click.
+    """
+    if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return None
+    row = (
+        await session.exec(
+            select(ConsoleSession).where(ConsoleSession.token_hash == digest_secret(token))
+        )
+    ).first()
+    if row is None:
+        return None
+    now = ctx.clock()
+    idle = timedelta(seconds=ctx.settings.console_idle_timeout_seconds)
+    user = await auth.live_user(session, row.user_id)
+    if row.expires_at <= now or row.last_seen_at + idle <= now or user is None:
+        await session.delete(row)
+        await session.flush()
+        return None
+    row.last_seen_at = now
+    session.add(row)
+    await session.flush()
+    agency = await session.get(Agency, user.agency_id)
+    assert agency is not None  # live_user joined it
+    principal = auth.user_principal(user, token_id=f"console:{row.id}", session_id=None)
+    return Live(
+        session_id=row.id, principal=principal, csrf=row.csrf_token, agency_name=agency.name
+    )
+
+
+async def end(session: AsyncSession, token: str | None) -> None:
+    """Log out: delete the session row (an unknown cookie is not an error)."""
+    if token:
+        await session.exec(
+            delete(ConsoleSession).where(ConsoleSession.token_hash == digest_secret(token))  # type: ignore[arg-type]
+        )
+        await session.flush()
