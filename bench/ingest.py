@@ -119,9 +119,8 @@ async def count_rows(server: str, name: str) -> tuple[int, int]:
 
 
 async def run(
-    server: str, clients: list[int], requests: int, seconds: float, agencies: int
+    server: str, name: str, clients: list[int], requests: int, seconds: float, agencies: int
 ) -> IngestResult:
-    name = "tracewire_bench_ingest"
     url = await fresh_database(server, name)
     world = await worlds.build(
         url, originators=agencies, subscribers=SUBSCRIBERS, hook_base="http://127.0.0.1:9/hook"
@@ -198,12 +197,15 @@ def report(result: IngestResult, pg: str, agencies: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server", default=DEFAULT_PG, help="PostgreSQL, without a database")
+    parser.add_argument("--database", default="tracewire_bench_ingest", help="re-created")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 16, 64, 256])
     parser.add_argument("--requests", type=int, default=3000, help="per concurrency level")
     parser.add_argument("--seconds", type=float, default=30, help="cap per run")
     parser.add_argument("--agencies", type=int, default=50)
     args = parser.parse_args()
-    result = asyncio.run(run(args.server, args.clients, args.requests, args.seconds, args.agencies))
+    result = asyncio.run(
+        run(args.server, args.database, args.clients, args.requests, args.seconds, args.agencies)
+    )
     print(report(result, asyncio.run(postgres_version(args.server)), args.agencies))
 
 

@@ -40,8 +40,6 @@ from bench.harness import (
 from bench.ingest import Poster, count_rows
 from bench.webhooks import SUBSCRIBERS, delivery_counts, start_receiver, wait_for_receipts
 
-NAME = "tracewire_bench_scale"
-
 
 @dataclass
 class Layout:
@@ -60,9 +58,9 @@ class Layout:
 
 
 async def one_layout(
-    server: str, apis: int, workers: int, clients: int, seconds: float, hold_ms: float
+    server: str, name: str, apis: int, workers: int, clients: int, seconds: float, hold_ms: float
 ) -> Layout:
-    url = await fresh_database(server, NAME)
+    url = await fresh_database(server, name)
     result = Layout(apis, workers)
     with tempfile.TemporaryDirectory() as tmp, processes() as procs:
         port = free_port()
@@ -95,8 +93,8 @@ async def one_layout(
         result.bad_signatures = stats["bad_signatures"]
         result.latencies = stats["latencies_ms"]
         result.rss_mb = {p.name: p.peak_rss_mb() for p in [*api_procs, *worker_procs]}
-    result.stored, _ = await count_rows(server, NAME)
-    result.statuses = await delivery_counts(server, NAME)
+    result.stored, _ = await count_rows(server, name)
+    result.statuses = await delivery_counts(server, name)
     return result
 
 
@@ -135,11 +133,13 @@ def report(layouts: list[Layout], pg: str, clients: int, hold_ms: float) -> str:
     return "\n".join(lines)
 
 
-async def run(server: str, layouts: list[str], clients: int, seconds: float, hold: float) -> str:
+async def run(
+    server: str, name: str, layouts: list[str], clients: int, seconds: float, hold: float
+) -> str:
     results = []
     for layout in layouts:
         apis, workers = (int(n) for n in layout.split("x"))
-        result = await one_layout(server, apis, workers, clients, seconds, hold)
+        result = await one_layout(server, name, apis, workers, clients, seconds, hold)
         print(f"  {layout}: {result.load.row() if result.load else ''}", file=sys.stderr)
         results.append(result)
     return report(results, await postgres_version(server), clients, hold)
@@ -148,12 +148,17 @@ async def run(server: str, layouts: list[str], clients: int, seconds: float, hol
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server", default=DEFAULT_PG, help="PostgreSQL, without a database")
+    parser.add_argument("--database", default="tracewire_bench_scale", help="re-created")
     parser.add_argument("--layouts", nargs="+", default=["1x1", "2x2"], help="APIxWORKERS")
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--hold-ms", type=float, default=5)
     args = parser.parse_args()
-    print(asyncio.run(run(args.server, args.layouts, args.clients, args.seconds, args.hold_ms)))
+    print(
+        asyncio.run(
+            run(args.server, args.database, args.layouts, args.clients, args.seconds, args.hold_ms)
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -264,10 +264,10 @@ def report(rounds: list[Round], bare: tuple[int, float], pg: str, alerts: int) -
     return "\n".join(lines)
 
 
-async def run(server: str, workers: list[int], alerts: int, seconds: float) -> str:
+async def run(server: str, name: str, workers: list[int], alerts: int, seconds: float) -> str:
     rounds = []
     for count in workers:
-        r = await one_round(server, "tracewire_bench_hooks", count, alerts, seconds)
+        r = await one_round(server, name, count, alerts, seconds)
         print(f"  {count} worker(s): {r.deliveries} in {r.seconds:.1f} s", file=sys.stderr)
         rounds.append(r)
     bare = await bare_aiohttp(alerts * SUBSCRIBERS, 64)
@@ -277,11 +277,12 @@ async def run(server: str, workers: list[int], alerts: int, seconds: float) -> s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server", default=DEFAULT_PG, help="PostgreSQL, without a database")
+    parser.add_argument("--database", default="tracewire_bench_hooks", help="re-created")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--alerts", type=int, default=500)
     parser.add_argument("--seconds", type=float, default=15, help="live posting time")
     args = parser.parse_args()
-    print(asyncio.run(run(args.server, args.workers, args.alerts, args.seconds)))
+    print(asyncio.run(run(args.server, args.database, args.workers, args.alerts, args.seconds)))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,117 @@
+"""Each benchmark scenario runs end to end on tiny sizes (no timing is asserted).
+
+They start real processes on 127.0.0.1 against the PostgreSQL of the run, with
+databases of their own that are dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def server(postgres_database: str) -> str:
+    """The PostgreSQL server of the run, as a plain URL without a database."""
+    url = postgres_database.replace("postgresql+asyncpg://", "postgresql://")
+    return url.rsplit("/", 1)[0]
+
+
+@pytest.fixture
+def database(server: str) -> Iterator[str]:
+    name = f"tracewire_bench_smoke_{secrets.token_hex(3)}"
+    yield name
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(f"{server}/postgres")
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
+
+
+def bench(*args: str, within: float = 240) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACEWIRE_")}
+    done = subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=within,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_ingest(server: str, database: str) -> None:
+    out = bench(
+        "bench.ingest",
+        *("--server", server, "--database", database, "--clients", "1", "4"),
+        *("--requests", "20", "--seconds", "10", "--agencies", "2"),
+    )
+    created = int(re.search(r"Answered 201: ([\d,]+)", out)[1].replace(",", ""))
+    assert created > 0
+    assert "(lost: 0)" in out
+    assert f"outbox rows: {10 * created:,} (expected {10 * created:,})" in out
+
+
+def test_webhooks(server: str, database: str) -> None:
+    out = bench(
+        "bench.webhooks",
+        *("--server", server, "--database", database, "--workers", "1"),
+        *("--alerts", "3", "--seconds", "2"),
+    )
+    row = next(line for line in out.splitlines() if line.startswith("| 1 |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] == "30"  # 3 alerts x 10 subscriptions, all verified by the receiver
+    assert cells[6] == "0 (0)" and cells[7] == "0"  # no duplicates, no bad signature
+
+
+def test_scaleout(server: str, database: str) -> None:
+    out = bench(
+        "bench.scaleout",
+        *("--server", server, "--database", database, "--layouts", "1x1"),
+        *("--clients", "4", "--seconds", "3"),
+    )
+    row = next(line for line in out.splitlines() if line.startswith("| 1 + 1 |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    created, stored, received, expected = (int(c.replace(",", "")) for c in cells[3:7])
+    assert created == stored > 0
+    assert received == expected == 10 * stored
+    assert cells[7].endswith("(0)")
+
+
+def test_generate_then_query(server: str, database: str) -> None:
+    out = bench(
+        "bench.generate",
+        *("--url", f"{server}/{database}", "--alerts", "3000", "--agencies", "40"),
+        "--groups",
+        "5",
+    )
+    agencies = re.findall(r"visibility agency: ([0-9a-f-]{36})", out)
+    assert len(agencies) == 2
+    report = bench(
+        "bench.query",
+        *("--server", server, "--database", database, "--runs", "3", "--seconds", "2"),
+        *("--agency", agencies[0], "--agency", agencies[1]),
+    )
+    rows = [line for line in report.splitlines() if line.startswith(f"| {agencies[1][:8]} |")]
+    assert len(rows) == 7  # six queries and the second page
+    load = next(line for line in report.splitlines() if line.startswith("| GET /api/v1/alerts |"))
+    cells = [c.strip() for c in load.strip("|").split("|")]
+    assert int(cells[2].replace(",", "")) > 0 and cells[7] == "0"  # answers, and no errors
