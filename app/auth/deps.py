@@ -29,12 +29,14 @@ oauth2_scheme = OAuth2(
 )
 
 
-def get_auth_context(request: Request) -> service.AuthContext:
+# Async on purpose: FastAPI runs a plain `def` dependency in its thread pool, a thread
+# hand-off on every request for a dictionary look-up.
+async def get_auth_context(request: Request) -> service.AuthContext:
     """The app's settings, key ring and password hashing."""
     return request.app.state.auth
 
 
-def get_hashing(request: Request) -> PasswordHashing:
+async def get_hashing(request: Request) -> PasswordHashing:
     """The app's password hasher."""
     return request.app.state.auth.hashing
 
