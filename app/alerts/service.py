@@ -583,11 +583,12 @@ async def _write_children(
     replace: bool = False,
 ) -> None:
     """Items, tags and recipients (each only when given), then the search text."""
+    item_rows: list[AlertItem] | None = None
     if items is not None:
         if replace:
             await session.exec(delete(AlertItem).where(col(AlertItem.alert_id) == alert.id))
-        for position, item in enumerate(items):
-            session.add(_item_row(alert.id, position, item))
+        item_rows = [_item_row(alert.id, position, item) for position, item in enumerate(items)]
+        session.add_all(item_rows)
     if tags is not None:
         if replace:
             await session.exec(delete(AlertTag).where(col(AlertTag.alert_id) == alert.id))
@@ -606,13 +607,20 @@ async def _write_children(
             alert.reader_keys = visibility.reader_keys(
                 handling.recipient_agencies, handling.recipient_groups
             )
-            for agency_id in handling.recipient_agencies:
-                session.add(AlertRecipientAgency(alert_id=alert.id, agency_id=agency_id))
-            for group_id in handling.recipient_groups:
-                session.add(AlertRecipientGroup(alert_id=alert.id, group_id=group_id))
+            # Plain multi-row INSERTs: an alert may name hundreds of recipients.
+            for model, column, ids in (
+                (AlertRecipientAgency, "agency_id", handling.recipient_agencies),
+                (AlertRecipientGroup, "group_id", handling.recipient_groups),
+            ):
+                if ids:
+                    await session.exec(
+                        sa.insert(model),  # type: ignore[call-overload]
+                        params=[{"alert_id": alert.id, column: i} for i in dict.fromkeys(ids)],
+                    )
     await session.flush()
-    current = (await _items_by_alert(session, [alert.id])).get(alert.id, [])
-    alert.search_text = _search_text(alert, current)
+    if item_rows is None:
+        item_rows = (await _items_by_alert(session, [alert.id])).get(alert.id, [])
+    alert.search_text = _search_text(alert, item_rows)
     session.add(alert)
     await session.flush()
     await search.index_alert(session, alert)
