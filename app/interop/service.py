@@ -335,6 +335,26 @@ async def export_all(session: AsyncSession, principal: Principal) -> dict[str, A
     return await _bundle(session, reads)
 
 
+CLI_EXPORTER_ID = uuid.uuid5(stix.NAMESPACE, "cli:export-stix")
+
+
+async def export_for_agency(session: AsyncSession, agency_id: uuid.UUID) -> dict[str, Any]:
+    """`tracewire export-stix`: everything an agency may see, read as that agency."""
+    agency = await session.get(Agency, agency_id)
+    if agency is None:
+        raise NotFound(f"No agency {agency_id}.")
+    exporter = Principal(
+        kind="client",
+        id=CLI_EXPORTER_ID,
+        agency_id=agency.id,
+        role=None,
+        scopes=frozenset({Scope.alerts_read}),
+        name="tracewire export-stix (command line)",
+        token_id="cli",  # noqa: S106 - not a secret: no token at all
+    )
+    return await export_all(session, exporter)
+
+
 # --- adding objects ---------------------------------------------------------------------
 
 
