@@ -152,7 +152,8 @@ router = APIRouter(
     default_response_class=TaxiiResponse,
 )
 
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+# A larger `limit` is not an error: the server may answer fewer (stix2 asks for 5,000).
+Limit = Annotated[int, Query(ge=1, le=1_000_000)]
 Csv = Annotated[str | None, Query(max_length=10_000)]
 
 
@@ -245,7 +246,9 @@ async def get_objects(
 ) -> TaxiiResponse:
     """The collection's objects the caller may see, oldest added first."""
     found = service.get_collection(collection_id)
-    page = await service.read_objects(session, principal, found, match, limit=limit, cursor=next)
+    page = await service.read_objects(
+        session, principal, found, match, limit=min(limit, MAX_LIMIT), cursor=next
+    )
     return _envelope(page)
 
 
@@ -279,7 +282,9 @@ async def get_object(
     """One object (every version asked for)."""
     found = service.get_collection(collection_id)
     match.ids = [object_id]
-    page = await service.read_one(session, principal, found, match, limit=limit, cursor=next)
+    page = await service.read_one(
+        session, principal, found, match, limit=min(limit, MAX_LIMIT), cursor=next
+    )
     return _envelope(page)
 
 
@@ -313,7 +318,9 @@ async def manifest(
 ) -> TaxiiResponse:
     """Which objects the collection holds for the caller, without their content."""
     found = service.get_collection(collection_id)
-    page = await service.scan(session, principal, found, match, limit=limit, cursor=next)
+    page = await service.scan(
+        session, principal, found, match, limit=min(limit, MAX_LIMIT), cursor=next
+    )
     body: dict[str, Any] = {"more": page.more}
     if page.next:
         body["next"] = page.next
