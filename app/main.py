@@ -25,6 +25,7 @@ from app.core.security import PasswordHashing
 from app.core.tokens import KeyRing
 from app.hits.routes import router as hits_router
 from app.interop.routes import router as interop_router
+from app.interop.taxii import TaxiiErrorMiddleware
 from app.interop.taxii import router as taxii_router
 from app.interop.taxii import schema_router as stix_schema_router
 from app.ops.routes import router as ops_router
@@ -89,6 +90,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rate_per_minute=settings.rate_limit_per_minute,
         token_rate_per_minute=settings.token_rate_limit_per_minute,
     )
+    # Outermost: TAXII answers keep their own media type even when middleware refuses.
+    app.add_middleware(TaxiiErrorMiddleware)
     app.include_router(ops_router)
     app.include_router(auth_router)
     app.include_router(agencies_router)

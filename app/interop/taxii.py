@@ -22,10 +22,11 @@ from pydantic import AwareDatetime
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match as RouteMatch
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth.deps import BasicOrBearerPrincipal
 from app.core.db import SessionDep
-from app.core.errors import AppError, FieldError
+from app.core.errors import PROBLEM_MEDIA_TYPE, AppError, FieldError
 from app.core.logging import request_id_var
 from app.interop import service, stix
 from app.interop.service import Match, Page
@@ -82,6 +83,57 @@ def _phrase(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return "Error"
+
+
+class TaxiiErrorMiddleware:
+    """Under /taxii2/, re-render the problem+json answers of the middleware (body cap, JSON
+    shape, rate limit) as TAXII errors, so that no TAXII answer has another media type."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass through, holding back a problem+json answer to re-render it."""
+        if scope["type"] != "http" or not str(scope.get("path", "")).startswith(f"{ROOT}/"):
+            await self.app(scope, receive, send)
+            return
+        start: Message | None = None
+        chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                headers = dict(message.get("headers", []))
+                if headers.get(b"content-type", b"").startswith(PROBLEM_MEDIA_TYPE.encode()):
+                    start = message
+                    return
+            if start is None or message["type"] != "http.response.body":
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body"):
+                return
+            try:
+                problem = json.loads(b"".join(chunks))
+            except ValueError:
+                problem = {}
+            status = int(start["status"])
+            errors = [FieldError.model_validate(e) for e in problem.get("errors") or []]
+            answer = taxii_error(
+                status,
+                problem.get("title") or _phrase(status),
+                problem.get("detail"),
+                errors=errors,
+            )
+            kept = [
+                (k, v)
+                for k, v in start.get("headers", [])
+                if k.lower() not in (b"content-type", b"content-length", b"www-authenticate")
+            ]
+            await send({**start, "headers": kept + answer.raw_headers})
+            await send({"type": "http.response.body", "body": answer.body})
+
+        await self.app(scope, receive, capture)
 
 
 class TaxiiRoute(APIRoute):

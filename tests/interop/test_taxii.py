@@ -427,3 +427,23 @@ async def test_push_with_an_invalid_report_stores_nothing_of_it(client, db, app)
     )
     assert posted.json()["success_count"] == 0
     assert "trace_request" in posted.json()["failures"][0]["message"]
+
+
+async def test_middleware_refusals_are_taxii_errors_too(client, db, app, settings):
+    _, _, a, _ = await _world(client, db, app)
+    headers = {**taxii(a.headers), "Content-Type": TAXII_MEDIA_TYPE}
+    huge = b'{"objects": ["' + b"x" * (settings.max_body_bytes + 10) + b'"]}'
+    too_big = await client.post(ALL + "objects/", content=huge, headers=headers)
+    deep = await client.post(ALL + "objects/", content=b"[" * 200 + b"]" * 200, headers=headers)
+    for answer, status in ((too_big, 413), (deep, 422)):
+        assert answer.status_code == status
+        assert answer.headers["content-type"] == TAXII_MEDIA_TYPE
+        assert answer.json()["http_status"] == str(status)
+        assert answer.headers["x-request-id"]
+    # The rest of the API keeps problem+json.
+    plain = await client.post(
+        "/api/v1/alerts",
+        content=b"[" * 200 + b"]" * 200,
+        headers={**a.headers, "Content-Type": "application/json"},
+    )
+    assert plain.headers["content-type"] == "application/problem+json"
