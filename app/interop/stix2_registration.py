@@ -1,6 +1,7 @@
 """Teach the `stix2` library Tracewire's custom STIX: import this module before parsing.
 
-`pip install stix2` (or `tracewire[stix]`); the service itself does not need it. One
+Self-contained (it needs only `stix2`), so a partner may copy this one file; the service
+itself does not need `stix2`. One
 extension definition is both a new SDO (`seized-item`) and a property extension of
 `report`, which `stix2` cannot express as one fixed `extension_type`, so the extension
 class accepts either value and the committed JSON Schemas say which goes where.
@@ -21,7 +22,9 @@ from stix2.properties import (
     TimestampProperty,
 )
 
-from app.interop.stix import EXTENSION_ID, ITEM_TYPE
+# The same values as app/interop/stix.py (a test keeps them equal).
+EXTENSION_ID = "extension-definition--18955755-1974-4af1-b67e-85e6ec262497"
+ITEM_TYPE = "seized-item"
 
 
 @CustomExtension(

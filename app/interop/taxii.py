@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import AwareDatetime
 from sqlalchemy.exc import IntegrityError
@@ -401,13 +401,20 @@ async def status(
 @router.api_route(
     f"{ROOT}/{{rest:path}}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 )
-async def unknown(request: Request) -> None:
-    """Anything else under /taxii2/: 405 for a known path, 404 otherwise (TAXII errors)."""
-    for route in router.routes:
-        if route is not request.scope.get("route") and isinstance(route, APIRoute):
-            matched, _ = route.matches({**request.scope, "method": "GET"})
-            if matched is RouteMatch.FULL and route.path != f"{ROOT}/{{rest:path}}":
-                raise StarletteHTTPException(405, "Method not allowed on this TAXII resource.")
+async def unknown(request: Request) -> Response:
+    """Anything else under /taxii2/: a slash added, 405 for a known path, else 404."""
+    path = request.url.path
+    known = [r for r in router.routes if isinstance(r, APIRoute) and "{rest:path}" not in r.path]
+
+    def matches(candidate: str) -> bool:
+        scope = {**request.scope, "path": candidate, "method": "GET"}
+        return any(route.matches(scope)[0] is RouteMatch.FULL for route in known)
+
+    if not path.endswith("/") and matches(f"{path}/"):
+        query = f"?{request.url.query}" if request.url.query else ""
+        return RedirectResponse(f"{path}/{query}", status_code=308)
+    if matches(path):
+        raise StarletteHTTPException(405, "Method not allowed on this TAXII resource.")
     raise StarletteHTTPException(404, "No such TAXII resource.")
 
 

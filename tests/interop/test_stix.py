@@ -87,6 +87,15 @@ async def test_each_kind_exports_a_valid_bundle(client, db, app):
             assert ext.kind == alert["kind"] and ext.handling["tlp"] == tlp
 
 
+def test_registration_module_stands_alone():
+    from app.interop import stix2_registration
+
+    assert stix2_registration.EXTENSION_ID == stix.EXTENSION_ID
+    assert stix2_registration.ITEM_TYPE == stix.ITEM_TYPE
+    source = open(stix2_registration.__file__, encoding="utf-8").read()
+    assert "from app" not in source and "import app" not in source
+
+
 def test_identity_ids_are_deterministic_uuidv5():
     agency = uuid.uuid4()
     first, second = stix.identity_id(agency), stix.identity_id(agency)

@@ -301,6 +301,8 @@ async def test_wrong_method_and_media_type_and_body(client, db, app):
     _, _, a, _ = await _world(client, db, app)
     deleted = await client.delete("/taxii2/", headers=taxii(a.headers))
     assert deleted.status_code == 405 and deleted.headers["content-type"] == TAXII_MEDIA_TYPE
+    slashless = await client.get(ALL.rstrip("/"), params={"x": 1}, headers=taxii(a.headers))
+    assert slashless.status_code == 308 and slashless.headers["location"] == f"{ALL}?x=1"
     as_json = await client.post(ALL + "objects/", json={"objects": []}, headers=taxii(a.headers))
     assert as_json.status_code == 415 and as_json.headers["content-type"] == TAXII_MEDIA_TYPE
     for body in (b"{", b'{"objects": []}', b'{"objects": [1]}', b"[]"):

@@ -91,6 +91,10 @@ def _pull_everything(base: str, client_id: str, secret: str) -> dict:
     pages = list(as_pages(everything.get_objects, per_request=4))
     paged = [o for page in pages for o in page.get("objects", [])]
     whole = everything.get_objects(limit=1000)["objects"]
+    since = list(
+        as_pages(everything.get_objects, per_request=100, added_after="2026-01-01T00:00:00Z")
+    )
+    assert [o for page in since for o in page["objects"]] == whole
     manifest = everything.get_manifest(limit=1000)["objects"]
     return {
         "collections": collections,
