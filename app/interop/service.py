@@ -400,7 +400,7 @@ async def add_objects(
             failures.append(_outcome(report, f"{exc.detail or exc.title} {details}".strip()))
             continue
         successes.append(_outcome(report, f"stored as alert {alert.id}"))
-        used.update(r for r in report.get("object_refs") or [] if isinstance(r, str))
+        used.update(r for r in stix_import.as_list(report.get("object_refs")) if isinstance(r, str))
     for obj in (o for o in objects if o["type"] != "report"):
         if obj["id"] in used:
             successes.append(_outcome(obj, "stored with its report"))

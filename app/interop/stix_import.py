@@ -37,9 +37,10 @@ class NotImportable(ValueError):
 def report_kind(report: dict[str, Any]) -> AlertKind | None:
     """The alert kind a report stands for: our extension's `kind`, else its `report_types`."""
     extension = _extension(report)
-    if isinstance(extension.get("kind"), str) and extension["kind"] in AlertKind:
-        return AlertKind(extension["kind"])
-    for value in report.get("report_types") or []:
+    kind = extension.get("kind")
+    if isinstance(kind, str) and kind in {k.value for k in AlertKind}:
+        return AlertKind(kind)
+    for value in as_list(report.get("report_types")):
         if isinstance(value, str) and value in KIND_OF_REPORT_TYPE:
             return KIND_OF_REPORT_TYPE[value]
     return None
@@ -58,7 +59,7 @@ def alert_create(
     if only_kind is not None and kind is not only_kind:
         raise NotImportable(f"this collection takes {only_kind.value} reports only")
     extension = _extension(report)
-    refs = [r for r in report.get("object_refs") or [] if isinstance(r, str)]
+    refs = [r for r in as_list(report.get("object_refs")) if isinstance(r, str)]
     items = [index[r] for r in refs if r.startswith(f"{ITEM_TYPE}--") and r in index]
     places = [index[r] for r in refs if r.startswith("location--") and r in index]
     place = places[0] if places else {}
@@ -68,7 +69,7 @@ def alert_create(
         "title": report.get("name"),
         "summary": report.get("description") or "",
         "country": country.upper() if isinstance(country, str) else country,
-        "tags": [t for t in report.get("labels") or [] if isinstance(t, str) and _TAG.match(t)],
+        "tags": [t for t in as_list(report.get("labels")) if isinstance(t, str) and _TAG.match(t)],
         "items": [_item(i) for i in items],
         "details": extension.get("details") or {},
         "publish": True,
@@ -89,6 +90,11 @@ def alert_create(
             for e in exc.errors()[:5]
         ]
         raise NotImportable("; ".join(problems)) from exc
+
+
+def as_list(value: object) -> list[Any]:
+    """A list property of a pushed object, or an empty list when it is anything else."""
+    return value if isinstance(value, list) else []
 
 
 def _extension(report: dict[str, Any]) -> dict[str, Any]:

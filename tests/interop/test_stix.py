@@ -18,21 +18,7 @@ from app.core.principal import Role
 from app.interop import stix
 from tests.conftest import TEST_JWT_SECRET
 from tests.factories import make_actor, make_agency, post_alert, seizure_body, trace_body
-from tests.interop.helpers import validate
-
-
-def procurement_body() -> dict:
-    return seizure_body(
-        kind="suspicious_procurement",
-        title="Attempted purchase of UAS flight controllers",
-        items=[{"category": "uas_component", "make": "Acme", "model": "FC-7", "quantity": 40}],
-        details={
-            "state": "attempted",
-            "parties": [{"role": "broker", "name": "Example Trading FZE", "country": "AE"}],
-            "goods": [{"description": "Flight controllers", "hs_code": "8526.91", "quantity": 40}],
-            "indicators": ["end user unknown"],
-        },
-    )
+from tests.interop.helpers import procurement_body, validate
 
 
 async def _world(client, db, app):

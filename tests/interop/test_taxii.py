@@ -7,6 +7,7 @@ import base64
 import pytest
 from sqlmodel import select
 
+from app.audit import service as audit
 from app.audit.models import AuditRecord
 from app.core.principal import Role
 from app.interop.taxii import TAXII_MEDIA_TYPE
@@ -18,7 +19,7 @@ from tests.factories import (
     seizure_body,
     trace_body,
 )
-from tests.interop.helpers import ACCEPT, ALL, SEIZURES, TRACES, taxii
+from tests.interop.helpers import ACCEPT, ALL, SEIZURES, TRACES, pushed_report, taxii
 
 
 async def _world(client, db, app):
@@ -315,68 +316,11 @@ async def test_wrong_method_and_media_type_and_body(client, db, app):
         assert bad.headers["content-type"] == TAXII_MEDIA_TYPE
 
 
-def _pushed_report(country: str = "KE") -> dict:
-    return {
-        "objects": [
-            {
-                "type": "report",
-                "spec_version": "2.1",
-                "id": "report--7f1c0b9e-3a44-4a8e-9d0e-6f7f6c2b1a00",
-                "created": "2026-11-29T10:00:00.000Z",
-                "modified": "2026-11-29T10:00:00.000Z",
-                "name": "Pistol seized at Malaba",
-                "published": "2026-11-29T10:00:00.000Z",
-                "report_types": ["weapon-seizure"],
-                "labels": ["border"],
-                "object_refs": [
-                    "location--7f1c0b9e-3a44-4a8e-9d0e-6f7f6c2b1a00",
-                    "seized-item--0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
-                ],
-            },
-            {
-                "type": "location",
-                "spec_version": "2.1",
-                "id": "location--7f1c0b9e-3a44-4a8e-9d0e-6f7f6c2b1a00",
-                "created": "2026-11-29T10:00:00.000Z",
-                "modified": "2026-11-29T10:00:00.000Z",
-                "name": "Malaba border post",
-                "country": country,
-                "latitude": 0.63,
-                "longitude": 34.28,
-            },
-            {
-                "type": "seized-item",
-                "spec_version": "2.1",
-                "id": "seized-item--0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
-                "created": "2026-11-29T10:00:00.000Z",
-                "modified": "2026-11-29T10:00:00.000Z",
-                "name": "Glock 17",
-                "category": "small_arm",
-                "make": "Glock",
-                "model": "17",
-                "serial_number": "ABC123",
-                "extensions": {
-                    "extension-definition--18955755-1974-4af1-b67e-85e6ec262497": {
-                        "extension_type": "new-sdo"
-                    }
-                },
-            },
-            {
-                "type": "indicator",
-                "spec_version": "2.1",
-                "id": "indicator--0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4e",
-                "created": "2026-11-29T10:00:00.000Z",
-                "modified": "2026-11-29T10:00:00.000Z",
-            },
-        ]
-    }
-
-
 async def test_push_reports_in_and_read_the_status(client, db, app):
     _, _, a, b = await _world(client, db, app)
     posted = await client.post(
         SEIZURES + "objects/",
-        json=_pushed_report(),
+        json=pushed_report(),
         headers={**taxii(a.headers), "Content-Type": TAXII_MEDIA_TYPE},
     )
     assert posted.status_code == 202, posted.text
@@ -411,7 +355,7 @@ async def test_push_reports_in_and_read_the_status(client, db, app):
 
 async def test_push_with_an_invalid_report_stores_nothing_of_it(client, db, app):
     _, _, a, _ = await _world(client, db, app)
-    envelope = _pushed_report(country="ZZ")
+    envelope = pushed_report(country="ZZ")
     envelope["objects"][0]["report_types"] = ["threat-report"]
     posted = await client.post(
         TRACES + "objects/",
@@ -421,7 +365,7 @@ async def test_push_with_an_invalid_report_stores_nothing_of_it(client, db, app)
     assert posted.status_code == 202
     assert posted.json()["success_count"] == 0
     assert (await client.get("/api/v1/alerts", headers=a.headers)).json()["items"] == []
-    wrong_kind = _pushed_report()
+    wrong_kind = pushed_report()
     posted = await client.post(
         TRACES + "objects/",
         json=wrong_kind,
@@ -449,3 +393,74 @@ async def test_middleware_refusals_are_taxii_errors_too(client, db, app, setting
         headers={**a.headers, "Content-Type": "application/json"},
     )
     assert plain.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_refused_report_rolls_back_alone(client, db, app):
+    ke, _, a, _ = await _world(client, db, app)
+    envelope = pushed_report()
+    bad = {
+        **envelope["objects"][0],
+        "id": "report--5d7e1c0b-3a44-4a8e-9d0e-6f7f6c2b1a01",
+        "report_types": ["firearm-trace-request"],
+        "extensions": {
+            "extension-definition--18955755-1974-4af1-b67e-85e6ec262497": {
+                "extension_type": "property-extension",
+                "kind": "trace_request",
+                "details": {
+                    "addressed_to": str(ke.id),
+                    "circumstances": "x",
+                    "illicit_reason": "y",
+                    "intended_use": "z",
+                },
+            }
+        },
+    }
+    envelope["objects"].insert(1, bad)
+    posted = await client.post(
+        ALL + "objects/",
+        json=envelope,
+        headers={**taxii(a.headers), "Content-Type": TAXII_MEDIA_TYPE},
+    )
+    status = posted.json()
+    assert (status["success_count"], status["failure_count"]) == (3, 2)
+    refused = next(f for f in status["failures"] if f["id"] == bad["id"])
+    assert "another agency" in refused["message"]
+    alerts = (await client.get("/api/v1/alerts", headers=a.headers)).json()["items"]
+    assert [x["kind"] for x in alerts] == ["seized_weapon"]
+    async with db.session() as session:
+        assert (await audit.verify(session)).ok
+
+
+@pytest.mark.parametrize(
+    "junk",
+    [
+        {"report_types": 7},
+        {"report_types": [["weapon-seizure"]]},
+        {"object_refs": 3, "labels": {"a": 1}},
+        {"name": ["x"], "description": 5},
+        {
+            "extensions": {
+                "extension-definition--18955755-1974-4af1-b67e-85e6ec262497": {"kind": ["x"]}
+            }
+        },
+        {
+            "extensions": {
+                "extension-definition--18955755-1974-4af1-b67e-85e6ec262497": {"details": [1]}
+            }
+        },
+        {"extensions": {"extension-definition--18955755-1974-4af1-b67e-85e6ec262497": "x"}},
+        {"extensions": []},
+    ],
+)
+async def test_junk_reports_fail_cleanly(client, db, app, junk):
+    _, _, a, _ = await _world(client, db, app)
+    envelope = pushed_report()
+    envelope["objects"][0] |= junk
+    envelope["objects"][1]["latitude"] = "north"
+    posted = await client.post(
+        ALL + "objects/",
+        json=envelope,
+        headers={**taxii(a.headers), "Content-Type": TAXII_MEDIA_TYPE},
+    )
+    assert posted.status_code == 202, posted.text
+    assert posted.json()["success_count"] == 0

@@ -20,8 +20,7 @@ from app.core.principal import Role
 from app.interop import stix
 from tests.conftest import TEST_JWT_SECRET
 from tests.factories import PASSWORD, make_agency, make_client, make_user, seizure_body
-from tests.interop.test_stix import procurement_body
-from tests.interop.test_taxii import _pushed_report
+from tests.interop.helpers import procurement_body, pushed_report
 
 
 def _port() -> int:
@@ -151,7 +150,7 @@ async def test_stock_client_pulls_pushes_and_sees_only_what_sharing_allows(db, a
         report = source.get(report_id)
         assert report.extensions[stix.EXTENSION_ID].kind == "seized_weapon"
         seizures = ke_view["collections"]["Seized weapons"]
-        status = seizures.add_objects(_pushed_report())
+        status = seizures.add_objects(pushed_report())
         assert status.status == "complete"
         assert (status.total_count, status.success_count, status.failure_count) == (4, 3, 1)
         status.refresh()
