@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator
 
 import httpx
@@ -20,7 +21,7 @@ from app.core.principal import Role
 from app.interop import stix
 from tests.conftest import TEST_JWT_SECRET
 from tests.factories import PASSWORD, make_agency, make_client, make_user, seizure_body
-from tests.interop.helpers import procurement_body, pushed_report
+from tests.interop.helpers import procurement_body, pushed_report, validate
 
 
 def _port() -> int:
@@ -125,6 +126,7 @@ async def test_stock_client_pulls_pushes_and_sees_only_what_sharing_allows(db, a
     ids = [o["id"] for o in ke_view["paged"]]
     assert len(ids) == 28 == len(set(ids)) and ke_view["pages"] == 7
     assert ids == [o["id"] for o in ke_view["whole"]] == [m["id"] for m in ke_view["manifest"]]
+    validate({"type": "bundle", "id": f"bundle--{uuid.uuid4()}", "objects": ke_view["whole"]})
     added = [m["date_added"] for m in ke_view["manifest"]]
     assert added == sorted(added)
     assert f"report--{restricted['id']}" in ids
