@@ -178,7 +178,7 @@ def export_stix(
 
     from app.core.db import Database
     from app.core.errors import NotFound
-    from app.interop import service as interop
+    from app.interop import export
 
     try:
         agency_id = uuid.UUID(agency)
@@ -190,7 +190,7 @@ def export_stix(
         db = Database(get_settings())
         try:
             async with db.session() as session:
-                bundle = await interop.export_for_agency(session, agency_id)
+                bundle = await export.export_for_agency(session, agency_id)
                 await session.commit()
                 return bundle
         finally:

@@ -25,9 +25,9 @@ from app.core.security import PasswordHashing
 from app.core.tokens import KeyRing
 from app.hits.routes import router as hits_router
 from app.interop.routes import router as interop_router
-from app.interop.taxii import TaxiiErrorMiddleware
 from app.interop.taxii import router as taxii_router
 from app.interop.taxii import schema_router as stix_schema_router
+from app.interop.taxii_http import TaxiiErrorMiddleware
 from app.ops.routes import router as ops_router
 from app.sharing.routes import router as sharing_router
 from app.traces.routes import router as traces_router

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from app.auth.deps import CurrentPrincipal
 from app.core.db import SessionDep
 from app.core.errors import problem_responses
-from app.interop import service
+from app.interop import export
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
@@ -31,4 +31,4 @@ async def export_stix(
     alert_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
 ) -> dict[str, Any]:
     """The alert as a STIX 2.1 bundle: a `report`, its `seized-item`s, place and identities."""
-    return await service.export_alert(session, principal, alert_id)
+    return await export.export_alert(session, principal, alert_id)

@@ -1,4 +1,4 @@
-"""STIX export and the TAXII 2.1 collections, always through app/sharing's visibility rule.
+"""The TAXII 2.1 collections, always through app/sharing's visibility rule.
 
 Every query starts from `visibility.visible_alerts(principal)` for the *current* caller;
 a TAXII `next` cursor only carries a position (date added, alert id, object index), so a
@@ -11,7 +11,6 @@ import base64
 import binascii
 import json
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,10 +19,8 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.agencies.models import Agency
 from app.alerts import service as alerts
-from app.alerts.models import Alert, AlertItem, AlertKind, AlertStatus, Tlp
-from app.alerts.schemas import AlertRead
+from app.alerts.models import Alert, AlertItem, AlertKind, AlertStatus
 from app.audit import service as audit
 from app.core.errors import AppError, FieldError, NotFound
 from app.core.principal import Principal, Scope
@@ -177,7 +174,7 @@ def decode_next(cursor: str) -> tuple[datetime, uuid.UUID, int]:
         raise BadTaxiiRequest.on("next", "not a cursor this server issued") from exc
 
 
-def _released(session: AsyncSession, principal: Principal, collection: Collection) -> Any:
+def released_alerts(session: AsyncSession, principal: Principal, collection: Collection) -> Any:
     """Visible, released (published or withdrawn) alerts of the collection, and date added."""
     # The sharing rule's own filter (what `visible_alerts` applies), with one more column.
     seen = visibility.visible_filter(principal.agency_id, dialect=session.bind.dialect.name)
@@ -199,7 +196,7 @@ async def scan(
     """One page of the collection's STIX objects, ascending by date added, then position."""
     rules.require_alert_reader(principal)
     after = decode_next(cursor) if cursor else None
-    base = _released(session, principal, collection)
+    base = released_alerts(session, principal, collection)
     if match.added_after is not None:
         base = base.where(DATE_ADDED > match.added_after)
     if match.ids is not None:
@@ -278,81 +275,6 @@ async def versions(
     if not page.entries:
         raise NotFound("No such object in this collection.")
     return page
-
-
-# --- STIX bundles -----------------------------------------------------------------------
-
-
-async def _bundle(session: AsyncSession, reads: Sequence[AlertRead]) -> dict[str, Any]:
-    agency_ids = {r.originator_agency_id for r in reads} | {
-        r.addressed_to_agency_id for r in reads if r.addressed_to_agency_id
-    }
-    agencies = (
-        (await session.exec(select(Agency).where(col(Agency.id).in_(agency_ids)))).all()
-        if agency_ids
-        else []
-    )
-    identities = [
-        stix.agency_identity(a.id, a.name, a.country, a.type, a.created_at)
-        for a in sorted(agencies, key=lambda a: a.name)
-    ]
-    tlps = {Tlp(r.handling.tlp) for r in reads if r.handling}
-    objects = [obj for read in reads for obj in stix.alert_objects(read)]
-    return stix.bundle([*stix.shared_objects(tlps), *identities, *objects])
-
-
-async def export_alert(
-    session: AsyncSession, principal: Principal, alert_id: uuid.UUID
-) -> dict[str, Any]:
-    """The STIX bundle of one visible alert (its tombstone if withdrawn from you)."""
-    alert = await alerts.get_visible_alert(session, principal, alert_id)
-    reads = await alerts.read_models(session, principal, [alert])
-    await audit.record_reads(session, principal, [alert.id], "alert.export_stix")
-    return await _bundle(session, reads)
-
-
-async def export_all(session: AsyncSession, principal: Principal) -> dict[str, Any]:
-    """The STIX bundle of every released alert the principal's agency may see."""
-    rules.require_alert_reader(principal)
-    collection = COLLECTIONS[0]
-    rows = (
-        await session.exec(
-            _released(session, principal, collection).order_by(DATE_ADDED, col(Alert.id))
-        )
-    ).all()
-    alerts_seen = [row[0] for row in rows]
-    reads: list[AlertRead] = []
-    for start in range(0, len(alerts_seen), 500):
-        reads += await alerts.read_models(session, principal, alerts_seen[start : start + 500])
-    await audit.record(
-        session,
-        principal,
-        "alert.export_stix",
-        object_type="agency",
-        object_id=principal.agency_id,
-        details={"alert_ids": [str(a.id) for a in alerts_seen]},
-    )
-    return await _bundle(session, reads)
-
-
-CLI_EXPORTER_ID = uuid.uuid5(stix.NAMESPACE, "cli:export-stix")
-
-
-async def export_for_agency(session: AsyncSession, agency_id: uuid.UUID) -> dict[str, Any]:
-    """`tracewire export-stix`: everything an agency may see, read as that agency."""
-    agency = await session.get(Agency, agency_id)
-    if agency is None:
-        raise NotFound(f"No agency {agency_id}.")
-    exporter = Principal(
-        kind="client",
-        id=CLI_EXPORTER_ID,
-        agency_id=agency.id,
-        role=None,
-        scopes=frozenset({Scope.alerts_read}),
-        name="tracewire export-stix (command line)",
-        token_id="cli",  # noqa: S106 - not a secret: no token at all
-    )
-    return await export_all(session, exporter)
 
 
 # --- adding objects ---------------------------------------------------------------------
