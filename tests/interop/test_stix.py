@@ -185,3 +185,13 @@ def test_cli_refuses_an_unknown_agency(tmp_path, db_url):
         check=False,
     )
     assert result.returncode == 1 and "No agency" in result.stdout
+
+
+async def test_extension_schemas_are_served(client):
+    for name in (f"{stix.EXTENSION_ID}.json", f"{stix.ITEM_TYPE}.json"):
+        answer = await client.get(f"/stix/schemas/{name}")
+        assert answer.status_code == 200
+        assert answer.headers["content-type"] == "application/schema+json"
+        assert answer.json()["$schema"].startswith("https://json-schema.org/")
+    assert (await client.get("/stix/schemas/..%2Fstix.py")).status_code == 404
+    assert "/stix/schemas/" in stix.extension_definition()["schema"]

@@ -464,3 +464,22 @@ async def test_junk_reports_fail_cleanly(client, db, app, junk):
     )
     assert posted.status_code == 202, posted.text
     assert posted.json()["success_count"] == 0
+
+
+async def test_reading_objects_is_audited_and_manifest_shows_no_content(client, db, app):
+    _, _, a, b = await _world(client, db, app)
+    first = await post_alert(client, a, seizure_body())
+    second = await post_alert(client, a, seizure_body(title="Second"))
+    await client.get(ALL + "objects/", headers=taxii(b.headers))
+    await client.get(
+        ALL + f"objects/seized-item--{first['items'][0]['id']}/", headers=taxii(b.headers)
+    )
+    manifest = (await client.get(ALL + "manifest/", headers=taxii(b.headers))).json()
+    assert set(manifest["objects"][0]) == {"id", "date_added", "version", "media_type"}
+    async with db.session() as session:
+        rows = (
+            await session.exec(select(AuditRecord).where(AuditRecord.action == "taxii.objects"))
+        ).all()
+    assert [r.agency_id for r in rows] == [b.agency.id, b.agency.id]
+    assert rows[0].details == {"alert_ids": [first["id"], second["id"]]}
+    assert rows[1].object_id == first["id"]
