@@ -174,6 +174,47 @@ def render_openapi(document: dict[str, object]) -> str:
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
+@cli.command("export-stix")
+def export_stix(
+    agency: Annotated[str, typer.Option(help="The agency id whose view is exported.")],
+    out: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
+) -> None:
+    """Write a STIX 2.1 bundle of every alert the agency may see (audited as an export)."""
+    import uuid
+
+    from app.core.db import Database
+    from app.core.errors import NotFound
+    from app.interop import export
+
+    try:
+        agency_id = uuid.UUID(agency)
+    except ValueError:
+        console.print(f"[red]not an agency id: {agency}[/red]")
+        raise typer.Exit(2) from None
+
+    async def run() -> dict[str, object]:
+        db = Database(get_settings())
+        try:
+            async with db.session() as session:
+                bundle = await export.export_for_agency(session, agency_id)
+                await session.commit()
+                return bundle
+        finally:
+            await db.dispose()
+
+    try:
+        bundle = asyncio.run(run())
+    except NotFound as exc:
+        console.print(f"[red]{exc.detail}[/red]")
+        raise typer.Exit(1) from None
+    text = json.dumps(bundle, ensure_ascii=False, indent=2) + "\n"
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    out.write_text(text, encoding="utf-8")
+    console.print(f"{len(bundle['objects'])} STIX objects written to {out}")  # type: ignore[arg-type]
+
+
 audit_cli = typer.Typer(help="The audit trail.", no_args_is_help=True)
 cli.add_typer(audit_cli, name="audit")
 

@@ -25,6 +25,10 @@ from app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddlewar
 from app.core.security import PasswordHashing
 from app.core.tokens import KeyRing
 from app.hits.routes import router as hits_router
+from app.interop.routes import router as interop_router
+from app.interop.taxii import router as taxii_router
+from app.interop.taxii import schema_router as stix_schema_router
+from app.interop.taxii_http import TaxiiErrorMiddleware
 from app.ops.routes import router as ops_router
 from app.sharing.routes import router as sharing_router
 from app.traces.routes import router as traces_router
@@ -88,6 +92,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rate_per_minute=settings.rate_limit_per_minute,
         token_rate_per_minute=settings.token_rate_limit_per_minute,
     )
+    # Outermost: TAXII answers keep their own media type even when middleware refuses.
+    app.add_middleware(TaxiiErrorMiddleware)
     app.include_router(ops_router)
     app.include_router(auth_router)
     app.include_router(agencies_router)
@@ -97,4 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(hits_router)
     app.include_router(webhooks_router)
     app.include_router(audit_router)
+    app.include_router(interop_router)
+    app.include_router(taxii_router)
+    app.include_router(stix_schema_router)
     return app

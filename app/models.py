@@ -16,6 +16,7 @@ from app.console.models import ConsoleSession
 from app.core.idempotency import IdempotencyRecord
 from app.events.models import Event
 from app.hits.models import Hit
+from app.interop.models import TaxiiStatus
 from app.sharing.models import SharingGroup, SharingGroupMember, SharingPolicy
 from app.traces.models import TraceMessage, TraceRequest, TraceResponse, TraceTransition
 from app.webhooks.models import Delivery, DeliveryAttempt, Subscription
@@ -46,6 +47,7 @@ __all__ = [
     "SharingGroupMember",
     "SharingPolicy",
     "Subscription",
+    "TaxiiStatus",
     "TraceMessage",
     "TraceRequest",
     "TraceResponse",

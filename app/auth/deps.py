@@ -62,4 +62,38 @@ async def get_principal(
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-__all__ = ["AuthContextDep", "CurrentPrincipal", "HashingDep", "KeyRing"]
+async def get_basic_or_bearer_principal(
+    request: Request, session: SessionDep, ctx: AuthContextDep
+) -> Principal:
+    """The caller from a bearer token, or an API client's id and secret over HTTP Basic."""
+    header = request.headers.get("authorization")
+    scheme = (header or "").partition(" ")[0].lower()
+    if scheme == "basic":
+        creds = service.basic_credentials(header)
+        if creds is None or not creds[0] or not creds[1]:
+            raise Unauthorized("Malformed HTTP Basic credentials.")
+        try:
+            return await service.basic_client_principal(
+                session, ctx, client_id=creds[0], client_secret=creds[1]
+            )
+        except service.ErrorAfterCommit as exc:
+            # Keep the failure's audit record and back-off count, then refuse.
+            await session.commit()
+            raise exc.error from None
+    if scheme == "bearer" and header and header.partition(" ")[2].strip():
+        return await service.principal_from_token(
+            session, ctx.keys, header.partition(" ")[2].strip()
+        )
+    raise Unauthorized("Use HTTP Basic with an API client's id and secret, or a bearer token.")
+
+
+BasicOrBearerPrincipal = Annotated[Principal, Depends(get_basic_or_bearer_principal)]
+
+
+__all__ = [
+    "AuthContextDep",
+    "BasicOrBearerPrincipal",
+    "CurrentPrincipal",
+    "HashingDep",
+    "KeyRing",
+]

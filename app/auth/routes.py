@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Annotated
-from urllib.parse import unquote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse, Response
@@ -25,20 +22,6 @@ class TokenResponse(BaseModel):
     expires_in: int = Field(description="Lifetime of the access token, in seconds.")
     scope: str
     refresh_token: str | None = None
-
-
-def _basic_credentials(request: Request) -> tuple[str, str] | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "basic" or not value:
-        return None
-    try:
-        decoded = base64.b64decode(value, validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    client_id, sep, secret = decoded.partition(":")
-    # RFC 6749 §2.3.1: both parts are form-urlencoded before base64.
-    return (unquote(client_id), unquote(secret)) if sep else None
 
 
 @router.post(
@@ -67,7 +50,8 @@ async def issue_token(
                 raise service.OAuthError("invalid_request", "username and password are required.")
             grant = await service.password_grant(session, ctx, username=username, password=password)
         elif grant_type == "client_credentials":
-            creds = _basic_credentials(request) or (client_id, client_secret)
+            basic = service.basic_credentials(request.headers.get("authorization"))
+            creds = basic or (client_id, client_secret)
             if not creds[0] or not creds[1]:
                 raise service.OAuthError(
                     "invalid_client", "Client authentication failed.", status=401

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import unquote
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -176,6 +179,68 @@ async def client_credentials_grant(
         ttl=timedelta(seconds=ctx.settings.access_token_ttl_seconds),
     )
     return TokenGrant(token, ctx.settings.access_token_ttl_seconds, scopes)
+
+
+def basic_credentials(header: str | None) -> tuple[str, str] | None:
+    """(client id, secret) from `Authorization: Basic …`, or None when it is not that."""
+    scheme, _, value = (header or "").partition(" ")
+    if scheme.lower() != "basic" or not value:
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    client_id, sep, secret = decoded.partition(":")
+    # RFC 6749 §2.3.1: both parts are form-urlencoded before base64.
+    return (unquote(client_id), unquote(secret)) if sep else None
+
+
+async def basic_client_principal(
+    session: AsyncSession, ctx: AuthContext, *, client_id: str, client_secret: str
+) -> Principal:
+    """An API client authenticated per request with HTTP Basic (what TAXII clients send).
+
+    The same secret check as the client-credentials grant, under the same failed-login
+    back-off as password logins, keyed on the typed client id.
+    """
+    throttle = await _throttle(session, f"client:{client_id}")
+    now = ctx.clock()
+    if throttle.blocked_until is not None and throttle.blocked_until > now:
+        wait = max(1, int((throttle.blocked_until - now).total_seconds()) + 1)
+        await audit.record(
+            session,
+            None,
+            "auth.basic",
+            outcome="throttled",
+            actor_name="throttled client",
+            details={"retry_after": wait},
+        )
+        raise ErrorAfterCommit(
+            OAuthError(
+                "slow_down",
+                "Too many failed attempts; try again later.",
+                status=429,
+                retry_after=wait,
+            )
+        )
+    try:
+        client = await _authenticate_client(session, client_id, client_secret)
+    except ErrorAfterCommit:
+        _count_failure(throttle, now, ctx.settings)
+        session.add(throttle)
+        await session.flush()
+        raise
+    if throttle.failures:
+        await session.delete(throttle)
+    return Principal(
+        kind="client",
+        id=client.id,
+        agency_id=client.agency_id,
+        role=None,
+        scopes=frozenset(Scope(s) for s in client.scopes.split()),
+        name=client.name,
+        token_id="basic",  # noqa: S106 - no token: authenticated by HTTP Basic
+    )
 
 
 async def refresh_grant(

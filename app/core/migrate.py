@@ -20,8 +20,9 @@ _PG_MIGRATION_LOCK = 7_245_101
 
 
 # Objects the migrations create by hand, per dialect, that the models cannot express:
-# SQLite's FTS5 table (and its shadow tables) and PostgreSQL's full-text GIN index.
-HAND_MANAGED = ("alert_fts", "ix_alert_search_text")
+# SQLite's FTS5 table (and its shadow tables), PostgreSQL's full-text GIN index, and the
+# expression index of the TAXII date-added order (app/interop/service.py DATE_ADDED).
+HAND_MANAGED = ("alert_fts", "ix_alert_search_text", "ix_alert_date_added")
 
 
 def include_object(

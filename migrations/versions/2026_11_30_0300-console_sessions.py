@@ -1,7 +1,7 @@
 """console sessions
 
 Revision ID: 7c0a5e1d2b94
-Revises: f4259e23bcf2
+Revises: da7e26f5fd01
 Create Date: 2026-11-30 03:00:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import app.core.types
 
 revision: str = '7c0a5e1d2b94'
-down_revision: str | None = 'f4259e23bcf2'
+down_revision: str | None = 'da7e26f5fd01'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,34 @@
+"""`GET /api/v1/alerts/{id}/stix`: one alert as a STIX 2.1 bundle."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from app.auth.deps import CurrentPrincipal
+from app.core.db import SessionDep
+from app.core.errors import problem_responses
+from app.interop import export
+
+router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
+
+
+class StixBundle(BaseModel):
+    """A STIX 2.1 bundle (see the extension definition it carries for the custom parts)."""
+
+    type: Literal["bundle"]
+    id: str = Field(pattern=r"^bundle--[0-9a-f-]{36}$")
+    objects: list[dict[str, Any]]
+
+
+@router.get(
+    "/{alert_id}/stix", response_model=StixBundle, responses=problem_responses(401, 403, 404, 422)
+)
+async def export_stix(
+    alert_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
+) -> dict[str, Any]:
+    """The alert as a STIX 2.1 bundle: a `report`, its `seized-item`s, place and identities."""
+    return await export.export_alert(session, principal, alert_id)
