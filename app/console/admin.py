@@ -241,6 +241,43 @@ async def create_group(request: Request, session: SessionDep, live: PostDep) -> 
     return RedirectResponse("/console/admin/groups", status_code=303)
 
 
+@router.post("/groups/{group_id}/members")
+async def add_group_member(
+    request: Request, session: SessionDep, live: PostDep, group_id: uuid.UUID
+) -> Response:
+    """Add an agency to a group the agency owns."""
+    form = await request.form()
+    values = forms.values_of(form)
+    try:
+        agency_id = uuid.UUID(str(values.get("agency_id", "")))
+    except ValueError:
+        errors = forms.FormErrors({f"member-{group_id}": "Choose an agency."})
+        return await _groups_page(request, session, live, errors=errors, status_code=422)
+    try:
+        await sharing.add_member(session, live.principal, group_id, agency_id)
+    except AppError as exc:
+        await session.rollback()
+        return await _groups_page(
+            request, session, live, errors=forms.errors_of(exc), status_code=exc.status
+        )
+    return RedirectResponse("/console/admin/groups", status_code=303)
+
+
+@router.post("/groups/{group_id}/members/{agency_id}/remove")
+async def remove_group_member(
+    request: Request, session: SessionDep, live: PostDep, group_id: uuid.UUID, agency_id: uuid.UUID
+) -> Response:
+    """Remove an agency from a group the agency owns: it loses the group's alerts at once."""
+    try:
+        await sharing.remove_member(session, live.principal, group_id, agency_id)
+    except AppError as exc:
+        await session.rollback()
+        return await _groups_page(
+            request, session, live, errors=forms.errors_of(exc), status_code=exc.status
+        )
+    return RedirectResponse("/console/admin/groups", status_code=303)
+
+
 @router.get("/policy")
 async def policy(request: Request, session: SessionDep, live: LiveDep) -> HTMLResponse:
     """The agency's sharing policy (per-kind defaults and ceilings), as JSON to edit."""

@@ -500,7 +500,34 @@ async def test_agency_admin_pages(client, world):
         data={"csrf_token": csrf, "name": "East Africa", "members": [str(world["de"].id)]},
     )
     assert group.status_code == 303
-    assert "East Africa" in (await client.get("/console/admin/groups")).text
+    page = (await client.get("/console/admin/groups")).text
+    assert "East Africa" in page
+    group_id = re.search(r"/console/admin/groups/([0-9a-f-]{36})/members\"", page).group(1)
+    co, de = str(world["co"].id), str(world["de"].id)
+
+    def member(name: str) -> str:  # the remove button next to a listed member
+        return f'aria-label="Remove {name} from East Africa"'
+
+    assert member(world["de"].name) in page and member(world["co"].name) not in page
+    added = await client.post(
+        f"/console/admin/groups/{group_id}/members", data={"csrf_token": csrf, "agency_id": co}
+    )
+    assert added.status_code == 303
+    assert member(world["co"].name) in (await client.get("/console/admin/groups")).text
+    removed = await client.post(
+        f"/console/admin/groups/{group_id}/members/{de}/remove", data={"csrf_token": csrf}
+    )
+    assert removed.status_code == 303
+    assert member(world["de"].name) not in (await client.get("/console/admin/groups")).text
+    unchosen = await client.post(
+        f"/console/admin/groups/{group_id}/members", data={"csrf_token": csrf, "agency_id": ""}
+    )
+    assert unchosen.status_code == 422 and f'id="f-member-{group_id}-error"' in unchosen.text
+    owner = await client.post(
+        f"/console/admin/groups/{group_id}/members/{world['ke'].id}/remove",
+        data={"csrf_token": csrf},
+    )
+    assert owner.status_code == 409 and "cannot leave" in owner.text
     bad = await client.post("/console/admin/policy", data={"csrf_token": csrf, "policy": "{oops"})
     assert bad.status_code == 422 and 'id="f-policy-error"' in bad.text
     policy = '{"trace_request": {"ceiling": {"addressee_only": true}}}'
