@@ -68,6 +68,7 @@ class Round:
     bad_signatures: int = 0
     live_latencies: list[float] = field(default_factory=list)
     live_deliveries: int = 0
+    light_latencies: list[float] = field(default_factory=list)
     rss_mb: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -126,14 +127,16 @@ async def delivery_counts(server: str, name: str) -> dict[str, int]:
         await conn.close()
 
 
-async def post_alerts(poster: Poster, base_url: str, count: int, seconds: float) -> int:
-    """Post up to `count` alerts with 16 clients; how many were created."""
+async def post_alerts(
+    poster: Poster, base_url: str, count: int, seconds: float, clients: int = 16
+) -> int:
+    """Post up to `count` alerts with `clients` clients; how many were created."""
     before = poster.created
     load = await drive(
         "POST /api/v1/alerts",
         [base_url],
         poster.alert,
-        concurrency=16,
+        concurrency=clients,
         total=count,
         max_seconds=seconds,
     )
@@ -182,6 +185,14 @@ async def one_round(
         stats = await wait_for_receipts(receiver, created * SUBSCRIBERS, within=120)
         result.live_latencies = stats["latencies_ms"]
         result.live_deliveries = stats["distinct"]
+        result.duplicates += stats["duplicates"]
+        result.concurrent_duplicates += stats["concurrent_duplicates"]
+        result.bad_signatures += stats["bad_signatures"]
+        # 3. light: one client posting, one alert at a time (the workers keep up)
+        await receiver_stats(receiver, reset=True)
+        created = await post_alerts(poster, api.base_url, 100_000, seconds / 2, clients=1)
+        stats = await wait_for_receipts(receiver, created * SUBSCRIBERS, within=60)
+        result.light_latencies = stats["latencies_ms"]
         result.duplicates += stats["duplicates"]
         result.concurrent_duplicates += stats["concurrent_duplicates"]
         result.bad_signatures += stats["bad_signatures"]
@@ -238,16 +249,17 @@ def report(rounds: list[Round], bare: tuple[int, float], pg: str, alerts: int) -
     lines = [
         f"- {machine()}; PostgreSQL {pg}.",
         f"- Backlog: {alerts} alerts x {SUBSCRIBERS} matching subscriptions; live: 16 clients "
-        "posting alerts while the workers run.",
+        "posting alerts while the workers run; light: one client posting.",
         "",
         "| workers | deliveries | deliveries/s | ÷ bare aiohttp | live deliveries "
-        "| commit-to-receipt p50 / p99 ms | duplicates (at once) | bad signatures |",
-        "|---|---|---|---|---|---|---|---|",
+        "| commit-to-receipt p50 / p99 ms, live | same, light | duplicates (at once) "
+        "| bad signatures |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rounds:
         lines.append(
             f"| {r.workers} | {r.deliveries:,} | {r.rate:,.0f} | {r.rate / bare_rate:.2f} "
-            f"| {r.live_deliveries:,} | {ms(r.live_latencies)} "
+            f"| {r.live_deliveries:,} | {ms(r.live_latencies)} | {ms(r.light_latencies)} "
             f"| {r.duplicates} ({r.concurrent_duplicates}) | {r.bad_signatures} |"
         )
     lines += [

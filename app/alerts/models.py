@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import JSON, Column, Field, SQLModel
 
-from app.core.types import UTCDateTime, UuidList, new_id, utcnow
+from app.core.types import UTCDateTime, UuidList, empty_dict, empty_list, new_id, utcnow
 
 
 class AlertKind(StrEnum):
@@ -73,13 +73,17 @@ class Alert(SQLModel, table=True):
     country: str = Field(max_length=2)
     occurred_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     location: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
-    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    tags: list[str] = Field(default_factory=empty_list, sa_column=Column(JSON, nullable=False))
+    details: dict[str, Any] = Field(
+        default_factory=empty_dict, sa_column=Column(JSON, nullable=False)
+    )
 
     tlp: str = Field(max_length=20)
     audience: str = Field(max_length=20)
     embargo_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    handling_codes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    handling_codes: list[str] = Field(
+        default_factory=empty_list, sa_column=Column(JSON, nullable=False)
+    )
     # Trace requests: the requested agency, which may always read the request.
     addressed_to_agency_id: uuid.UUID | None = Field(
         default=None, foreign_key="agency.id", ondelete="RESTRICT"
@@ -89,7 +93,7 @@ class Alert(SQLModel, table=True):
     # service with the recipient tables. On PostgreSQL the sharing filter tests it with one
     # array overlap per row instead of two sub-queries (see app/sharing/visibility.py).
     reader_keys: list[uuid.UUID] = Field(
-        default_factory=list, sa_column=Column(UuidList, nullable=False)
+        default_factory=empty_list, sa_column=Column(UuidList, nullable=False)
     )
 
     # Everything a text search looks at (title, summary, item fields), kept by the service.
@@ -124,7 +128,7 @@ class AlertItem(SQLModel, table=True):
     serial_status: str = Field(default="present", max_length=30)
     serial_key: str | None = Field(default=None, max_length=255)
     markings: list[dict[str, Any]] = Field(
-        default_factory=list, sa_column=Column(JSON, nullable=False)
+        default_factory=empty_list, sa_column=Column(JSON, nullable=False)
     )
     lot: str | None = Field(default=None, max_length=100)
     quantity: float = 1

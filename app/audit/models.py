@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import JSON, Column, Field, SQLModel
 
-from app.core.types import UTCDateTime, utcnow
+from app.core.types import UTCDateTime, empty_dict, utcnow
 
 
 class AuditRecord(SQLModel, table=True):
@@ -35,7 +35,9 @@ class AuditRecord(SQLModel, table=True):
     outcome: str = Field(default="success", max_length=20)
     request_id: str | None = Field(default=None, max_length=128)
     client_ip: str | None = Field(default=None, max_length=64)
-    details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    details: dict[str, Any] = Field(
+        default_factory=empty_dict, sa_column=Column(JSON, nullable=False)
+    )
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)
 

@@ -17,6 +17,19 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# Table models take these, not the builtins `list` and `dict`, as default factories:
+# pydantic inspects a factory's signature on every construction, and for a builtin that
+# means parsing its text signature (about 0.2 ms each, measured in bench/RESULTS.md).
+def empty_list() -> list[Any]:
+    """A new empty list (a default factory)."""
+    return []
+
+
+def empty_dict() -> dict[str, Any]:
+    """A new empty dict (a default factory)."""
+    return {}
+
+
 def new_id() -> uuid.UUID:
     """A new random primary key."""
     return uuid.uuid4()

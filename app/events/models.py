@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import JSON, Column, Field, SQLModel
 
-from app.core.types import UTCDateTime, UuidList, new_id, utcnow
+from app.core.types import UTCDateTime, UuidList, empty_dict, empty_list, new_id, utcnow
 
 
 class EventType(StrEnum):
@@ -42,7 +42,7 @@ class Event(SQLModel, table=True):
     # For events meant for named parties only (trace workflow, hits); empty = the alert's
     # audience under the sharing rule.
     agency_ids: list[uuid.UUID] = Field(
-        default_factory=list, sa_column=Column(UuidList, nullable=False)
+        default_factory=empty_list, sa_column=Column(UuidList, nullable=False)
     )
-    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    data: dict[str, Any] = Field(default_factory=empty_dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlmodel import JSON, Column, Field, SQLModel
 
-from app.core.types import UTCDateTime, new_id, utcnow
+from app.core.types import UTCDateTime, empty_list, new_id, utcnow
 
 
 class TaxiiStatus(SQLModel, table=True):
@@ -27,8 +27,8 @@ class TaxiiStatus(SQLModel, table=True):
     failure_count: int = 0
     pending_count: int = 0
     successes: list[dict[str, Any]] = Field(
-        default_factory=list, sa_column=Column(JSON, nullable=False)
+        default_factory=empty_list, sa_column=Column(JSON, nullable=False)
     )
     failures: list[dict[str, Any]] = Field(
-        default_factory=list, sa_column=Column(JSON, nullable=False)
+        default_factory=empty_list, sa_column=Column(JSON, nullable=False)
     )

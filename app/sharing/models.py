@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlmodel import JSON, Column, Field, SQLModel
 
-from app.core.types import UTCDateTime, new_id, utcnow
+from app.core.types import UTCDateTime, empty_dict, new_id, utcnow
 
 
 class SharingGroup(SQLModel, table=True):
@@ -47,6 +47,8 @@ class SharingPolicy(SQLModel, table=True):
     __tablename__ = "sharing_policy"
 
     agency_id: uuid.UUID = Field(foreign_key="agency.id", primary_key=True, ondelete="CASCADE")
-    rules: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    rules: dict[str, Any] = Field(
+        default_factory=empty_dict, sa_column=Column(JSON, nullable=False)
+    )
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_by: uuid.UUID | None = None

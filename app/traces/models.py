@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import JSON, Column, Field, SQLModel
 
-from app.core.types import UTCDateTime, new_id, utcnow
+from app.core.types import UTCDateTime, empty_dict, new_id, utcnow
 
 
 class TraceState(StrEnum):
@@ -70,7 +70,9 @@ class TraceResponse(SQLModel, table=True):
         foreign_key="trace_request.alert_id", primary_key=True, ondelete="CASCADE"
     )
     outcome: str = Field(max_length=20)
-    findings: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    findings: dict[str, Any] = Field(
+        default_factory=empty_dict, sa_column=Column(JSON, nullable=False)
+    )
     reasons: str | None = Field(default=None, max_length=4000)
     use_restrictions: str | None = Field(default=None, max_length=4000)
     responded_by: uuid.UUID

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import JSON, Column, Field, SQLModel
 
-from app.core.types import UTCDateTime, new_id, utcnow
+from app.core.types import UTCDateTime, empty_dict, empty_list, new_id, utcnow
 
 
 class SubscriptionStatus(StrEnum):
@@ -35,9 +35,11 @@ class Subscription(SQLModel, table=True):
     agency_id: uuid.UUID = Field(foreign_key="agency.id", index=True, ondelete="RESTRICT")
     url: str = Field(max_length=2000)
     description: str = Field(default="", max_length=500)
-    event_types: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    kinds: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    countries: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    event_types: list[str] = Field(
+        default_factory=empty_list, sa_column=Column(JSON, nullable=False)
+    )
+    kinds: list[str] = Field(default_factory=empty_list, sa_column=Column(JSON, nullable=False))
+    countries: list[str] = Field(default_factory=empty_list, sa_column=Column(JSON, nullable=False))
     max_tlp: str | None = Field(default=None, max_length=20)
     # Signing needs the secret itself; `previous_secret` keeps signing until it expires.
     secret: str = Field(max_length=100)
@@ -65,7 +67,9 @@ class Delivery(SQLModel, table=True):
     event_id: uuid.UUID | None = Field(default=None, foreign_key="event.id", ondelete="SET NULL")
     event_type: str = Field(max_length=40)
     alert_id: uuid.UUID | None = None
-    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    payload: dict[str, Any] = Field(
+        default_factory=empty_dict, sa_column=Column(JSON, nullable=False)
+    )
     status: str = Field(default=DeliveryStatus.pending, max_length=20)
     attempts: int = 0
     next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -79,7 +79,7 @@ def test_webhooks(server: str, database: str) -> None:
     row = next(line for line in out.splitlines() if line.startswith("| 1 |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[1] == "30"  # 3 alerts x 10 subscriptions, all verified by the receiver
-    assert cells[6] == "0 (0)" and cells[7] == "0"  # no duplicates, no bad signature
+    assert cells[7] == "0 (0)" and cells[8] == "0"  # no duplicates, no bad signature
 
 
 def test_scaleout(server: str, database: str) -> None:
