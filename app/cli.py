@@ -56,7 +56,9 @@ def serve(
     configure_logging(settings.log_level, json_format=settings.log_json)
     asyncio.run(_migrate(settings))
     if demo:
-        _run_demo(settings)
+        # Unless an external URL is configured, print the address this process listens on.
+        listening = f"http://{host or settings.host}:{port or settings.port}"
+        _run_demo(settings, listening if "public_url" not in settings.model_fields_set else None)
     if workers > 1 and settings.is_sqlite:
         raise typer.BadParameter("several API processes need PostgreSQL", param_hint="--workers")
     uvicorn.run(
@@ -126,9 +128,10 @@ def create_admin(
     console.print(f"platform administrator {'created' if created else 'updated'}: {email}")
 
 
-def _run_demo(settings: Settings) -> None:
+def _run_demo(settings: Settings, base_url: str | None = None) -> None:
     from app.seed import DEMO_DOMAIN, seed_demo
 
+    base_url = base_url or settings.public_url
     report = asyncio.run(seed_demo(settings))
     console.print("[bold]Tracewire demo data[/bold] (password for every demo user below):")
     console.print(f"  password: [bold]{report.password}[/bold]")
@@ -139,13 +142,13 @@ def _run_demo(settings: Settings) -> None:
     console.print("  API client of", report.client_agency)
     console.print(f"    client_id     {report.client_id}")
     console.print(f"    client_secret {report.client_secret}  (new on every demo run)")
-    console.print(f"Web console: [bold]{settings.public_url}/console/[/bold]")
+    console.print(f"Web console: [bold]{base_url}/console/[/bold]")
     console.print(
         f"  log in as focal@ke.{DEMO_DOMAIN} and focal@de.{DEMO_DOMAIN} (two agencies), "
         f"admin@ke.{DEMO_DOMAIN} (agency admin) or operator@{DEMO_DOMAIN} (platform admin), "
         f"password {report.password}"
     )
-    console.print(f"API docs: {settings.public_url}/docs")
+    console.print(f"API docs: {base_url}/docs")
 
 
 @cli.command()

@@ -146,3 +146,40 @@ def test_audit_verify_command_names_the_first_broken_record(tmp_path):
     broken = _run(["audit", "verify"], env, tmp_path)
     assert broken.returncode == 1
     assert "broken at record 4" in broken.stdout
+
+
+def test_serve_demo_prints_the_console_url_it_listens_on(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = _env(f"sqlite+aiosqlite:///{tmp_path}/serve-demo.db", COLUMNS="200")
+    server = subprocess.Popen(
+        [*TRACEWIRE, "serve", "--demo", "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        printed = ""
+        while not printed and time.monotonic() < deadline:
+            line = server.stdout.readline()
+            if not line:
+                break
+            if line.startswith("Web console:"):
+                printed = line
+        assert f"http://127.0.0.1:{port}/console/" in printed
+        while time.monotonic() < deadline:  # the URL is printed before uvicorn listens
+            try:
+                login = httpx.get(f"http://127.0.0.1:{port}/console/login", timeout=5)
+            except httpx.TransportError:
+                time.sleep(0.2)
+                continue
+            assert login.status_code == 200
+            return
+        pytest.fail("the console did not answer")
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
