@@ -91,24 +91,9 @@ async def authenticate_password(
     """
     throttle = await _throttle(session, username)
     now = ctx.clock()
-    if throttle.blocked_until is not None and throttle.blocked_until > now:
-        wait = max(1, int((throttle.blocked_until - now).total_seconds()) + 1)
-        await audit.record(
-            session,
-            None,
-            "auth.login",
-            outcome="throttled",
-            actor_name="throttled login",
-            details={"grant": channel, "retry_after": wait},
-        )
-        raise ErrorAfterCommit(
-            OAuthError(
-                "slow_down",
-                "Too many failed logins; try again later.",
-                status=429,
-                retry_after=wait,
-            )
-        )
+    await _refuse_while_blocked(
+        session, throttle, now, "auth.login", "throttled login", {"grant": channel}
+    )
     row = (
         await session.exec(
             select(User, Agency)
@@ -205,24 +190,7 @@ async def basic_client_principal(
     """
     throttle = await _throttle(session, f"client:{client_id}")
     now = ctx.clock()
-    if throttle.blocked_until is not None and throttle.blocked_until > now:
-        wait = max(1, int((throttle.blocked_until - now).total_seconds()) + 1)
-        await audit.record(
-            session,
-            None,
-            "auth.basic",
-            outcome="throttled",
-            actor_name="throttled client",
-            details={"retry_after": wait},
-        )
-        raise ErrorAfterCommit(
-            OAuthError(
-                "slow_down",
-                "Too many failed attempts; try again later.",
-                status=429,
-                retry_after=wait,
-            )
-        )
+    await _refuse_while_blocked(session, throttle, now, "auth.basic", "throttled client", {})
     try:
         client = await _authenticate_client(session, client_id, client_secret)
     except ErrorAfterCommit:
@@ -232,15 +200,7 @@ async def basic_client_principal(
         raise
     if throttle.failures:
         await session.delete(throttle)
-    return Principal(
-        kind="client",
-        id=client.id,
-        agency_id=client.agency_id,
-        role=None,
-        scopes=frozenset(Scope(s) for s in client.scopes.split()),
-        name=client.name,
-        token_id="basic",  # noqa: S106 - no token: authenticated by HTTP Basic
-    )
+    return _principal_of_client(client, "basic")  # no token: authenticated by HTTP Basic
 
 
 async def refresh_grant(
@@ -394,6 +354,33 @@ async def _authenticate_client(
     return row[0]
 
 
+async def _refuse_while_blocked(
+    session: AsyncSession,
+    throttle: LoginThrottle,
+    now: datetime,
+    action: str,
+    actor_name: str,
+    details: dict[str, object],
+) -> None:
+    """While an account's back-off runs: audit the attempt and answer 429 with Retry-After."""
+    if throttle.blocked_until is None or throttle.blocked_until <= now:
+        return
+    wait = max(1, int((throttle.blocked_until - now).total_seconds()) + 1)
+    await audit.record(
+        session,
+        None,
+        action,
+        outcome="throttled",
+        actor_name=actor_name,
+        details=details | {"retry_after": wait},
+    )
+    raise ErrorAfterCommit(
+        OAuthError(
+            "slow_down", "Too many failed attempts; try again later.", status=429, retry_after=wait
+        )
+    )
+
+
 async def _throttle(session: AsyncSession, username: str) -> LoginThrottle:
     key = hashlib.sha256(username.strip().lower().encode()).hexdigest()
     return await session.get(LoginThrottle, key) or LoginThrottle(key=key)
@@ -511,6 +498,10 @@ async def _client_principal(session: AsyncSession, client_id: uuid.UUID, jti: st
     client, agency = row
     if client.revoked_at is not None or agency.status != AgencyStatus.active:
         raise Unauthorized()
+    return _principal_of_client(client, jti)
+
+
+def _principal_of_client(client: ApiClient, token_id: str) -> Principal:
     return Principal(
         kind="client",
         id=client.id,
@@ -518,5 +509,5 @@ async def _client_principal(session: AsyncSession, client_id: uuid.UUID, jti: st
         role=None,
         scopes=frozenset(Scope(s) for s in client.scopes.split()),
         name=client.name,
-        token_id=jti,
+        token_id=token_id,
     )

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import col, select
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.alerts import service as alerts
@@ -27,7 +27,7 @@ from app.core.principal import Principal, Scope
 from app.core.types import UTCDateTime
 from app.interop import stix, stix_import
 from app.interop.models import TaxiiStatus
-from app.sharing import rules, visibility
+from app.sharing import rights, rules, visibility
 
 
 class BadTaxiiRequest(AppError):
@@ -176,9 +176,10 @@ def decode_next(cursor: str) -> tuple[datetime, uuid.UUID, int]:
 
 def released_alerts(session: AsyncSession, principal: Principal, collection: Collection) -> Any:
     """Visible, released (published or withdrawn) alerts of the collection, and date added."""
-    # The sharing rule's own filter (what `visible_alerts` applies), with one more column.
-    seen = visibility.visible_filter(principal.agency_id, dialect=session.bind.dialect.name)
-    query = select(Alert, DATE_ADDED).where(seen, Alert.status != AlertStatus.draft.value)
+    dialect = session.bind.dialect.name
+    query = visibility.visible_alert_rows(principal, DATE_ADDED, dialect=dialect).where(
+        Alert.status != AlertStatus.draft.value
+    )
     if collection.kind is not None:
         query = query.where(Alert.kind == collection.kind.value)
     return query
@@ -360,7 +361,7 @@ async def get_status(session: AsyncSession, principal: Principal, status_id: str
     except ValueError:
         key = None
     row = await session.get(TaxiiStatus, key) if key else None
-    if row is None or row.agency_id != principal.agency_id:
+    if row is None or not rights.owns(principal, row.agency_id):
         raise NotFound("No such status resource.")
     return row
 

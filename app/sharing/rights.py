@@ -50,8 +50,8 @@ def own_agency_filter(column: Any, principal: Principal) -> Any:
     return column == principal.agency_id
 
 
-def owns_subscription(principal: Principal, owner_agency_id: uuid.UUID) -> bool:
-    """A subscription belongs to one agency; nobody else sees it (404)."""
+def owns(principal: Principal, owner_agency_id: uuid.UUID) -> bool:
+    """A record of one agency (a subscription, a TAXII status): nobody else sees it (404)."""
     return owner_agency_id == principal.agency_id
 
 

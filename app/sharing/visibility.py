@@ -15,8 +15,10 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import Select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 from sqlmodel.sql.expression import SelectOfScalar
@@ -176,6 +178,15 @@ def visible_alerts(
 ) -> SelectOfScalar[Alert]:
     """`SELECT alert … WHERE <visible to the principal's agency>`: every alert query's start."""
     return select(Alert).where(visible_filter(principal.agency_id, now, dialect=dialect))
+
+
+def visible_alert_rows(
+    principal: Principal, *columns: ColumnElement[Any], dialect: str, now: datetime | None = None
+) -> Select[Any]:
+    """`visible_alerts` with more columns: rows of (alert, *columns)."""
+    return sa.select(Alert, *columns).where(
+        visible_filter(principal.agency_id, now, dialect=dialect)
+    )
 
 
 def reader_keys(

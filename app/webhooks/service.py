@@ -62,11 +62,7 @@ async def get(session: AsyncSession, principal: Principal, sub_id: uuid.UUID) ->
     """A live subscription of the principal's agency, or 404."""
     rights.require_webhook_manager(principal)
     sub = await session.get(Subscription, sub_id)
-    if (
-        sub is None
-        or sub.deleted_at is not None
-        or not rights.owns_subscription(principal, sub.agency_id)
-    ):
+    if sub is None or sub.deleted_at is not None or not rights.owns(principal, sub.agency_id):
         raise NotFound("No such subscription.")
     return sub
 

@@ -8,21 +8,15 @@ page go to TRACEWIRE_SCREENSHOTS_DIR (default: artifacts/screenshots).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from app.core.principal import Role
-from tests.conftest import TEST_JWT_SECRET
+from tests import live
 from tests.factories import PASSWORD, make_agency, make_user
 
 CHROMIUM = Path(os.environ.get("TRACEWIRE_CHROMIUM", "/usr/bin/chromium"))
@@ -49,49 +43,19 @@ def _need_browser() -> None:
     pytest.skip(f"browser tests skipped: {reason}")
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 async def server(db_url, tmp_path) -> AsyncIterator[str]:
     """`tracewire serve` on a free port of 127.0.0.1, on the test's database."""
     _need_browser()
-    port = _port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACEWIRE_")}
-    env.update(
-        TRACEWIRE_DATABASE_URL=db_url,
-        TRACEWIRE_ENVIRONMENT="test",
-        TRACEWIRE_JWT_SECRET=TEST_JWT_SECRET,
-        TRACEWIRE_PASSWORD_HASH_MEMORY_KIB="1024",
-        TRACEWIRE_PASSWORD_HASH_TIME_COST="1",
-        TRACEWIRE_RATE_LIMIT_PER_MINUTE="0",
-        TRACEWIRE_WEBHOOK_ALLOW_NETWORKS="127.0.0.1/32",
-        TRACEWIRE_WEBHOOK_REQUIRE_HTTPS="false",
-        TRACEWIRE_WORKER_IN_PROCESS="false",
-        TRACEWIRE_LOG_LEVEL="WARNING",
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app", "serve", "--port", str(port)], env=env, cwd=tmp_path
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient(base_url=base, timeout=5) as http:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if (await http.get("/readyz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline and process.poll() is None, "server not ready"
-                await asyncio.sleep(0.2)
+    async with live.serve(
+        db_url,
+        tmp_path,
+        RATE_LIMIT_PER_MINUTE="0",
+        WEBHOOK_ALLOW_NETWORKS="127.0.0.1/32",
+        WEBHOOK_REQUIRE_HTTPS="false",
+        WORKER_IN_PROCESS="false",
+    ) as base:
         yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 class Person:

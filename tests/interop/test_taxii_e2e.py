@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -19,52 +14,22 @@ from taxii2client.v21 import Server, as_pages
 import app.interop.stix2_registration  # noqa: F401 - registers seized-item and the extension
 from app.core.principal import Role
 from app.interop import stix
-from tests.conftest import TEST_JWT_SECRET
 from tests.factories import PASSWORD, make_agency, make_client, make_user, seizure_body
 from tests.interop.helpers import procurement_body, pushed_report, validate
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.live import serve
 
 
 @pytest.fixture
 async def live(db_url, tmp_path) -> AsyncIterator[str]:
     """`tracewire serve` on a free port of 127.0.0.1; yields its base URL."""
-    port = _port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACEWIRE_")}
-    env.update(
-        TRACEWIRE_DATABASE_URL=db_url,
-        TRACEWIRE_ENVIRONMENT="test",
-        TRACEWIRE_JWT_SECRET=TEST_JWT_SECRET,
-        TRACEWIRE_PASSWORD_HASH_MEMORY_KIB="1024",
-        TRACEWIRE_PASSWORD_HASH_TIME_COST="1",
-        TRACEWIRE_RATE_LIMIT_PER_MINUTE="0",
-        TRACEWIRE_TOKEN_RATE_LIMIT_PER_MINUTE="0",
-        TRACEWIRE_WORKER_IN_PROCESS="false",
-        TRACEWIRE_LOG_LEVEL="WARNING",
-    )
-    server = subprocess.Popen(
-        [sys.executable, "-m", "app", "serve", "--port", str(port)], env=env, cwd=tmp_path
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient(base_url=base, timeout=10) as http:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if (await http.get("/readyz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline and server.poll() is None, "server not ready"
-                await asyncio.sleep(0.2)
+    async with serve(
+        db_url,
+        tmp_path,
+        RATE_LIMIT_PER_MINUTE="0",
+        TOKEN_RATE_LIMIT_PER_MINUTE="0",
+        WORKER_IN_PROCESS="false",
+    ) as base:
         yield base
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 async def _post(http: httpx.AsyncClient, email: str, body: dict) -> dict:

@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import subprocess
-import sys
 import time
 
 import httpx
 from standardwebhooks import Webhook
 
 from app.core.principal import Role
-from tests.conftest import TEST_JWT_SECRET
+from tests import live
 from tests.factories import PASSWORD, make_agency, make_user, seizure_body
 from tests.webhooks.receiver import Receiver
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def test_alert_posted_over_http_arrives_signed(db, app, db_url, tmp_path):
@@ -32,35 +22,18 @@ async def test_alert_posted_over_http_arrives_signed(db, app, db_url, tmp_path):
     admin = await make_user(db, hashing, de, Role.agency_admin)
     receiver = Receiver()
     await receiver.start()
-    port = _port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACEWIRE_")}
-    env.update(
-        TRACEWIRE_DATABASE_URL=db_url,
-        TRACEWIRE_ENVIRONMENT="test",
-        TRACEWIRE_JWT_SECRET=TEST_JWT_SECRET,
-        TRACEWIRE_PASSWORD_HASH_MEMORY_KIB="1024",
-        TRACEWIRE_PASSWORD_HASH_TIME_COST="1",
-        TRACEWIRE_WEBHOOK_ALLOW_NETWORKS="127.0.0.1/32",
-        TRACEWIRE_WEBHOOK_REQUIRE_HTTPS="false",
-        TRACEWIRE_WEBHOOK_POLL_SECONDS="0.2",
-        TRACEWIRE_WORKER_IN_PROCESS="true",
-        TRACEWIRE_LOG_LEVEL="WARNING",
-    )
-    server = subprocess.Popen(
-        [sys.executable, "-m", "app", "serve", "--port", str(port)], env=env, cwd=tmp_path
-    )
-    base = f"http://127.0.0.1:{port}"
     try:
-        async with httpx.AsyncClient(base_url=base, timeout=10) as http:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if (await http.get("/readyz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline and server.poll() is None, "server not ready"
-                await asyncio.sleep(0.2)
+        async with (
+            live.serve(
+                db_url,
+                tmp_path,
+                WEBHOOK_ALLOW_NETWORKS="127.0.0.1/32",
+                WEBHOOK_REQUIRE_HTTPS="false",
+                WEBHOOK_POLL_SECONDS="0.2",
+                WORKER_IN_PROCESS="true",
+            ) as base,
+            httpx.AsyncClient(base_url=base, timeout=10) as http,
+        ):
 
             async def login(email: str) -> dict[str, str]:
                 answer = await http.post(
@@ -85,8 +58,6 @@ async def test_alert_posted_over_http_arrives_signed(db, app, db_url, tmp_path):
             while not receiver.received and time.monotonic() < deadline:
                 await asyncio.sleep(0.1)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
         await receiver.stop()
     assert len(receiver.received) == 1
     event = Webhook(sub.json()["secret"]).verify(
