@@ -73,9 +73,10 @@ def test_get_settings_names_the_variable_and_never_the_value(monkeypatch):
             get_settings()
     finally:
         get_settings.cache_clear()
-    assert refused.value.problems == [
-        "TRACEWIRE_AUDIT_SIGNING_KEY: must decode to a 32-byte Ed25519 seed"
-    ]
+    (problem,) = refused.value.problems
+    assert problem.startswith("TRACEWIRE_AUDIT_SIGNING_KEY: ")
+    assert "32" in problem
+    assert secret not in problem
     assert refused.value.__cause__ is None and refused.value.__suppress_context__
 
 
