@@ -30,10 +30,14 @@ async def find_agency(session: AsyncSession, reference: str) -> Agency:
         if agency is None:
             raise NotFound(f"No agency with id {text}.")
         return agency
+    exact = (await session.exec(select(Agency).where(Agency.name == text))).first()
+    if exact is not None:
+        return exact
+    # Then any case (SQLite's lower() folds ASCII only: exact names always work).
     by_name = select(Agency).where(func.lower(Agency.name) == text.lower())
     named = (await session.exec(by_name)).all()
-    if named:
-        return named[0]  # names are unique
+    if len(named) == 1:
+        return named[0]
     if len(text) == 2 and text.isalpha():
         in_country = await session.exec(
             select(Agency).where(Agency.country == text.upper()).order_by(col(Agency.name))
