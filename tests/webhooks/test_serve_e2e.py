@@ -27,7 +27,7 @@ async def test_alert_posted_over_http_arrives_signed(db, app, db_url, tmp_path):
             live.serve(
                 db_url,
                 tmp_path,
-                WEBHOOK_ALLOW_NETWORKS="127.0.0.1/32",
+                WEBHOOK_ALLOW_NETWORKS=f"127.0.0.1:{receiver.port}",
                 WEBHOOK_REQUIRE_HTTPS="false",
                 WEBHOOK_POLL_SECONDS="0.2",
                 WORKER_IN_PROCESS="true",
