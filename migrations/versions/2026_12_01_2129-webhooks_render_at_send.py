@@ -94,13 +94,10 @@ def _backfill_managers(bind: sa.Connection) -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('webhook_delivery', schema=None) as batch_op:
-        batch_op.drop_index('ix_webhook_delivery_stream')
-        batch_op.drop_column('replayed_at')
-        batch_op.drop_column('url_epoch')
-        batch_op.drop_column('alert_version')
-
-    with op.batch_alter_table('webhook_subscription', schema=None) as batch_op:
-        batch_op.drop_column('url_epoch')
-        batch_op.drop_column('managed_by_id')
-        batch_op.drop_column('managed_by_kind')
+    # ALTER TABLE … DROP COLUMN (SQLite 3.35+), not a batch copy: copying a table drops
+    # the old one, and its ON DELETE CASCADE rows (deliveries, attempts) with it.
+    op.drop_index('ix_webhook_delivery_stream', table_name='webhook_delivery')
+    for column in ('replayed_at', 'url_epoch', 'alert_version'):
+        op.drop_column('webhook_delivery', column)
+    for column in ('url_epoch', 'managed_by_id', 'managed_by_kind'):
+        op.drop_column('webhook_subscription', column)
