@@ -1,7 +1,7 @@
 """webhooks rendered at send time: subscription manager and URL epoch, delivery order
 
 Revision ID: 5e1b7c9a2d40
-Revises: 7c0a5e1d2b94
+Revises: 5b7e0c1d9a31
 Create Date: 2026-12-01 21:29:00.000000
 
 Subscriptions record who manages them (content only while that principal may read
@@ -22,7 +22,7 @@ from alembic import op
 import app.core.types
 
 revision: str = '5e1b7c9a2d40'
-down_revision: str | None = '7c0a5e1d2b94'
+down_revision: str | None = '5b7e0c1d9a31'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

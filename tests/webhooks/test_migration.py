@@ -13,7 +13,7 @@ from app.webhooks.models import Delivery, DeliveryAttempt, Subscription
 from tests.conftest import settings_for
 from tests.factories import make_actor, make_agency, post_alert, seizure_body
 
-BEFORE = "7c0a5e1d2b94"
+BEFORE = "5b7e0c1d9a31"
 
 
 async def test_rows_written_before_are_carried_over(client, db, app, db_url):
