@@ -354,8 +354,10 @@ class AudienceAgency(OutputModel):
     name: str
     country: str
     reasons: list[AccessReason]
-    subscriptions: int = Field(
-        default=0, description="Its webhook subscriptions that would receive `alert.published`."
+    subscriptions: int | None = Field(
+        default=None,
+        description="Your own agency's webhook subscriptions that would receive "
+        "`alert.published`; null for every other agency.",
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import re
 from functools import lru_cache
@@ -28,6 +29,25 @@ PLACEHOLDER_MARKERS = ("change-me", "changeme", "changethis", "dev-only", "place
 DEFAULT_DATABASE_PASSWORDS = ("postgres", "password", "secret", "tracewire")
 
 JwtAlgorithm = Literal["HS256", "HS384", "HS512", "RS256", "ES256"]
+
+
+def webhook_allow_entry(
+    entry: str,
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, int]:
+    """`ADDRESS[/PREFIX]:PORT` (IPv6 in brackets) as (network, port); ValueError otherwise."""
+    text = entry.strip()
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]:")
+    else:
+        host, sep, port = text.rpartition(":")
+    # An IPv6 address goes in brackets: `fd00::7:8443` could be an address without a port.
+    bare_v6 = not text.startswith("[") and ":" in host
+    if bare_v6 or not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(
+            f"webhook_allow_networks: {entry!r} must name an address and a port, "
+            "e.g. 10.1.2.3:8443, 10.1.0.0/16:443 or [fd00::7]:8443"
+        )
+    return ipaddress.ip_network(host, strict=False), int(port)
 
 
 class JwtKey(BaseModel):
@@ -121,7 +141,10 @@ class Settings(BaseSettings):
     # Webhooks.
     webhook_allow_networks: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="CIDRs subscribers may resolve to although not public (tests: 127.0.0.1/32).",
+        description=(
+            "ADDRESS[/PREFIX]:PORT endpoints subscribers may reach although not public "
+            "(tests: 127.0.0.1:<receiver port>); each names one port."
+        ),
     )
     webhook_require_https: bool | None = None  # None: required outside `dev`
     webhook_secret_overlap_seconds: int = Field(default=86400, ge=0)
@@ -156,6 +179,14 @@ class Settings(BaseSettings):
             if text.startswith("["):
                 return json.loads(text)
             return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("webhook_allow_networks")
+    @classmethod
+    def _check_allow_networks(cls, value: list[str]) -> list[str]:
+        # A network without a port once let a subscription reach every local service.
+        for entry in value:
+            webhook_allow_entry(entry)
         return value
 
     @field_validator("audit_signing_key")

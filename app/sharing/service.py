@@ -407,6 +407,15 @@ async def audience_of(session: AsyncSession, facts: AlertFacts) -> list[tuple[Ag
     return out
 
 
+def shows_subscription_count(principal: Principal, agency_id: uuid.UUID) -> bool:
+    """Preview-audience counts the caller's own subscriptions only.
+
+    Another agency's count, tried against chosen kinds, countries and TLPs, would show
+    that agency's subscription filters.
+    """
+    return rights.owns(principal, agency_id)
+
+
 async def hidden_member_counts(
     session: AsyncSession, principal: Principal, group_ids: Iterable[uuid.UUID]
 ) -> dict[uuid.UUID, int]:

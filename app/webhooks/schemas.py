@@ -44,6 +44,11 @@ class SubscriptionRead(OutputModel):
     countries: list[str]
     max_tlp: str | None
     status: SubscriptionStatus
+    managed_by_kind: str | None = Field(
+        description="`user` or `client` that created or last changed it; it carries alert "
+        "content only while that principal holds `alerts:read` (else references)."
+    )
+    managed_by_id: uuid.UUID | None
     consecutive_failures: int
     disabled_reason: str | None
     previous_secret_expires_at: datetime | None
@@ -53,6 +58,14 @@ class SubscriptionRead(OutputModel):
 
 class SubscriptionWithSecret(SubscriptionRead):
     secret: str = Field(description="`whsec_…`, shown once: verify signatures with it.")
+
+
+class SubscriptionUpdated(SubscriptionRead):
+    secret: str | None = Field(
+        default=None,
+        description="When the URL changed: the new `whsec_…` secret, shown this once (the "
+        "old one stops at once, and the old URL's messages are not sent to the new one).",
+    )
 
 
 class SubscriptionPage(OutputModel):
@@ -71,7 +84,10 @@ class DeliveryRead(OutputModel):
     last_status_code: int | None
     last_error: str | None
     last_latency_ms: float | None
-    last_response: str | None = Field(description="The first 2 KB of the last answer.")
+    last_response: str | None = Field(
+        description="At most the first 256 bytes of the last answer; none from an "
+        "allow-listed (non-public) address."
+    )
     created_at: datetime
     delivered_at: datetime | None
 

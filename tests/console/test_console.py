@@ -318,7 +318,7 @@ async def test_trace_request_walk_to_responded(browser, world):
 
 async def test_admin_creates_a_user_and_a_subscription(client, world, app):
     app.state.settings = app.state.settings.model_copy(
-        update={"webhook_allow_networks": ["127.0.0.1/32"], "webhook_require_https": False}
+        update={"webhook_allow_networks": ["127.0.0.1:9"], "webhook_require_https": False}
     )
     csrf = await console_login(client, world["ke_admin"].email)
     email = f"new-{uuid.uuid4().hex[:8]}@tracewire.example"
