@@ -86,7 +86,10 @@ def load_bounded(
 ) -> Any:
     """JSON parsed within the caps, for JSON the app reads itself (not a request body,
     which the middleware caps); JsonShapeError, never RecursionError, otherwise."""
-    raw = text.encode() if isinstance(text, str) else text
+    try:
+        raw = text.encode() if isinstance(text, str) else text
+    except UnicodeEncodeError as exc:  # a lone surrogate: no JSON text holds one
+        raise JsonShapeError("json_invalid", "Not valid JSON: not encodable as UTF-8.") from exc
     if len(raw) > max_bytes:
         raise JsonShapeError("json_too_long", f"JSON longer than {max_bytes} bytes.")
     problem = json_shape_problem(raw, max_depth=max_depth, max_array_length=max_array_length)

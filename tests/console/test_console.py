@@ -628,6 +628,14 @@ async def test_policy_editor_refuses_json_it_cannot_read(client, world):
         assert answer.status_code == 422, answer.text[:300]
         assert 'id="f-policy-error"' in answer.text and message in answer.text
         _no_trace(answer.text)
+    for raw in ("%ED%A0%80", "%FF%FE", '"\ud800"'):  # undecodable and surrogate text
+        answer = await client.post(
+            "/console/admin/policy",
+            content=f"csrf_token={csrf}&policy={raw}".encode("utf-8", "surrogatepass"),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert answer.status_code in (400, 422), answer.text[:300]
+        _no_trace(answer.text)
     overflowing = {
         "seized_weapon": {
             "default": {

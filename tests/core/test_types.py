@@ -127,6 +127,7 @@ def test_to_utc_refuses_naive_and_overflowing_datetimes():
         ('"' + "x" * 2000 + '"', "json_too_long"),
         ("{", "json_invalid"),
         (b"\xff\xfe{}", "json_invalid"),
+        ('"\ud800"', "json_invalid"),
     ],
 )
 def test_load_bounded_refuses_by_kind_and_never_recurses(text, kind):
