@@ -72,6 +72,8 @@ def parse_utc(text: str) -> datetime:
 
 
 def _instant(value: Any, parse: ValidatorFunctionWrapHandler) -> datetime:
+    if isinstance(value, datetime) and value.tzinfo is UTC:
+        return value  # the common case, read from the database: already what it must be
     if isinstance(value, str):
         if not _DATE_THEN_TIME.match(value):
             raise PydanticCustomError("datetime_format", NOT_A_DATE_TIME)
