@@ -4,22 +4,37 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+from sqlalchemy.engine import make_url
 
 # Well-known development values: accepted in `dev` only, refused everywhere else.
 DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me-0000"  # noqa: S105
 PLACEHOLDER_MARKERS = ("change-me", "changeme", "changethis", "dev-only", "placeholder")
+# Database passwords that come with images and tutorials: as good as none.
+DEFAULT_DATABASE_PASSWORDS = ("postgres", "password", "secret", "tracewire")
 
 JwtAlgorithm = Literal["HS256", "HS384", "HS512", "RS256", "ES256"]
 
 
 class JwtKey(BaseModel):
     """One entry of the JWT key ring: a key id, its pinned algorithm and its material."""
+
+    # A validation error must never print what was given: it may be the secret.
+    model_config = ConfigDict(hide_input_in_errors=True)
 
     kid: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
     alg: JwtAlgorithm = "HS256"
@@ -42,10 +57,14 @@ class JwtKey(BaseModel):
 class Settings(BaseSettings):
     """Tracewire configuration; see the table in README.md."""
 
-    model_config = SettingsConfigDict(env_prefix="TRACEWIRE_", env_file=".env", extra="ignore")
+    # hide_input_in_errors: a validation error never prints a value (it may be a secret).
+    model_config = SettingsConfigDict(
+        env_prefix="TRACEWIRE_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     environment: Literal["dev", "test", "prod"] = "dev"
-    database_url: str = "sqlite+aiosqlite:///./tracewire.db"
+    # Secret: a PostgreSQL URL carries the password (`database_url.get_secret_value()`).
+    database_url: SecretStr = SecretStr("sqlite+aiosqlite:///./tracewire.db")
     database_pool_size: int = Field(default=10, ge=1, le=200)
     database_echo: bool = False
 
@@ -146,10 +165,21 @@ class Settings(BaseSettings):
             return None
         try:
             seed = base64.b64decode(value.get_secret_value(), validate=True)
-        except ValueError as exc:
-            raise ValueError("audit_signing_key must be base64") from exc
+        except ValueError:
+            raise ValueError("must be base64") from None
         if len(seed) != 32:
-            raise ValueError("audit_signing_key must decode to a 32-byte Ed25519 seed")
+            raise ValueError("must decode to a 32-byte Ed25519 seed")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: SecretStr) -> SecretStr:
+        try:
+            make_url(value.get_secret_value())
+        except Exception:  # sqlalchemy's ArgumentError quotes the URL: never pass it on
+            raise ValueError(
+                "not a database URL (sqlite+aiosqlite:///FILE or postgresql+asyncpg://…)"
+            ) from None
         return value
 
     @field_validator("jwt_keys", mode="before")
@@ -162,25 +192,34 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if not self.jwt_keys:
+            given = self.jwt_secret
+            if given is not None and len(given.get_secret_value().encode()) < 32:
+                raise ValueError("TRACEWIRE_JWT_SECRET: must be at least 32 bytes")
             secret = self.jwt_secret or SecretStr(DEV_JWT_SECRET)
             self.jwt_keys = [JwtKey(kid="default", alg="HS256", secret=secret)]
         kids = [k.kid for k in self.jwt_keys]
         if len(set(kids)) != len(kids):
-            raise ValueError("jwt_keys: key ids must be unique")
+            raise ValueError("TRACEWIRE_JWT_KEYS: key ids must be unique")
         if self.jwt_active_kid is None:
             self.jwt_active_kid = kids[0]
         active = self.active_jwt_key
         if active.alg[:2] in ("RS", "ES") and active.private_key_file is None:
-            raise ValueError(f"jwt_active_kid {active.kid}: signing needs `private_key_file`")
+            raise ValueError(
+                f"TRACEWIRE_JWT_ACTIVE_KID: key {active.kid} signs, so it needs `private_key_file`"
+            )
         if self.environment != "dev":
             for key in self.jwt_keys:
                 if key.secret is not None and _is_placeholder(key.secret.get_secret_value()):
                     raise ValueError(
-                        f"jwt key {key.kid}: placeholder secret refused outside dev; "
-                        "set TRACEWIRE_JWT_SECRET or TRACEWIRE_JWT_KEYS"
+                        f"TRACEWIRE_JWT_SECRET / TRACEWIRE_JWT_KEYS: key {key.kid}: "
+                        "placeholder secret refused outside dev"
                     )
+            if _has_placeholder_password(self.database_url.get_secret_value()):
+                raise ValueError(
+                    "TRACEWIRE_DATABASE_URL: placeholder database password refused outside dev"
+                )
         if self.environment == "prod" and self.audit_signing_key is None:
-            raise ValueError("TRACEWIRE_AUDIT_SIGNING_KEY is required in prod")
+            raise ValueError("TRACEWIRE_AUDIT_SIGNING_KEY: required in prod")
         return self
 
     @property
@@ -189,7 +228,7 @@ class Settings(BaseSettings):
         for key in self.jwt_keys:
             if key.kid == self.jwt_active_kid:
                 return key
-        raise ValueError(f"jwt_active_kid {self.jwt_active_kid!r} is not in jwt_keys")
+        raise ValueError(f"TRACEWIRE_JWT_ACTIVE_KID: {self.jwt_active_kid!r} is not a key id")
 
     @property
     def runs_worker_in_process(self) -> bool:
@@ -206,7 +245,7 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         """Whether the database is the embedded SQLite file."""
-        return self.database_url.startswith("sqlite")
+        return self.database_url.get_secret_value().startswith("sqlite")
 
 
 def _is_placeholder(value: str) -> bool:
@@ -214,7 +253,47 @@ def _is_placeholder(value: str) -> bool:
     return value == DEV_JWT_SECRET or any(marker in lowered for marker in PLACEHOLDER_MARKERS)
 
 
+def _has_placeholder_password(url: str) -> bool:
+    password = make_url(url).password
+    if not password:  # none in the URL: trust, peer or a password file does the work
+        return False
+    return _is_placeholder(password) or password.lower() in DEFAULT_DATABASE_PASSWORDS
+
+
+class ConfigurationError(Exception):
+    """The settings in the environment are invalid; the message names each variable at
+    fault and what is wrong with it, and never a value (values may be secrets)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def describe_errors(exc: ValidationError | SettingsError) -> list[str]:
+    """One line per fault, `TRACEWIRE_NAME: what is wrong`, with no value in it."""
+    if isinstance(exc, SettingsError):
+        # pydantic-settings names the field and the source, never the value.
+        field = re.search(r'field "([a-z0-9_]+)"', str(exc))
+        name = f"TRACEWIRE_{field.group(1).upper()}" if field else "settings"
+        return [f"{name}: cannot be parsed"]
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False, include_context=False):
+        message = error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        loc = [str(part) for part in error["loc"]]
+        if loc:
+            where = f"TRACEWIRE_{loc[0].upper()}"
+            if len(loc) > 1:
+                where += " (" + ".".join(loc[1:]) + ")"
+            problems.append(f"{where}: {message}")
+        else:  # a rule across settings: its message names the variables
+            problems.append(message)
+    return problems
+
+
 @lru_cache
 def get_settings() -> Settings:
-    """Settings read once from the environment."""
-    return Settings()
+    """Settings read once from the environment; ConfigurationError when they are invalid."""
+    try:
+        return Settings()
+    except (ValidationError, SettingsError) as exc:
+        raise ConfigurationError(describe_errors(exc)) from None

@@ -19,6 +19,7 @@ from typing import Any
 from app.alerts.models import AlertKind, AlertStatus, Tlp
 from app.alerts.schemas import AlertRead, ItemRead
 from app.core.types import to_utc
+from app.sharing import markings
 
 SPEC_VERSION = "2.1"
 STIX_MEDIA_TYPE = "application/stix+json;version=2.1"
@@ -36,15 +37,10 @@ REPORT_TYPES = {
 }
 KIND_OF_REPORT_TYPE = {v: k for k, v in REPORT_TYPES.items()}
 
-# The official FIRST TLP 2.0 marking definitions (not the TLP 1.0 ones `stix2` ships).
-TLP2_EXTENSION_ID = "extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d"
-TLP2_MARKING_IDS = {
-    Tlp.clear: "marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487",
-    Tlp.green: "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb",
-    Tlp.amber: "marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421",
-    Tlp.amber_strict: "marking-definition--939a9414-2ddd-4d32-a0cd-375ea402b003",
-    Tlp.red: "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1",
-}
+# The official FIRST TLP 2.0 marking definitions (not the TLP 1.0 ones `stix2` ships):
+# one table, app/sharing's, for what we write and what we read back.
+TLP2_EXTENSION_ID = markings.TLP2_EXTENSION_ID
+TLP2_MARKING_IDS = markings.TLP2_MARKING_IDS
 
 
 def timestamp(at: datetime) -> str:

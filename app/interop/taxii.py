@@ -148,7 +148,7 @@ async def get_objects(
 async def add_objects(
     collection_id: str, request: Request, session: SessionDep, principal: BasicOrBearerPrincipal
 ) -> TaxiiResponse:
-    """Push STIX reports in: each becomes a published alert under the agency's default handling."""
+    """Push STIX reports in: each becomes a published alert kept at its TLP marking."""
     found = service.get_collection(collection_id)
     media = (request.headers.get("content-type") or "").replace(" ", "").lower()
     if media.split(";")[0] != "application/taxii+json" or "version=2.0" in media:

@@ -156,7 +156,9 @@ class DeliveryWorker:
         try:
             import asyncpg
 
-            dsn = self.settings.database_url.replace("postgresql+asyncpg://", "postgresql://")
+            dsn = self.settings.database_url.get_secret_value().replace(
+                "postgresql+asyncpg://", "postgresql://"
+            )
             conn = await asyncpg.connect(dsn)
             await conn.add_listener(outbox.NOTIFY_CHANNEL, lambda *_: self._wake.set())
             return conn
