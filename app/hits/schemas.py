@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 from pydantic import Field
 
 from app.core.schemas import OutputModel
+from app.core.types import Instant
 from app.hits.models import HitStatus, HitTier
 
 
@@ -34,7 +34,7 @@ class HitRead(OutputModel):
     )
     serial_key: str
     status: HitStatus = Field(description="Your side's status.")
-    created_at: datetime
+    created_at: Instant
     my_alert_id: uuid.UUID
     blind_to_other: bool = Field(
         description=(

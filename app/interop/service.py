@@ -24,7 +24,7 @@ from app.alerts.models import Alert, AlertItem, AlertKind, AlertStatus
 from app.audit import service as audit
 from app.core.errors import AppError, FieldError, NotFound
 from app.core.principal import Principal, Scope
-from app.core.types import UTCDateTime
+from app.core.types import UTCDateTime, to_utc
 from app.interop import stix, stix_import
 from app.interop.models import TaxiiStatus
 from app.sharing import markings, rights, rules, visibility
@@ -166,8 +166,8 @@ def decode_next(cursor: str) -> tuple[datetime, uuid.UUID, int]:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         at_text, id_text, position = json.loads(text)
-        at = datetime.fromisoformat(at_text)
-        if at.tzinfo is None or not isinstance(position, int):
+        at = to_utc(datetime.fromisoformat(at_text))  # naive or out of range: ValueError
+        if not isinstance(position, int):
             raise ValueError("bad cursor")
         return at, uuid.UUID(id_text), position
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:

@@ -18,6 +18,7 @@ from typing import Any
 
 from app.alerts.models import AlertKind, AlertStatus, Tlp
 from app.alerts.schemas import AlertRead, ItemRead
+from app.core.types import to_utc
 from app.sharing import markings
 
 SPEC_VERSION = "2.1"
@@ -44,21 +45,19 @@ TLP2_MARKING_IDS = markings.TLP2_MARKING_IDS
 
 def timestamp(at: datetime) -> str:
     """A STIX timestamp: UTC, millisecond precision, `Z`."""
-    at = at.astimezone(UTC)
-    return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
+    # isoformat, not strftime: "%Y" does not pad years before 1000 to four digits.
+    return at.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def precise_timestamp(at: datetime) -> str:
     """A TAXII `date_added`: UTC, microsecond precision, `Z`."""
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return at.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_timestamp(text: str) -> datetime:
     """A STIX/TAXII timestamp back to an aware datetime; ValueError when it is not one."""
     at = datetime.fromisoformat(text.strip().replace("z", "Z").replace("Z", "+00:00"))
-    if at.tzinfo is None:
-        raise ValueError("no time zone")
-    return at.astimezone(UTC)
+    return to_utc(at)  # ValueError, not OverflowError, for an offset UTC cannot hold
 
 
 def identity_id(agency_id: uuid.UUID) -> str:

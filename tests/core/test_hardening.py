@@ -25,7 +25,7 @@ from starlette.middleware.cors import CORSMiddleware
 from app.agencies.models import Agency
 from app.audit.models import AuditRecord
 from app.core.docs import install_docs
-from app.core.errors import install_error_handlers
+from app.core.errors import UnexpectedErrorMiddleware, install_error_handlers
 from app.core.hardening import (
     API_CSP,
     HSTS,
@@ -492,10 +492,11 @@ def test_install_places_each_middleware_and_a_second_call_replaces_the_first():
         RateLimitMiddleware,
         BodySizeLimitMiddleware,
         JsonShapeMiddleware,
+        UnexpectedErrorMiddleware,
     ]
     install_hardening(app, **OPTIONS)
     assert CORSMiddleware not in [m.cls for m in app.user_middleware]
-    assert len(app.user_middleware) == 6
+    assert len(app.user_middleware) == 7
 
 
 async def test_install_after_the_first_request_is_refused():
