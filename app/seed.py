@@ -233,6 +233,11 @@ async def _demo_alerts(session: AsyncSession) -> None:
         )
         for action in steps:
             side = addressee if action in ("acknowledge", "request_info", "respond") else requester
+            if action == "withdraw":
+                await alerts.withdraw_trace_request(
+                    session, _focal(agencies, users, side), alert.id, DEMO_TEXT[action]
+                )
+                continue
             await traces.act(
                 session,
                 _focal(agencies, users, side),

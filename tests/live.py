@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -28,12 +28,18 @@ def free_port() -> int:
 
 @contextlib.asynccontextmanager
 async def serve(
-    db_url: str, cwd: Path, *, module: str = "app", **settings: str
+    db_url: str,
+    cwd: Path,
+    *,
+    module: str = "app",
+    args: Sequence[str] = (),
+    **settings: str,
 ) -> AsyncIterator[str]:
     """Start `tracewire serve` on the test's database; yield its base URL once it is ready.
 
     `settings` are extra TRACEWIRE_* variables (without the prefix), e.g. LOG_LEVEL="WARNING".
-    `module` runs another `-m` entry point with the same CLI (one under tests/).
+    `module` runs another `-m` entry point with the same CLI (one under tests/); `args` are
+    extra command-line options (e.g. `--workers 2`).
     """
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRACEWIRE_")}
@@ -49,7 +55,7 @@ async def serve(
     )
     env.update({f"TRACEWIRE_{name}": value for name, value in settings.items()})
     server = subprocess.Popen(
-        [sys.executable, "-m", module, "serve", "--port", str(port)], env=env, cwd=cwd
+        [sys.executable, "-m", module, "serve", "--port", str(port), *args], env=env, cwd=cwd
     )
     base = f"http://127.0.0.1:{port}"
     try:

@@ -16,6 +16,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from app.agencies.models import Agency
 from app.alerts import search
 from app.alerts.models import (
+    AUDIENCE_ORDER,
     Alert,
     AlertItem,
     AlertKind,
@@ -43,14 +44,8 @@ from app.alerts.schemas import (
     TraceRequestDetails,
 )
 from app.audit import service as audit
-from app.core.errors import (
-    Conflict,
-    FieldError,
-    InvalidInput,
-    NotFound,
-    PreconditionFailed,
-    PreconditionRequired,
-)
+from app.core import concurrency
+from app.core.errors import Conflict, FieldError, InvalidInput, NotFound
 from app.core.pagination import decode_cursor, encode_cursor
 from app.core.principal import Principal
 from app.core.types import utcnow
@@ -58,7 +53,7 @@ from app.events import service as events
 from app.events.models import EventType
 from app.hits import service as hits
 from app.hits.serials import make_key, serial_key
-from app.sharing import rules, visibility
+from app.sharing import parties, rules, visibility
 from app.sharing import service as sharing
 from app.traces import service as traces
 from app.webhooks import outbox
@@ -67,12 +62,18 @@ from app.webhooks import outbox
 
 
 async def get_visible_alert(
-    session: AsyncSession, principal: Principal, alert_id: uuid.UUID
+    session: AsyncSession, principal: Principal, alert_id: uuid.UUID, *, for_change: bool = False
 ) -> Alert:
-    """The alert if the principal's agency may see it; 404 otherwise (never 403)."""
+    """The alert if the principal's agency may see it; 404 otherwise (never 403).
+
+    `for_change` locks it (app/core/concurrency.py): every change of an alert loads it so,
+    and checks its version and status only then.
+    """
     rules.require_alert_reader(principal)
     dialect = session.bind.dialect.name
     query = visibility.visible_alerts(principal, dialect=dialect).where(Alert.id == alert_id)
+    if for_change:
+        query = concurrency.for_change(query, Alert)
     alert = (await session.exec(query)).first()
     if alert is None:
         raise NotFound("No such alert.")
@@ -342,9 +343,9 @@ async def update_alert(
     if_match: str | None,
 ) -> Alert:
     """Change an alert; `If-Match` must carry its current version (412 when stale)."""
-    alert = await get_visible_alert(session, principal, alert_id)
+    alert = await get_visible_alert(session, principal, alert_id, for_change=True)
     rules.require_alert_editor(alert, principal)
-    _check_version(alert, if_match)
+    concurrency.check_version(alert.version, if_match, required=True, what="alert")
     if alert.status == AlertStatus.withdrawn:
         raise Conflict("A withdrawn alert cannot be changed.")
     changes = data.model_dump(exclude_unset=True)
@@ -354,7 +355,22 @@ async def update_alert(
     kind = AlertKind(alert.kind)
     if "details" in changes:
         details = _parse_details(kind, data.details)
-        alert.addressed_to_agency_id = await _addressee(session, principal, details)
+        addressee = await _addressee(session, principal, details)
+        if alert.status != AlertStatus.draft and addressee != alert.addressed_to_agency_id:
+            # The requested agency has the request (and maybe has answered it): moving it
+            # elsewhere is the requested agency's own step, `forward`, never an edit.
+            raise Conflict(
+                "A published trace request keeps its addressee; the requested agency may "
+                "forward it instead.",
+                errors=[
+                    FieldError(
+                        field="body.details.addressed_to",
+                        message="fixed once the trace request is published",
+                        type="addressee-fixed",
+                    )
+                ],
+            )
+        alert.addressed_to_agency_id = addressee
         alert.details = details.model_dump(mode="json")
     for field in ("title", "summary", "country", "occurred_at"):
         if field in changes:
@@ -398,7 +414,7 @@ async def update_alert(
 
 async def publish_alert(session: AsyncSession, principal: Principal, alert_id: uuid.UUID) -> Alert:
     """Publish a draft: from now on it reaches its audience."""
-    alert = await get_visible_alert(session, principal, alert_id)
+    alert = await get_visible_alert(session, principal, alert_id, for_change=True)
     rules.require_alert_editor(alert, principal)
     if alert.status != AlertStatus.draft:
         raise Conflict(f"Only a draft can be published; this alert is {alert.status}.")
@@ -436,21 +452,109 @@ async def withdraw_alert(
     session: AsyncSession, principal: Principal, alert_id: uuid.UUID, reason: str
 ) -> Alert:
     """Withdraw a published alert; its recipients keep a tombstone with the reason."""
-    alert = await get_visible_alert(session, principal, alert_id)
+    alert = await get_visible_alert(session, principal, alert_id, for_change=True)
     rules.require_alert_editor(alert, principal)
+    return await _withdraw(session, principal, alert, reason)
+
+
+async def withdraw_trace_request(
+    session: AsyncSession, principal: Principal, alert_id: uuid.UUID, reason: str
+) -> Alert:
+    """The requester's `withdraw` step: the same withdrawal, allowed as a workflow step."""
+    trace, _ = await traces.get_trace(session, principal, alert_id)
+    parties.require_trace_actor(trace, principal, "requester")
+    alert = await get_visible_alert(session, principal, alert_id, for_change=True)
+    return await _withdraw(session, principal, alert, reason)
+
+
+async def _withdraw(
+    session: AsyncSession, principal: Principal, alert: Alert, reason: str
+) -> Alert:
+    """The one withdraw path: alert and workflow change together, with events and audit."""
+    trace = None
+    if alert.kind == AlertKind.trace_request:
+        # The alert is locked; its workflow is locked second (always in this order).
+        trace = await traces.lock_trace(session, alert.id)
+    if trace is not None:
+        # A request already answered, closed or forwarded is no longer the requester's
+        # to withdraw: the answer belongs to the requested agency as well.
+        traces.require_step(trace, "withdraw")
     if alert.status != AlertStatus.published:
         raise Conflict(f"Only a published alert can be withdrawn; this alert is {alert.status}.")
+    now = utcnow()
     alert.status = AlertStatus.withdrawn
-    alert.withdrawn_at = utcnow()
+    alert.withdrawn_at = now
     alert.withdrawal_reason = reason
-    await _bump(session, alert)
+    await _bump(session, alert, now)
     await events.record(
         session, EventType.alert_withdrawn, alert_id=alert.id, data={"version": alert.version}
     )
-    if alert.kind == AlertKind.trace_request:
-        await traces.on_alert_withdrawn(session, principal, alert)
+    if trace is not None:
+        await traces.withdraw(session, principal, trace, now)
     await audit.record(
         session, principal, "alert.withdraw", object_type="alert", object_id=alert.id
+    )
+    return alert
+
+
+async def create_forwarded_copy(
+    session: AsyncSession, principal: Principal, source: Alert, addressee: uuid.UUID
+) -> Alert:
+    """A trace request's copy addressed to `addressee` only, published (a forward).
+
+    It is still the requester's request (originator and author are the source's), goes
+    to the new addressee alone (the narrower of the source's audience and `recipients`,
+    no named recipients, same TLP and handling codes), and its deadlines start afresh,
+    keeping a requested `response_due` that has not passed.
+    """
+    now = utcnow()
+    details = {k: v for k, v in source.details.items() if k != "ack_due"}
+    details["addressed_to"] = str(addressee)
+    due = details.get("response_due")
+    if due and datetime.fromisoformat(str(due)) < now:
+        del details["response_due"]
+    audience = min(Audience(source.audience), Audience.recipients, key=AUDIENCE_ORDER.get)
+    handling = Handling(
+        tlp=source.tlp, audience=audience, handling_codes=list(source.handling_codes)
+    )
+    alert = Alert(
+        kind=AlertKind.trace_request.value,
+        originator_agency_id=source.originator_agency_id,
+        created_by=source.created_by,
+        created_by_kind=source.created_by_kind,
+        status=AlertStatus.published,
+        title=source.title,
+        summary=source.summary,
+        country=source.country,
+        occurred_at=source.occurred_at,
+        location=source.location,
+        tags=list(source.tags),
+        details=details,
+        addressed_to_agency_id=addressee,
+        created_at=now,
+        updated_at=now,
+        sort_at=now,
+        published_at=now,
+        tlp=handling.tlp.value,
+        audience=handling.audience.value,
+    )
+    _apply_handling_fields(alert, handling)
+    session.add(alert)
+    await session.flush()
+    items = (await _items_by_alert(session, [source.id])).get(source.id, [])
+    session.add_all(
+        AlertItem(**item.model_dump(exclude={"id", "alert_id"}), alert_id=alert.id)
+        for item in items
+    )
+    await _write_children(session, alert, items=None, tags=alert.tags, handling=handling)
+    await _on_published(session, principal, alert)
+    await audit.record(
+        session,
+        principal,
+        "alert.create",
+        object_type="alert",
+        object_id=alert.id,
+        details={"status": alert.status, "forwarded_from": str(source.id)},
     )
     return alert
 
@@ -506,22 +610,11 @@ async def preview_audience(
 
 def etag(alert: Alert) -> str:
     """The strong ETag of an alert's current version."""
-    return f'"{alert.version}"'
+    return concurrency.etag(alert.version)
 
 
-def _check_version(alert: Alert, if_match: str | None) -> None:
-    if not if_match:
-        raise PreconditionRequired("Send `If-Match` with the version (ETag) you are changing.")
-    wanted = {v.strip().removeprefix("W/").strip('"') for v in if_match.split(",")}
-    if "*" not in wanted and str(alert.version) not in wanted:
-        raise PreconditionFailed(
-            f"The alert is at version {alert.version}; reload it and apply your change again."
-        )
-
-
-async def _bump(session: AsyncSession, alert: Alert) -> None:
-    alert.version += 1
-    alert.updated_at = utcnow()
+async def _bump(session: AsyncSession, alert: Alert, now: datetime | None = None) -> None:
+    concurrency.bump(alert, now)
     session.add(alert)
     await session.flush()
 

@@ -9,10 +9,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from app.alerts import service as alerts
 from app.console import common, forms
 from app.console.deps import LiveDep, PostDep, render
 from app.core.db import SessionDep
-from app.core.errors import AppError, InvalidInput
+from app.core.errors import AppError, Conflict, InvalidInput
 from app.hits import service as hits
 from app.hits.models import HitStatus
 from app.traces import service as traces
@@ -122,7 +123,13 @@ async def trace_step(
                 raise InvalidInput.on(field, "At most 8,000 characters.")
         if action == "respond":
             response = TraceRespond.model_validate(_respond_body(values))
-        await traces.act(session, live.principal, alert_id, action, text=text, response=response)
+        if action == "withdraw":
+            # The API's one withdraw path: the alert and its workflow end together.
+            await alerts.withdraw_trace_request(session, live.principal, alert_id, text or "")
+        else:
+            await traces.act(
+                session, live.principal, alert_id, action, text=text, response=response
+            )
     except (AppError, ValidationError) as exc:
         await session.rollback()
         if isinstance(exc, AppError) and exc.status == 404:
@@ -168,5 +175,8 @@ async def hit_step(
     targets = {"confirm": HitStatus.confirmed, "dismiss": HitStatus.dismissed}
     if action not in targets:
         raise InvalidInput.on("action", "Unknown step.")
-    await hits.set_status(session, live.principal, hit_id, targets[action])  # type: ignore[arg-type]
+    try:
+        await hits.set_status(session, live.principal, hit_id, targets[action])  # type: ignore[arg-type]
+    except Conflict:
+        await session.rollback()  # already so for this side (a second click): nothing to do
     return RedirectResponse("/console/hits", status_code=303)

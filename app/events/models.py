@@ -24,6 +24,7 @@ class EventType(StrEnum):
     trace_responded = "trace.responded"
     trace_closed = "trace.closed"
     trace_withdrawn = "trace.withdrawn"
+    trace_forwarded = "trace.forwarded"
     trace_overdue = "trace.overdue"
     hit_created = "hit.created"
     ping = "ping"

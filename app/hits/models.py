@@ -50,6 +50,7 @@ class Hit(SQLModel, table=True):
     # kept blind (app/sharing/disclosure.py); null: not disclosed.
     disclosed_by_a_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     disclosed_by_b_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    version: int = 1  # bumps on every decision (ETag / If-Match, app/core/concurrency.py)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 

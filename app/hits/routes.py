@@ -5,12 +5,16 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth.deps import CurrentPrincipal
+from app.core import concurrency
+from app.core.concurrency import IfMatch
 from app.core.db import SessionDep
 from app.core.errors import problem_responses
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from app.core.principal import Principal
 from app.hits import service
 from app.hits.models import HitStatus
 from app.hits.schemas import HitPage, HitRead
@@ -18,6 +22,7 @@ from app.hits.schemas import HitPage, HitRead
 router = APIRouter(prefix="/api/v1/hits", tags=["hits"])
 ERRORS = problem_responses(401, 403, 404, 422)
 DISCLOSE_ERRORS = problem_responses(401, 403, 404, 409, 422)
+DECISION_ERRORS = problem_responses(401, 403, 404, 409, 412, 422)
 
 
 @router.get("", response_model=HitPage, responses=ERRORS)
@@ -38,28 +43,51 @@ async def list_hits(
 
 
 @router.get("/{hit_id}", response_model=HitRead, responses=ERRORS)
-async def get_hit(hit_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal) -> HitRead:
+async def get_hit(
+    hit_id: uuid.UUID, response: Response, session: SessionDep, principal: CurrentPrincipal
+) -> HitRead:
     """One hit."""
     hit = await service.get_hit(session, principal, hit_id)
+    read = await service.read_one(session, principal, hit)
+    response.headers["ETag"] = concurrency.etag(hit.version)
+    return read
+
+
+async def _decide(
+    session: AsyncSession,
+    principal: Principal,
+    hit_id: uuid.UUID,
+    status: HitStatus,
+    if_match: str | None,
+    response: Response,
+) -> HitRead:
+    hit = await service.set_status(session, principal, hit_id, status, if_match=if_match)  # type: ignore[arg-type]
+    response.headers["ETag"] = concurrency.etag(hit.version)
     return await service.read_one(session, principal, hit)
 
 
-@router.post("/{hit_id}/confirm", response_model=HitRead, responses=ERRORS)
+@router.post("/{hit_id}/confirm", response_model=HitRead, responses=DECISION_ERRORS)
 async def confirm_hit(
-    hit_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
+    hit_id: uuid.UUID,
+    response: Response,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    if_match: IfMatch = None,
 ) -> HitRead:
-    """Mark the hit as a real match, for your side."""
-    hit = await service.set_status(session, principal, hit_id, HitStatus.confirmed)
-    return await service.read_one(session, principal, hit)
+    """Mark the hit as a real match, for your side (409 if it is so already)."""
+    return await _decide(session, principal, hit_id, HitStatus.confirmed, if_match, response)
 
 
-@router.post("/{hit_id}/dismiss", response_model=HitRead, responses=ERRORS)
+@router.post("/{hit_id}/dismiss", response_model=HitRead, responses=DECISION_ERRORS)
 async def dismiss_hit(
-    hit_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
+    hit_id: uuid.UUID,
+    response: Response,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    if_match: IfMatch = None,
 ) -> HitRead:
-    """Mark the hit as not a match, for your side."""
-    hit = await service.set_status(session, principal, hit_id, HitStatus.dismissed)
-    return await service.read_one(session, principal, hit)
+    """Mark the hit as not a match, for your side (409 if it is so already)."""
+    return await _decide(session, principal, hit_id, HitStatus.dismissed, if_match, response)
 
 
 @router.post("/{hit_id}/disclose", response_model=HitRead, responses=DISCLOSE_ERRORS)

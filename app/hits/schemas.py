@@ -25,6 +25,7 @@ class HitCounterpart(OutputModel):
 
 class HitRead(OutputModel):
     id: uuid.UUID
+    version: int = Field(description="Bumps on every decision; send it as `If-Match`.")
     tier: HitTier = Field(
         description=(
             "How closely the items match, when you may see the other record; otherwise "

@@ -16,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.agencies.models import Agency
 from app.alerts.models import Alert, AlertItem, AlertStatus
 from app.audit import service as audit
+from app.core import concurrency
 from app.core.errors import Conflict, NotFound
 from app.core.pagination import keyset_page
 from app.core.principal import Principal
@@ -238,11 +239,19 @@ async def _tell(
     )
 
 
-async def get_hit(session: AsyncSession, principal: Principal, hit_id: uuid.UUID) -> Hit:
-    """A hit on one of the principal's agency's records that it may know of, or 404."""
+async def get_hit(
+    session: AsyncSession, principal: Principal, hit_id: uuid.UUID, *, for_change: bool = False
+) -> Hit:
+    """A hit on one of the principal's agency's records that it may know of, or 404.
+
+    `for_change` locks it (app/core/concurrency.py).
+    """
     rules.require_alert_reader(principal)
     shown = disclosure.shown_filter(principal.agency_id, dialect=session.bind.dialect.name)
-    hit = (await session.exec(select(Hit).where(Hit.id == hit_id, shown))).first()
+    query = select(Hit).where(Hit.id == hit_id, shown)
+    if for_change:
+        query = concurrency.for_change(query, Hit)
+    hit = (await session.exec(query)).first()
     if hit is None:
         raise NotFound("No such hit.")
     return hit
@@ -272,12 +281,17 @@ async def set_status(
     principal: Principal,
     hit_id: uuid.UUID,
     status: Literal[HitStatus.confirmed, HitStatus.dismissed],
+    *,
+    if_match: str | None = None,
 ) -> Hit:
-    """Confirm or dismiss a hit for the principal's side."""
-    hit = await get_hit(session, principal, hit_id)
+    """Confirm or dismiss a hit for the principal's side (409 if that is its status already)."""
+    hit = await get_hit(session, principal, hit_id, for_change=True)
     side = parties.require_hit_actor(hit, principal)
+    concurrency.check_version(hit.version, if_match, required=False, what="hit")
+    if getattr(hit, f"status_{side}") == status.value:
+        raise Conflict(f"The hit is {status.value} for your side already.")
     setattr(hit, f"status_{side}", status.value)
-    hit.updated_at = utcnow()
+    concurrency.bump(hit)
     session.add(hit)
     await session.flush()
     await audit.record(
@@ -386,6 +400,7 @@ async def read_models(
         out.append(
             HitRead(
                 id=hit.id,
+                version=hit.version,
                 tier=disclosure.tier_shown(view, hit.tier),
                 serial_key=hit.serial_key,
                 status=hit.status_a if side == "a" else hit.status_b,

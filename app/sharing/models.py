@@ -52,3 +52,4 @@ class SharingPolicy(SQLModel, table=True):
     )
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_by: uuid.UUID | None = None
+    version: int = 1  # bumps on every change (ETag / If-Match, app/core/concurrency.py)

@@ -9,6 +9,8 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from app.auth.deps import CurrentPrincipal
+from app.core import concurrency
+from app.core.concurrency import IfMatch
 from app.core.db import SessionDep
 from app.core.errors import problem_responses
 from app.core.idempotency import IdempotencyKey, idempotent
@@ -120,17 +122,28 @@ async def remove_member(
     "/agencies/{agency_id}/sharing-policy", response_model=SharingPolicyRead, responses=READ_ERRORS
 )
 async def get_policy(
-    agency_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
+    agency_id: uuid.UUID, response: Response, session: SessionDep, principal: CurrentPrincipal
 ) -> SharingPolicyRead:
     """Your agency's per-kind defaults and ceilings."""
-    return await service.get_policy(session, principal, agency_id)
+    read = await service.get_policy(session, principal, agency_id)
+    response.headers["ETag"] = concurrency.etag(read.version)
+    return read
 
 
 @router.put(
-    "/agencies/{agency_id}/sharing-policy", response_model=SharingPolicyRead, responses=BODY_ERRORS
+    "/agencies/{agency_id}/sharing-policy",
+    response_model=SharingPolicyRead,
+    responses=problem_responses(400, 401, 403, 404, 409, 412, 422),
 )
 async def put_policy(
-    agency_id: uuid.UUID, data: SharingPolicyBody, session: SessionDep, principal: CurrentPrincipal
+    agency_id: uuid.UUID,
+    data: SharingPolicyBody,
+    response: Response,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    if_match: IfMatch = None,
 ) -> SharingPolicyRead:
-    """Replace your agency's sharing policy (agency administrators)."""
-    return await service.put_policy(session, principal, agency_id, data)
+    """Replace your agency's sharing policy (agency administrators; 412 if `If-Match` is stale)."""
+    read = await service.put_policy(session, principal, agency_id, data, if_match=if_match)
+    response.headers["ETag"] = concurrency.etag(read.version)
+    return read

@@ -77,3 +77,6 @@ class SharingPolicyBody(InputModel):
 class SharingPolicyRead(SharingPolicyBody):
     agency_id: uuid.UUID
     updated_at: Instant | None = None
+    version: int = Field(
+        default=0, description="Bumps on every change (0: never set); send it as `If-Match`."
+    )

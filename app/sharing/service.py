@@ -22,6 +22,7 @@ from app.alerts.models import (
 )
 from app.alerts.schemas import Handling
 from app.audit import service as audit
+from app.core import concurrency
 from app.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.core.pagination import keyset_page
 from app.core.principal import Principal
@@ -269,17 +270,32 @@ async def get_policy(
     row = await session.get(SharingPolicy, agency_id)
     body = _stored_policy(row.rules)[0] if row else SharingPolicyBody()
     return SharingPolicyRead(
-        agency_id=agency_id, kinds=body.kinds, updated_at=row.updated_at if row else None
+        agency_id=agency_id,
+        kinds=body.kinds,
+        updated_at=row.updated_at if row else None,
+        version=row.version if row else 0,
     )
 
 
 async def put_policy(
-    session: AsyncSession, principal: Principal, agency_id: uuid.UUID, data: SharingPolicyBody
+    session: AsyncSession,
+    principal: Principal,
+    agency_id: uuid.UUID,
+    data: SharingPolicyBody,
+    *,
+    if_match: str | None = None,
 ) -> SharingPolicyRead:
-    """Replace an agency's policy; each default must itself obey the rules and its ceiling."""
+    """Replace an agency's policy; each default must itself obey the rules and its ceiling.
+
+    `If-Match` (optional) names the version replaced; `"0"` is the policy never set.
+    """
     rights.require_agency_manager(principal, agency_id)
     if await session.get(Agency, agency_id) is None:
         raise NotFound("No such agency.")
+    # Two first policies of one agency at once: the second insert fails on the primary
+    # key and is answered 409, so "no row to lock" needs no lock of its own.
+    row = await concurrency.get_for_change(session, SharingPolicy, agency_id)
+    concurrency.check_version(row.version if row else 0, if_match, required=False, what="policy")
     for kind, policy in data.kinds.items():
         if policy.default is None:
             continue
@@ -293,16 +309,19 @@ async def put_policy(
             ceiling=policy.ceiling.model_dump() if policy.ceiling else None,
             field=field,
         )
-    row = await session.get(SharingPolicy, agency_id) or SharingPolicy(agency_id=agency_id)
+    if row is None:
+        row = SharingPolicy(agency_id=agency_id, version=0)
     row.rules = data.model_dump(mode="json")
-    row.updated_at = utcnow()
     row.updated_by = principal.id
+    concurrency.bump(row)
     session.add(row)
     await session.flush()
     await audit.record(
         session, principal, "policy.update", object_type="agency", object_id=agency_id
     )
-    return SharingPolicyRead(agency_id=agency_id, kinds=data.kinds, updated_at=row.updated_at)
+    return SharingPolicyRead(
+        agency_id=agency_id, kinds=data.kinds, updated_at=row.updated_at, version=row.version
+    )
 
 
 def _stored_policy(stored: dict[str, Any]) -> tuple[SharingPolicyBody, dict[AlertKind, str]]:

@@ -20,6 +20,9 @@ class TraceState(StrEnum):
     responded = "responded"
     closed = "closed"
     withdrawn = "withdrawn"
+    # Handed by the requested agency to another agency of its country: the request ends
+    # here and a new one, linked to it, goes to that agency (app/traces/forward.py).
+    forwarded = "forwarded"
 
 
 OPEN_STATES = (TraceState.submitted, TraceState.acknowledged, TraceState.info_requested)
@@ -59,6 +62,11 @@ class TraceRequest(SQLModel, table=True):
     ack_overdue_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     response_overdue_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # A forward links the request it ended to the one it started, both ways. Plain ids,
+    # no foreign keys: alerts are withdrawn, never deleted, and SQLite adds a foreign key
+    # only by copying the table, which would drop this one's ON DELETE CASCADE rows.
+    forwarded_to_alert_id: uuid.UUID | None = None
+    forwarded_from_alert_id: uuid.UUID | None = None
 
 
 class TraceResponse(SQLModel, table=True):

@@ -9,16 +9,18 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.alerts import service as alerts
 from app.auth.deps import CurrentPrincipal
 from app.core.db import SessionDep
 from app.core.errors import problem_responses
 from app.core.idempotency import IdempotencyKey, idempotent
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.core.principal import Principal
-from app.traces import service
+from app.traces import forward, service
 from app.traces.models import TraceState
 from app.traces.schemas import (
     TraceAnswer,
+    TraceForward,
     TracePage,
     TraceQuestion,
     TraceRead,
@@ -44,12 +46,18 @@ async def _step(
     *,
     text: str | None = None,
     response: TraceRespond | None = None,
+    forward_to: TraceForward | None = None,
 ) -> JSONResponse:
     async def run() -> TraceRead:
-        trace = await service.act(
-            session, principal, alert_id, action, text=text, response=response
-        )
-        trace, alert = await service.get_trace(session, principal, trace.alert_id)
+        if action == "withdraw":
+            # One withdraw path, the alert's: the alert and its workflow end together.
+            await alerts.withdraw_trace_request(session, principal, alert_id, text or "")
+        elif action == "forward":
+            assert forward_to is not None
+            await forward.forward(session, principal, alert_id, forward_to)
+        else:
+            await service.act(session, principal, alert_id, action, text=text, response=response)
+        trace, alert = await service.get_trace(session, principal, alert_id)
         return await service.read_model(session, principal, trace, alert, full=True)
 
     return await idempotent(session, principal, request, key, status_code=200, run=run)
@@ -169,4 +177,23 @@ async def withdraw(
     """Requester: withdraw an open request (the alert is withdrawn with it)."""
     return await _step(
         session, principal, request, idempotency_key, alert_id, "withdraw", text=data.reason
+    )
+
+
+@router.post("/{alert_id}/forward", response_model=TraceRead, responses=BODY_STEP_ERRORS)
+async def forward_request(
+    alert_id: uuid.UUID,
+    data: TraceForward,
+    request: Request,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Requested agency: hand an open request to another agency of your country.
+
+    This request ends `forwarded`; a new one, the requester's, goes to that agency alone
+    (`forwarded_to` names it, and its `forwarded_from` names this one).
+    """
+    return await _step(
+        session, principal, request, idempotency_key, alert_id, "forward", forward_to=data
     )

@@ -63,6 +63,13 @@ class TraceWithdraw(InputModel):
     reason: text(2000)
 
 
+class TraceForward(InputModel):
+    agency_id: uuid.UUID = Field(description="Another agency of your own country.")
+    note: text(2000) | None = Field(
+        default=None, description="Why it goes there (kept in the step's audit record and event)."
+    )
+
+
 class TraceResponseRead(OutputModel):
     outcome: TraceOutcome
     findings: dict[str, object]
@@ -89,23 +96,35 @@ class TraceTransitionRead(OutputModel):
 
 
 class TraceRead(OutputModel):
+    """A trace request's workflow; for a tombstone, only its identity and history."""
+
     alert_id: uuid.UUID
-    title: str
+    tombstone: bool = Field(
+        description="True when the request's content has been withdrawn from you: no title, "
+        "priority, deadlines, messages or response."
+    )
+    title: str | None
     state: TraceState
     version: int
-    priority: str
+    priority: str | None
     requester_agency_id: uuid.UUID
     addressee_agency_id: uuid.UUID
     direction: str = Field(description="`outgoing` if you asked, `incoming` if you are asked.")
     submitted_at: Instant
-    ack_due: Instant
-    response_due: Instant
+    ack_due: Instant | None
+    response_due: Instant | None
     acknowledged_at: Instant | None
     responded_at: Instant | None
     closed_at: Instant | None
     overdue: bool
     ack_overdue_at: Instant | None
     response_overdue_at: Instant | None
+    forwarded_to: uuid.UUID | None = Field(
+        default=None, description="The request this one was forwarded as (state `forwarded`)."
+    )
+    forwarded_from: uuid.UUID | None = Field(
+        default=None, description="The request the requested agency forwarded as this one."
+    )
     response: TraceResponseRead | None = None
     messages: list[TraceMessageRead] = Field(default_factory=list)
     transitions: list[TraceTransitionRead] = Field(default_factory=list)

@@ -11,8 +11,9 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.alerts.models import Alert, AlertStatus
+from app.alerts.models import Alert
 from app.audit import service as audit
+from app.core import concurrency
 from app.core.config import get_settings
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.core.pagination import decode_cursor, encode_cursor
@@ -65,7 +66,10 @@ STEPS: dict[str, Step] = {
     ),
     "close": Step("requester", (TraceState.responded,), TraceState.closed, EventType.trace_closed),
     "withdraw": Step("requester", OPEN_STATES, TraceState.withdrawn, EventType.trace_withdrawn),
+    "forward": Step("addressee", OPEN_STATES, TraceState.forwarded, EventType.trace_forwarded),
 }
+# Steps that change the workflow only; the others change the alert too.
+PLAIN_STEPS = ("acknowledge", "request_info", "respond", "provide_info", "close")
 
 
 def default_deadlines(priority: str, start: datetime) -> tuple[datetime, datetime]:
@@ -134,9 +138,17 @@ async def submit(session: AsyncSession, principal: Principal, alert: Alert) -> T
 
 
 async def get_trace(
-    session: AsyncSession, principal: Principal, alert_id: uuid.UUID
+    session: AsyncSession,
+    principal: Principal,
+    alert_id: uuid.UUID,
+    *,
+    for_change: bool = False,
 ) -> tuple[TraceRequest, Alert]:
-    """A trace request the principal's agency is a party to (and may see), or 404."""
+    """A trace request the principal's agency is a party to (and may see), or 404.
+
+    `for_change` locks the workflow row (app/core/concurrency.py) so that the step's
+    state check and its change are one atomic move.
+    """
     rules.require_alert_reader(principal)
     dialect = session.bind.dialect.name
     query = (
@@ -148,10 +160,29 @@ async def get_trace(
             parties.trace_party_filter(principal.agency_id),
         )
     )
+    if for_change:
+        query = concurrency.for_change(query, TraceRequest)
     row = (await session.exec(query)).first()
     if row is None:
         raise NotFound("No such trace request.")
     return row[0], row[1]
+
+
+async def lock_trace(session: AsyncSession, alert_id: uuid.UUID) -> TraceRequest | None:
+    """The workflow of an alert the caller has already locked and authorised, locked too."""
+    query = concurrency.for_change(select(TraceRequest).where(TraceRequest.alert_id == alert_id))
+    return (await session.exec(query)).first()
+
+
+def require_step(trace: TraceRequest, action: str) -> Step:
+    """The step, if the request is in one of its source states; 409 otherwise."""
+    step = STEPS[action]
+    if trace.state not in step.sources:
+        allowed = ", ".join(s.value for s in step.sources)
+        raise Conflict(
+            f"Cannot {action.replace('_', ' ')} a {trace.state} request (only {allowed})."
+        )
+    return step
 
 
 async def act(
@@ -163,17 +194,19 @@ async def act(
     text: str | None = None,
     response: TraceRespond | None = None,
 ) -> TraceRequest:
-    """Move the workflow one step; a step from the wrong state is refused with 409."""
+    """Move the workflow one step; a step from the wrong state is refused with 409.
+
+    Withdrawing and forwarding change the alert as well and go through their own paths
+    (`app.alerts.service.withdraw_trace_request`, `app.traces.forward`).
+    """
+    if action not in PLAIN_STEPS:
+        raise ValueError(f"{action} is not a plain workflow step")
     step = STEPS[action]
-    trace, alert = await get_trace(session, principal, alert_id)
+    trace, _alert = await get_trace(session, principal, alert_id, for_change=True)
     parties.require_trace_actor(trace, principal, step.side)
-    if trace.state not in step.sources:
-        allowed = ", ".join(s.value for s in step.sources)
-        raise Conflict(
-            f"Cannot {action.replace('_', ' ')} a {trace.state} request (only {allowed})."
-        )
+    require_step(trace, action)
     now = utcnow()
-    source = trace.state
+    source = TraceState(trace.state)
     if action in ("request_info", "provide_info"):
         kind = "question" if action == "request_info" else "answer"
         session.add(
@@ -203,18 +236,24 @@ async def act(
         trace.responded_at = now
     if action == "close":
         trace.closed_at = now
-    if action == "withdraw":
-        trace.closed_at = now
-        if alert.status == AlertStatus.published:
-            alert.status = AlertStatus.withdrawn
-            alert.withdrawn_at = now
-            alert.withdrawal_reason = text
-            alert.version += 1
-            alert.updated_at = now
-            session.add(alert)
+    await finish_step(session, principal, trace, action, source, now)
+    return trace
+
+
+async def finish_step(
+    session: AsyncSession,
+    principal: Principal,
+    trace: TraceRequest,
+    action: str,
+    source: TraceState,
+    now: datetime,
+    *,
+    details: dict[str, object] | None = None,
+) -> None:
+    """Enter the step's target state: version, history, audit record and event."""
+    step = STEPS[action]
     trace.state = step.target
-    trace.version += 1
-    trace.updated_at = now
+    concurrency.bump(trace, now)
     session.add(trace)
     await session.flush()
     await _log(session, trace, principal, action, source)
@@ -224,30 +263,25 @@ async def act(
         f"trace.{action}",
         object_type="trace_request",
         object_id=trace.alert_id,
-        details={"from": source, "to": trace.state},
+        details={"from": source, "to": trace.state, **(details or {})},
     )
     await events.record(
         session,
         step.event,
         alert_id=trace.alert_id,
         agency_ids=[trace.requester_agency_id, trace.addressee_agency_id],
-        data={"state": trace.state, "from": source},
+        data={"state": trace.state, "from": source, **(details or {})},
     )
-    return trace
 
 
-async def on_alert_withdrawn(session: AsyncSession, principal: Principal, alert: Alert) -> None:
-    """Withdrawing a trace-request alert also ends its open workflow."""
-    trace = await session.get(TraceRequest, alert.id)
-    if trace is None or trace.state not in OPEN_STATES:
-        return
-    source = trace.state
-    trace.state = TraceState.withdrawn
-    trace.closed_at = utcnow()
-    trace.version += 1
-    session.add(trace)
-    await session.flush()
-    await _log(session, trace, principal, "withdraw", source)
+async def withdraw(
+    session: AsyncSession, principal: Principal, trace: TraceRequest, now: datetime
+) -> None:
+    """End a locked, open workflow with its alert's withdrawal (the alert service's path)."""
+    source = TraceState(trace.state)
+    require_step(trace, "withdraw")
+    trace.closed_at = now
+    await finish_step(session, principal, trace, "withdraw", source, now)
 
 
 async def _log(
@@ -345,38 +379,48 @@ async def list_traces(
 async def read_model(
     session: AsyncSession, principal: Principal, trace: TraceRequest, alert: Alert, *, full: bool
 ) -> TraceRead:
-    """The workflow as its party sees it; `full` adds response, messages and history."""
+    """The workflow as its party sees it; `full` adds response, messages and history.
+
+    The one read model of a trace request (get, list, console): where the sharing rule
+    leaves the party only the alert's tombstone (`sees_content`: a withdrawn request, read
+    by the requested agency), it leaves only the workflow's identity and history too.
+    """
     side = parties.trace_side(trace, principal)
+    content = visibility.sees_content(alert, principal)
     read = TraceRead(
         alert_id=trace.alert_id,
-        title=alert.title,
+        tombstone=not content,
+        title=alert.title if content else None,
         state=trace.state,
         version=trace.version,
-        priority=trace.priority,
+        priority=trace.priority if content else None,
         requester_agency_id=trace.requester_agency_id,
         addressee_agency_id=trace.addressee_agency_id,
         direction="outgoing" if side == "requester" else "incoming",
         submitted_at=trace.submitted_at,
-        ack_due=trace.ack_due,
-        response_due=trace.response_due,
+        ack_due=trace.ack_due if content else None,
+        response_due=trace.response_due if content else None,
         acknowledged_at=trace.acknowledged_at,
         responded_at=trace.responded_at,
         closed_at=trace.closed_at,
         overdue=is_overdue(trace),
         ack_overdue_at=trace.ack_overdue_at,
         response_overdue_at=trace.response_overdue_at,
+        forwarded_to=trace.forwarded_to_alert_id,
+        forwarded_from=trace.forwarded_from_alert_id,
     )
     if not full:
         return read
-    response = await session.get(TraceResponse, trace.alert_id)
-    if response is not None:
-        read.response = TraceResponseRead.model_validate(response)
-    messages = await session.exec(
-        select(TraceMessage)
-        .where(TraceMessage.alert_id == trace.alert_id)
-        .order_by(col(TraceMessage.created_at), col(TraceMessage.id))
-    )
-    read.messages = [TraceMessageRead.model_validate(m) for m in messages.all()]
+    if content:
+        response = await session.get(TraceResponse, trace.alert_id)
+        if response is not None:
+            read.response = TraceResponseRead.model_validate(response)
+        messages = await session.exec(
+            select(TraceMessage)
+            .where(TraceMessage.alert_id == trace.alert_id)
+            .order_by(col(TraceMessage.created_at), col(TraceMessage.id))
+        )
+        read.messages = [TraceMessageRead.model_validate(m) for m in messages.all()]
     steps = await session.exec(
         select(TraceTransition)
         .where(TraceTransition.alert_id == trace.alert_id)

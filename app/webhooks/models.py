@@ -54,6 +54,7 @@ class Subscription(SQLModel, table=True):
     url_epoch: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
     consecutive_failures: int = 0
     disabled_reason: str | None = Field(default=None, max_length=200)
+    version: int = 1  # bumps on every change (ETag / If-Match, app/core/concurrency.py)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -8,6 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from app.auth.deps import CurrentPrincipal
+from app.core import concurrency
+from app.core.concurrency import IfMatch
 from app.core.db import SessionDep
 from app.core.errors import problem_responses
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
@@ -69,22 +71,36 @@ async def list_subscriptions(
 
 @router.get("/subscriptions/{sub_id}", response_model=SubscriptionRead, responses=ERRORS)
 async def get_subscription(
-    sub_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
+    sub_id: uuid.UUID, response: Response, session: SessionDep, principal: CurrentPrincipal
 ) -> SubscriptionRead:
     """One subscription (never its secret)."""
-    return SubscriptionRead.model_validate(await service.get(session, principal, sub_id))
+    sub = await service.get(session, principal, sub_id)
+    response.headers["ETag"] = concurrency.etag(sub.version)
+    return SubscriptionRead.model_validate(sub)
 
 
-@router.patch("/subscriptions/{sub_id}", response_model=SubscriptionUpdated, responses=BODY_ERRORS)
+@router.patch(
+    "/subscriptions/{sub_id}",
+    response_model=SubscriptionUpdated,
+    responses=problem_responses(400, 401, 403, 404, 409, 412, 422),
+)
 async def update_subscription(
     sub_id: uuid.UUID,
     data: SubscriptionUpdate,
     request: Request,
+    response: Response,
     session: SessionDep,
     principal: CurrentPrincipal,
+    if_match: IfMatch = None,
 ) -> SubscriptionUpdated:
-    """Change the URL (a new secret, shown once) or filters, or re-enable a subscription."""
-    sub, secret = await service.update(session, principal, sub_id, data, request.app.state.settings)
+    """Change the URL (a new secret, shown once) or filters, or re-enable a subscription.
+
+    With `If-Match`, only from that version (412 when stale).
+    """
+    sub, secret = await service.update(
+        session, principal, sub_id, data, request.app.state.settings, if_match=if_match
+    )
+    response.headers["ETag"] = concurrency.etag(sub.version)
     read = SubscriptionRead.model_validate(sub)
     return SubscriptionUpdated(**read.model_dump(), secret=secret)
 

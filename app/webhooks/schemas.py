@@ -52,6 +52,7 @@ class SubscriptionRead(OutputModel):
     consecutive_failures: int
     disabled_reason: str | None
     previous_secret_expires_at: Instant | None
+    version: int = Field(description="Bumps on every change; send it as `If-Match`.")
     created_at: Instant
     updated_at: Instant
 

@@ -11,6 +11,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit import service as audit
+from app.core import concurrency
 from app.core.config import Settings
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.core.pagination import keyset_page
@@ -59,10 +60,15 @@ async def create(
     return sub, secret
 
 
-async def get(session: AsyncSession, principal: Principal, sub_id: uuid.UUID) -> Subscription:
-    """A live subscription of the principal's agency, or 404."""
+async def get(
+    session: AsyncSession, principal: Principal, sub_id: uuid.UUID, *, for_change: bool = False
+) -> Subscription:
+    """A live subscription of the principal's agency, or 404 (`for_change`: locked)."""
     rights.require_webhook_manager(principal)
-    sub = await session.get(Subscription, sub_id)
+    if for_change:
+        sub = await concurrency.get_for_change(session, Subscription, sub_id)
+    else:
+        sub = await session.get(Subscription, sub_id)
     if sub is None or sub.deleted_at is not None or not rights.owns(principal, sub.agency_id):
         raise NotFound("No such subscription.")
     return sub
@@ -86,13 +92,16 @@ async def update(
     sub_id: uuid.UUID,
     data: SubscriptionUpdate,
     settings: Settings,
+    *,
+    if_match: str | None = None,
 ) -> tuple[Subscription, str | None]:
     """Change the URL, filters or status (re-enabling resets the failure count).
 
     A new URL is a new endpoint: it gets a fresh secret (returned once, no overlap) and
     none of the old URL's messages, queued or past (no retry, no replay).
     """
-    sub = await get(session, principal, sub_id)
+    sub = await get(session, principal, sub_id, for_change=True)
+    concurrency.check_version(sub.version, if_match, required=False, what="subscription")
     changes = data.model_dump(exclude_unset=True, mode="json")
     secret: str | None = None
     if "url" in changes:
@@ -110,7 +119,7 @@ async def update(
     for field, value in changes.items():
         setattr(sub, field, value)
     _managed_by(sub, principal)
-    sub.updated_at = utcnow()
+    concurrency.bump(sub)
     session.add(sub)
     await session.flush()
     await audit.record(
