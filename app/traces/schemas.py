@@ -90,7 +90,9 @@ class TraceTransitionRead(OutputModel):
 
 class TraceRead(OutputModel):
     alert_id: uuid.UUID
-    title: str
+    title: str | None = Field(
+        description="None for a TLP:RED request read by an API client without `alerts:read:red`."
+    )
     state: TraceState
     version: int
     priority: str

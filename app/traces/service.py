@@ -347,9 +347,11 @@ async def read_model(
 ) -> TraceRead:
     """The workflow as its party sees it; `full` adds response, messages and history."""
     side = parties.trace_side(trace, principal)
+    # A reference (red, to a client without the scope) names the workflow, not its content.
+    referenced = visibility.view_of(alert, principal) is visibility.View.reference
     read = TraceRead(
         alert_id=trace.alert_id,
-        title=alert.title,
+        title=None if referenced else alert.title,
         state=trace.state,
         version=trace.version,
         priority=trace.priority,
@@ -366,7 +368,7 @@ async def read_model(
         ack_overdue_at=trace.ack_overdue_at,
         response_overdue_at=trace.response_overdue_at,
     )
-    if not full:
+    if not full or referenced:
         return read
     response = await session.get(TraceResponse, trace.alert_id)
     if response is not None:
