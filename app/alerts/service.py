@@ -142,7 +142,9 @@ def list_query(
     if f.occurred_until:
         content.append(col(Alert.occurred_at) < f.occurred_until)
     if content:
-        query = query.where(visibility.content_filter(principal), *content)
+        query = query.where(
+            visibility.content_filter(principal.agency_id, principal=principal), *content
+        )
     if f.updated_since:
         query = query.where(col(Alert.updated_at) >= f.updated_since)
     if cursor:

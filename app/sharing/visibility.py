@@ -229,14 +229,19 @@ def view_of(alert: Alert, principal: Principal) -> View:
     return View.content
 
 
-def content_filter(principal: Principal) -> ColumnElement[bool]:
+def content_filter(
+    agency_id: uuid.UUID, *, principal: Principal | None = None
+) -> ColumnElement[bool]:
     """The SQL form of `view_of(...) is View.content`: only these rows may be matched on
-    their content (searching a hidden field would reveal it)."""
+    their content (searching a hidden field would reveal it).
+
+    For agency `agency_id` (a withdrawn alert is a tombstone but to its originator), and,
+    given the reading `principal`, also no red content for one that may not read red.
+    """
     shown = sa.or_(
-        Alert.originator_agency_id == principal.agency_id,
-        Alert.status != AlertStatus.withdrawn.value,
+        Alert.originator_agency_id == agency_id, Alert.status != AlertStatus.withdrawn.value
     )
-    if reads_red(principal):
+    if principal is None or reads_red(principal):
         return shown
     return sa.and_(shown, Alert.tlp != Tlp.red.value)
 

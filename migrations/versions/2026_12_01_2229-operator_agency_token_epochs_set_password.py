@@ -1,8 +1,8 @@
 """operator agency, token epochs, set-password tokens
 
 Revision ID: 3b8e61f0c2a7
-Revises: 7c0a5e1d2b94
-Create Date: 2026-12-01 20:56:00.000000
+Revises: 5b7e0c1d9a31
+Create Date: 2026-12-01 22:29:00.000000
 """
 
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ from alembic import op
 import app.core.types
 
 revision: str = '3b8e61f0c2a7'
-down_revision: str | None = '7c0a5e1d2b94'
+down_revision: str | None = '5b7e0c1d9a31'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
