@@ -102,7 +102,7 @@ class InvitationRead(OutputModel):
     set_password_url: str = Field(
         description="The console page where the invited user enters the token and a password."
     )
-    expires_at: datetime
+    expires_at: Instant
 
 
 class SetPassword(InputModel):

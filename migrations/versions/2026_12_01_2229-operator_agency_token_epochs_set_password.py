@@ -1,7 +1,7 @@
 """operator agency, token epochs, set-password tokens
 
 Revision ID: 3b8e61f0c2a7
-Revises: 5b7e0c1d9a31
+Revises: 5e1b7c9a2d40
 Create Date: 2026-12-01 22:29:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import app.core.types
 
 revision: str = '3b8e61f0c2a7'
-down_revision: str | None = '5b7e0c1d9a31'
+down_revision: str | None = '5e1b7c9a2d40'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

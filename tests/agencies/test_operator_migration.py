@@ -10,7 +10,7 @@ from app.core import migrate
 from app.core.db import create_engine
 from tests.conftest import settings_for
 
-BEFORE = "5b7e0c1d9a31"  # the revision before the operator's agency existed
+BEFORE = "5e1b7c9a2d40"  # the revision before the operator's agency existed
 
 
 def _id(name: str, value: uuid.UUID) -> sa.BindParameter:
