@@ -2,7 +2,7 @@
 
 from sqlmodel import SQLModel
 
-from app.agencies.models import Agency, ApiClient, User
+from app.agencies.models import Agency, ApiClient, SetPasswordToken, User
 from app.alerts.models import (
     Alert,
     AlertItem,
@@ -44,6 +44,7 @@ __all__ = [
     "PendingMatch",
     "RefreshToken",
     "RevokedToken",
+    "SetPasswordToken",
     "SharingGroup",
     "SharingGroupMember",
     "SharingPolicy",

@@ -60,6 +60,16 @@ async def _agency(
     return agency
 
 
+async def _operator_agency(session: AsyncSession) -> Agency:
+    """The operator's own agency (never a recipient or a group member, DESIGN §2)."""
+    operator = await _agency(session, OPERATOR_AGENCY, "XX", AgencyType.international, False)
+    if not operator.is_operator:
+        operator.is_operator = True
+        session.add(operator)
+        await session.flush()
+    return operator
+
+
 async def _user(
     session: AsyncSession,
     hashing: PasswordHashing,
@@ -79,6 +89,8 @@ async def _user(
         )
     elif user.agency_id != agency.id:
         raise ValueError(f"{email} already belongs to another agency")
+    else:
+        user.token_epoch += 1  # a reset password ends the user's sessions
     user.role = role
     user.is_active = True
     user.password_hash = hashing.hash(password)
@@ -98,9 +110,7 @@ async def create_platform_admin(
     hashing = PasswordHashing(settings)
     try:
         async with db.session() as session, session.begin():
-            operator = await _agency(
-                session, OPERATOR_AGENCY, "XX", AgencyType.international, False
-            )
+            operator = await _operator_agency(session)
             _, created = await _user(
                 session, hashing, operator, email, Role.platform_admin, full_name, password
             )
@@ -116,9 +126,7 @@ async def seed_demo(settings: Settings) -> DemoReport:
     report = DemoReport(password=DEMO_PASSWORD)
     try:
         async with db.session() as session, session.begin():
-            operator = await _agency(
-                session, OPERATOR_AGENCY, "XX", AgencyType.international, False
-            )
+            operator = await _operator_agency(session)
             email = f"operator@{DEMO_DOMAIN}"
             await _user(
                 session,

@@ -38,6 +38,9 @@ class Agency(SQLModel, table=True):
     country: str = Field(max_length=2, index=True)
     type: str = Field(max_length=20)
     is_focal_point: bool = False
+    # The platform operator's own agency: it is never a recipient or a group member
+    # (DESIGN §2). Set by `tracewire create-admin` and the demo seed, never by the API.
+    is_operator: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     status: str = Field(default=AgencyStatus.active, max_length=20)
     contact_email: str | None = Field(default=None, max_length=254)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
@@ -70,6 +73,10 @@ class User(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     last_login_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Bumped whenever the user's credentials change (password set or reset): every
+    # login, refresh token and console session records the epoch it was opened under
+    # and stops working once the user's epoch has moved on.
+    token_epoch: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class ApiClient(SQLModel, table=True):
@@ -87,4 +94,23 @@ class ApiClient(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     secret_rotated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Bumped by a secret rotation; access tokens carry the epoch they were issued under.
+    token_epoch: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+
+
+class SetPasswordToken(SQLModel, table=True):
+    """A one-time link that lets a user set their own password (the invitation of an
+    agency's first administrator); stored as a digest, single use, with an expiry."""
+
+    __tablename__ = "set_password_token"
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    user_id: uuid.UUID = Field(foreign_key="user_account.id", index=True, ondelete="CASCADE")
+    token_hash: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    purpose: str = Field(default="invitation", max_length=20)
+    created_by: uuid.UUID | None = Field(default=None, foreign_key="user_account.id")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from app.agencies import service
+from app.agencies import invitations, service
 from app.agencies.models import AgencyStatus
 from app.agencies.schemas import (
     AgencyCreate,
@@ -19,6 +19,8 @@ from app.agencies.schemas import (
     ApiClientPage,
     ApiClientRead,
     ApiClientWithSecret,
+    InvitationCreate,
+    InvitationRead,
     MeRead,
     UserCreate,
     UserPage,
@@ -117,6 +119,43 @@ async def update_agency(
     """Change an agency; `status: suspended` locks out its users and clients."""
     agency = await service.update_agency(session, principal, agency_id, data)
     return AgencyRead.model_validate(agency)
+
+
+@router.post(
+    "/agencies/{agency_id}/invitation",
+    response_model=InvitationRead,
+    status_code=201,
+    tags=["agencies"],
+    responses=BODY_ERRORS,
+)
+async def invite_first_admin(
+    agency_id: uuid.UUID,
+    data: InvitationCreate,
+    request: Request,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    hashing: HashingDep,
+) -> JSONResponse:
+    """Invite an agency's first `agency_admin` (platform administrators); the one-time
+    set-password link is shown this once."""
+    settings = request.app.state.settings
+    user, token, expires_at = await invitations.invite_first_admin(
+        session,
+        principal,
+        agency_id,
+        data,
+        hashing=hashing,
+        ttl_seconds=settings.invitation_ttl_seconds,
+    )
+    body = InvitationRead(
+        user=UserRead.model_validate(user),
+        token=token,
+        set_password_url=invitations.set_password_url(settings.public_url),
+        expires_at=expires_at,
+    )
+    return JSONResponse(
+        body.model_dump(mode="json"), status_code=201, headers={"Cache-Control": "no-store"}
+    )
 
 
 # --- users ------------------------------------------------------------------------------

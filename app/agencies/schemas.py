@@ -41,6 +41,9 @@ class AgencyRead(OutputModel):
     country: str
     type: AgencyType
     is_focal_point: bool
+    is_operator: bool = Field(
+        description="The platform operator's own agency: never a recipient or group member."
+    )
     status: AgencyStatus
     contact_email: str | None
     created_at: Instant
@@ -81,6 +84,30 @@ class UserRead(OutputModel):
     created_at: Instant
     updated_at: Instant
     last_login_at: Instant | None
+
+
+class InvitationCreate(InputModel):
+    email: EmailStr
+    full_name: Name
+
+    @field_validator("email")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.lower()
+
+
+class InvitationRead(OutputModel):
+    user: UserRead = Field(description="The invited `agency_admin`; no password until accepted.")
+    token: str = Field(description="Single use; shown once, only its digest is stored.")
+    set_password_url: str = Field(
+        description="The console page where the invited user enters the token and a password."
+    )
+    expires_at: Instant
+
+
+class SetPassword(InputModel):
+    token: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    password: Password
 
 
 class UserPage(OutputModel):

@@ -27,6 +27,33 @@ from app.sharing import rights
 CLIENT_SECRET_PREFIX = "tws_"  # noqa: S105 - a prefix, not a secret
 
 
+async def record_on_agency(
+    session: AsyncSession,
+    principal: Principal,
+    agency_id: uuid.UUID,
+    action: str,
+    *,
+    object_type: str,
+    object_id: object,
+    details: dict[str, object] | None = None,
+) -> None:
+    """Audit an admin action on `agency_id`: in the actor's trail and, when the actor is
+    an operator acting on another agency, in that agency's trail as well (DESIGN §2)."""
+    await audit.record(
+        session, principal, action, object_type=object_type, object_id=object_id, details=details
+    )
+    if agency_id != principal.agency_id:
+        await audit.record(
+            session,
+            principal,
+            action,
+            object_type=object_type,
+            object_id=object_id,
+            details=details,
+            agency_id=agency_id,
+        )
+
+
 # --- agencies ---------------------------------------------------------------------------
 
 
@@ -37,8 +64,8 @@ async def create_agency(session: AsyncSession, principal: Principal, data: Agenc
     agency = Agency(**data.model_dump())
     session.add(agency)
     await session.flush()
-    await audit.record(
-        session, principal, "agency.create", object_type="agency", object_id=agency.id
+    await record_on_agency(
+        session, principal, agency.id, "agency.create", object_type="agency", object_id=agency.id
     )
     return agency
 
@@ -88,13 +115,15 @@ async def update_agency(
     agency.updated_at = utcnow()
     session.add(agency)
     await session.flush()
-    await audit.record(
+    await record_on_agency(
         session,
         principal,
+        agency.id,
         "agency.update",
         object_type="agency",
         object_id=agency.id,
-        details={"fields": sorted(changes)},
+        details={"fields": sorted(changes)}
+        | ({"status": agency.status} if "status" in changes else {}),
     )
     return agency
 
@@ -121,7 +150,7 @@ async def create_user(
     rights.require_role_grant(principal, data.role)
     await get_agency(session, agency_id)
     _check_password(data.password, hashing)
-    await _ensure_email_free(session, data.email)
+    await ensure_email_free(session, data.email)
     user = User(
         agency_id=agency_id,
         email=data.email,
@@ -150,20 +179,40 @@ async def list_users(
     limit: int,
     cursor: str | None = None,
 ) -> tuple[Sequence[User], str | None]:
-    """The live users of an agency the principal manages."""
-    rights.require_agency_manager(principal, agency_id)
+    """The live users of an agency the principal manages (operators: of any agency)."""
+    overseeing = rights.require_agency_overseer(principal, agency_id)
     await get_agency(session, agency_id)
     query = select(User).where(User.agency_id == agency_id, col(User.deleted_at).is_(None))
-    return await keyset_page(session, query, User, limit=limit, cursor=cursor)
+    page = await keyset_page(session, query, User, limit=limit, cursor=cursor)
+    if overseeing:
+        await record_on_agency(
+            session, principal, agency_id, "user.list", object_type="agency", object_id=agency_id
+        )
+    return page
 
 
-async def get_user(session: AsyncSession, principal: Principal, user_id: uuid.UUID) -> User:
-    """A live user the principal manages, or 403/404."""
+async def _live_user(session: AsyncSession, principal: Principal, user_id: uuid.UUID) -> User:
     rights.require_admin(principal)
     user = await session.get(User, user_id)
     if user is None or user.deleted_at is not None:
         raise NotFound("No such user.")
+    return user
+
+
+async def get_user(session: AsyncSession, principal: Principal, user_id: uuid.UUID) -> User:
+    """A live user the principal manages (operators: of any agency, audited there), or 403/404."""
+    user = await _live_user(session, principal, user_id)
+    if rights.require_agency_overseer(principal, user.agency_id):
+        await record_on_agency(
+            session, principal, user.agency_id, "user.read", object_type="user", object_id=user.id
+        )
+    return user
+
+
+async def _managed_user(session: AsyncSession, principal: Principal, user_id: uuid.UUID) -> User:
+    user = await _live_user(session, principal, user_id)
     rights.require_agency_manager(principal, user.agency_id)
+    rights.require_role_grant(principal, Role(user.role))
     return user
 
 
@@ -175,9 +224,9 @@ async def update_user(
     *,
     hashing: PasswordHashing,
 ) -> User:
-    """Change a user's name, role, password or active flag."""
-    user = await get_user(session, principal, user_id)
-    rights.require_role_grant(principal, Role(user.role))
+    """Change a user's name, role, password or active flag; a new password ends every
+    session and token of the user at once."""
+    user = await _managed_user(session, principal, user_id)
     changes = data.model_dump(exclude_unset=True)
     for field in ("full_name", "role", "password", "is_active"):
         if field in changes and changes[field] is None:
@@ -191,6 +240,7 @@ async def update_user(
     if "password" in changes:
         _check_password(changes["password"], hashing)
         user.password_hash = hashing.hash(changes.pop("password"))
+        user.token_epoch += 1
     for field, value in changes.items():
         setattr(user, field, value)
     user.updated_at = utcnow()
@@ -213,8 +263,7 @@ async def update_user(
 
 async def delete_user(session: AsyncSession, principal: Principal, user_id: uuid.UUID) -> None:
     """Remove a user: the account is closed and its sessions end; its records stay."""
-    user = await get_user(session, principal, user_id)
-    rights.require_role_grant(principal, Role(user.role))
+    user = await _managed_user(session, principal, user_id)
     if user.id == principal.id:
         raise Conflict("Administrators cannot delete themselves.")
     user.deleted_at = utcnow()
@@ -232,7 +281,8 @@ def _check_password(password: str, hashing: PasswordHashing) -> None:
         )
 
 
-async def _ensure_email_free(session: AsyncSession, email: str) -> None:
+async def ensure_email_free(session: AsyncSession, email: str) -> None:
+    """409 when a live account already uses `email`."""
     query = select(User.id).where(User.email == email, col(User.deleted_at).is_(None))
     if (await session.exec(query)).first() is not None:
         raise Conflict("A user with this email address already exists.")
@@ -277,13 +327,18 @@ async def list_clients(
     limit: int,
     cursor: str | None = None,
 ) -> tuple[Sequence[ApiClient], str | None]:
-    """The live API clients of an agency the principal manages."""
-    rights.require_agency_manager(principal, agency_id)
+    """The live API clients of an agency the principal manages (operators: of any agency)."""
+    overseeing = rights.require_agency_overseer(principal, agency_id)
     await get_agency(session, agency_id)
     query = select(ApiClient).where(
         ApiClient.agency_id == agency_id, col(ApiClient.revoked_at).is_(None)
     )
-    return await keyset_page(session, query, ApiClient, limit=limit, cursor=cursor)
+    page = await keyset_page(session, query, ApiClient, limit=limit, cursor=cursor)
+    if overseeing:
+        await record_on_agency(
+            session, principal, agency_id, "client.list", object_type="agency", object_id=agency_id
+        )
+    return page
 
 
 async def _get_client(
@@ -300,12 +355,13 @@ async def _get_client(
 async def rotate_client_secret(
     session: AsyncSession, principal: Principal, client_id: uuid.UUID
 ) -> tuple[ApiClient, str]:
-    """Issue a new secret; the old one stops working at once."""
+    """Issue a new secret; the old one, and every access token issued under it, stop at once."""
     client = await _get_client(session, principal, client_id)
     secret = new_secret(CLIENT_SECRET_PREFIX)
     client.secret_hash = digest_secret(secret)
     client.secret_hint = secret[:8]
     client.secret_rotated_at = utcnow()
+    client.token_epoch += 1
     session.add(client)
     await session.flush()
     await audit.record(

@@ -298,7 +298,8 @@ class HandlingRead(OutputModel):
 
 
 class AlertRead(OutputModel):
-    """An alert; for a withdrawn alert read by a recipient, only the tombstone fields."""
+    """An alert; for a withdrawn alert read by a recipient, only the tombstone fields; for a
+    TLP:RED alert read by an API client without `alerts:read:red`, only a reference."""
 
     id: uuid.UUID
     kind: AlertKind
@@ -312,6 +313,15 @@ class AlertRead(OutputModel):
     withdrawn_at: Instant | None
     withdrawal_reason: str | None
     tombstone: bool = Field(description="True when the content has been withdrawn from you.")
+    reference: bool = Field(
+        default=False,
+        description=(
+            "True when this is only a reference to a TLP:RED alert (`tlp`, `url`): an API "
+            "client reads red content only with the `alerts:read:red` scope."
+        ),
+    )
+    tlp: Tlp | None = Field(default=None, description="Set on a reference only.")
+    url: str | None = Field(default=None, description="Set on a reference only: the alert.")
     title: str | None = None
     summary: str | None = None
     country: str | None = None

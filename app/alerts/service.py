@@ -143,7 +143,9 @@ def list_query(
     if f.occurred_until:
         content.append(col(Alert.occurred_at) < f.occurred_until)
     if content:
-        query = query.where(visibility.content_filter(principal.agency_id), *content)
+        query = query.where(
+            visibility.content_filter(principal.agency_id, principal=principal), *content
+        )
     if f.updated_since:
         query = query.where(col(Alert.updated_at) >= f.updated_since)
     if cursor:
@@ -196,8 +198,20 @@ async def read_models(
             "withdrawn_at": alert.withdrawn_at,
             "withdrawal_reason": alert.withdrawal_reason,
         }
-        if not visibility.sees_content(alert, principal):
+        view = visibility.view_of(alert, principal)
+        if view is visibility.View.tombstone:
             out.append(AlertRead(**base, tombstone=True))
+            continue
+        if view is visibility.View.reference:
+            out.append(
+                AlertRead(
+                    **base,
+                    tombstone=False,
+                    reference=True,
+                    tlp=alert.tlp,
+                    url=f"/api/v1/alerts/{alert.id}",
+                )
+            )
             continue
         shows_lists = visibility.sees_recipient_lists(alert, principal)
         handling = HandlingRead(

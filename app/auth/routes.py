@@ -8,6 +8,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
+from app.agencies import invitations
+from app.agencies.schemas import SetPassword
 from app.auth import service
 from app.auth.deps import AuthContextDep
 from app.core.db import SessionDep
@@ -57,7 +59,7 @@ async def issue_token(
                     "invalid_client", "Client authentication failed.", status=401
                 )
             grant = await service.client_credentials_grant(
-                session, ctx, client_id=creds[0], client_secret=creds[1]
+                session, ctx, client_id=creds[0], client_secret=creds[1], scope=scope
             )
         else:
             if not refresh_token:
@@ -87,3 +89,10 @@ async def revoke_token(
     """Revoke a refresh or access token (RFC 7009); unknown tokens are not an error."""
     await service.revoke(session, ctx, token=token)
     return {"status": "revoked"}
+
+
+@router.post("/set-password", status_code=204, responses=problem_responses(400, 422))
+async def set_password(data: SetPassword, session: SessionDep, ctx: AuthContextDep) -> Response:
+    """Set your own password with a one-time link's token (an invitation); then log in."""
+    await invitations.set_password(session, data, hashing=ctx.hashing)
+    return Response(status_code=204, headers={"Cache-Control": "no-store"})

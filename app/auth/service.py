@@ -76,6 +76,7 @@ async def password_grant(
     login = AuthSession(
         user_id=user.id,
         expires_at=now + timedelta(seconds=ctx.settings.refresh_token_ttl_seconds),
+        token_epoch=user.token_epoch,
     )
     session.add(login)
     await session.flush()
@@ -142,10 +143,20 @@ async def authenticate_password(
 
 
 async def client_credentials_grant(
-    session: AsyncSession, ctx: AuthContext, *, client_id: str, client_secret: str
+    session: AsyncSession,
+    ctx: AuthContext,
+    *,
+    client_id: str,
+    client_secret: str,
+    scope: str | None = None,
 ) -> TokenGrant:
-    """Give an API client an access token (no refresh token, per RFC 6749 §4.4.3)."""
+    """Give an API client an access token (no refresh token, per RFC 6749 §4.4.3).
+
+    `scope` narrows the token to some of the client's scopes (RFC 6749 §3.3); asking for
+    one the client does not hold is `invalid_scope`, never a wider token.
+    """
     client = await _authenticate_client(session, client_id, client_secret)
+    scopes = _granted_scopes(client, scope)
     client.last_used_at = utcnow()
     session.add(client)
     await audit.record(
@@ -156,14 +167,33 @@ async def client_credentials_grant(
         object_id=client.id,
         agency_id=client.agency_id,
         actor_name=client.name,
-        details={"grant": "client_credentials"},
+        details={"grant": "client_credentials", "scope": scopes},
     )
-    scopes = client.scopes
     token = ctx.keys.sign(
-        {"sub": str(client.id), "typ": "client", "agency": str(client.agency_id), "scope": scopes},
+        {
+            "sub": str(client.id),
+            "typ": "client",
+            "agency": str(client.agency_id),
+            "scope": scopes,
+            "ep": client.token_epoch,
+        },
         ttl=timedelta(seconds=ctx.settings.access_token_ttl_seconds),
     )
     return TokenGrant(token, ctx.settings.access_token_ttl_seconds, scopes)
+
+
+def _granted_scopes(client: ApiClient, requested: str | None) -> str:
+    """The scopes of a new client token: all the client holds, or the subset it asked for."""
+    held = set(client.scopes.split())
+    if requested is None or not requested.strip():
+        return " ".join(sorted(held))
+    wanted = set(requested.split())
+    if not wanted <= held:
+        # Named without the client's own list, so the answer reveals nothing new.
+        raise OAuthError(
+            "invalid_scope", "The requested scope is unknown or not granted to this client."
+        )
+    return " ".join(sorted(wanted))
 
 
 def basic_credentials(header: str | None) -> tuple[str, str] | None:
@@ -244,7 +274,7 @@ async def refresh_grant(
             .where(User.id == login.user_id)
         )
     ).first()
-    if row is None or not _user_may_log_in(*row):
+    if row is None or not _user_may_log_in(*row) or not _epoch_current(login.token_epoch, row[0]):
         raise invalid
     stored.used_at = now
     session.add(stored)
@@ -406,6 +436,16 @@ def _user_may_log_in(user: User, agency: Agency) -> bool:
     return user.is_active and user.deleted_at is None and agency.status == AgencyStatus.active
 
 
+def _epoch_current(opened_under: int, user: User) -> bool:
+    """Whether a session opened under epoch `opened_under` predates no credential change.
+
+    The one check behind "a password change ends every session at once": access and
+    refresh tokens (through their login) and console sessions carry the user's
+    `token_epoch` from when they were opened; API client tokens carry the client's.
+    """
+    return opened_under == user.token_epoch
+
+
 def _uuid(value: object) -> uuid.UUID | None:
     try:
         return uuid.UUID(str(value))
@@ -429,7 +469,7 @@ async def principal_from_token(session: AsyncSession, keys: KeyRing, token: str)
     if claims.get("typ") == "user":
         return await _user_principal(session, subject, claims, jti)
     if claims.get("typ") == "client":
-        return await _client_principal(session, subject, jti)
+        return await _client_principal(session, subject, claims, jti)
     raise Unauthorized()
 
 
@@ -450,7 +490,11 @@ async def _user_principal(
     if row is None:
         raise Unauthorized()
     user, agency, login = row
-    if not _user_may_log_in(user, agency) or login.revoked_at is not None:
+    if (
+        not _user_may_log_in(user, agency)
+        or login.revoked_at is not None
+        or not _epoch_current(login.token_epoch, user)
+    ):
         raise Unauthorized()
     return user_principal(user, token_id=jti, session_id=login.id)
 
@@ -471,8 +515,11 @@ def user_principal(user: User, *, token_id: str, session_id: uuid.UUID | None) -
     )
 
 
-async def live_user(session: AsyncSession, user_id: uuid.UUID) -> User | None:
-    """The user if they and their agency may still act (active, not deleted, not suspended)."""
+async def live_user(
+    session: AsyncSession, user_id: uuid.UUID, *, token_epoch: int | None = None
+) -> User | None:
+    """The user if they and their agency may still act (active, not deleted, not suspended)
+    and, given the `token_epoch` a session was opened under, their credentials are unchanged."""
     row = (
         await session.exec(
             select(User, Agency)
@@ -482,10 +529,14 @@ async def live_user(session: AsyncSession, user_id: uuid.UUID) -> User | None:
     ).first()
     if row is None or not _user_may_log_in(*row):
         return None
+    if token_epoch is not None and not _epoch_current(token_epoch, row[0]):
+        return None
     return row[0]
 
 
-async def _client_principal(session: AsyncSession, client_id: uuid.UUID, jti: str) -> Principal:
+async def _client_principal(
+    session: AsyncSession, client_id: uuid.UUID, claims: dict[str, object], jti: str
+) -> Principal:
     row = (
         await session.exec(
             select(ApiClient, Agency)
@@ -496,18 +547,28 @@ async def _client_principal(session: AsyncSession, client_id: uuid.UUID, jti: st
     if row is None:
         raise Unauthorized()
     client, agency = row
-    if client.revoked_at is not None or agency.status != AgencyStatus.active:
+    granted = claims.get("scope")
+    if (
+        client.revoked_at is not None
+        or agency.status != AgencyStatus.active
+        or claims.get("ep", 0) != client.token_epoch  # issued before a secret rotation
+        or not isinstance(granted, str)
+    ):
         raise Unauthorized()
-    return _principal_of_client(client, jti)
+    return _principal_of_client(client, jti, granted=set(granted.split()))
 
 
-def _principal_of_client(client: ApiClient, token_id: str) -> Principal:
+def _principal_of_client(
+    client: ApiClient, token_id: str, *, granted: set[str] | None = None
+) -> Principal:
+    """The client's principal: the scopes it holds now, narrowed to those its token carries."""
+    held = set(client.scopes.split())
     return Principal(
         kind="client",
         id=client.id,
         agency_id=client.agency_id,
         role=None,
-        scopes=frozenset(Scope(s) for s in client.scopes.split()),
+        scopes=frozenset(Scope(s) for s in (held if granted is None else held & granted)),
         name=client.name,
         token_id=token_id,
     )

@@ -60,6 +60,8 @@ async def _users_page(
             "agency": agency,
             "rows": rows,
             "roles": roles,
+            # Only the agency's own administrators manage its users (DESIGN §2).
+            "manages": agency.id == live.principal.agency_id,
             "errors": errors or forms.FormErrors(),
             "values": values or {"role": "focal_point"},
         },
@@ -88,7 +90,7 @@ async def create_user(request: Request, session: SessionDep, live: PostDep) -> R
         )
     except (AppError, ValidationError) as exc:
         await session.rollback()
-        if isinstance(exc, AppError) and exc.status == 404:
+        if isinstance(exc, AppError) and exc.status in (403, 404):
             raise
         values.pop("password", None)
         return await _users_page(

@@ -1,4 +1,4 @@
-"""Console login, logout and the landing redirect."""
+"""Console login, logout, setting a password from an invitation, and the landing redirect."""
 
 from __future__ import annotations
 
@@ -6,12 +6,16 @@ import secrets
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
 
+from app.agencies import invitations
+from app.agencies.schemas import SetPassword
 from app.auth import service as auth
 from app.auth.deps import AuthContextDep
-from app.console import sessions
+from app.console import forms, sessions
 from app.console.deps import PostDep, render
 from app.core.db import SessionDep
+from app.core.errors import AppError, InvalidInput
 from app.core.security import secrets_equal
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -113,6 +117,51 @@ async def logout(request: Request, session: SessionDep, live: PostDep) -> Respon
     response = RedirectResponse("/console/login", status_code=303)
     response.delete_cookie(sessions.COOKIE, path=sessions.COOKIE_PATH)
     return response
+
+
+def _set_password_page(
+    request: Request,
+    token: str,
+    *,
+    errors: forms.FormErrors | None = None,
+    done: bool = False,
+    status_code: int = 200,
+) -> HTMLResponse:
+    response = render(
+        request,
+        "set_password.html",
+        {"token": token, "errors": errors or forms.FormErrors(), "done": done},
+        status_code=status_code,
+    )
+    # The page carries a one-time token: keep it out of caches.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.get("/set-password")
+async def set_password_form(request: Request) -> HTMLResponse:
+    """The page an invitation points to: enter the one-time code and your own password."""
+    return _set_password_page(request, "")
+
+
+@router.post("/set-password")
+async def set_password(request: Request, session: SessionDep) -> Response:
+    """Set your password with the link's token (the same rules as `POST /auth/set-password`).
+
+    No CSRF token: the one-time token in the form is itself the secret a forger lacks.
+    """
+    form = await request.form()
+    token = str(form.get("token") or "")[:200]
+    password = str(form.get("password") or "")[:1024]
+    try:
+        if password != str(form.get("password_again") or "")[:1024]:
+            raise InvalidInput.on("password_again", "The two passwords differ.")
+        data = SetPassword.model_validate({"token": token, "password": password})
+        await invitations.set_password(session, data, hashing=request.app.state.auth.hashing)
+    except (AppError, ValidationError) as exc:
+        await session.rollback()
+        return _set_password_page(request, token, errors=forms.errors_of(exc), status_code=422)
+    return _set_password_page(request, "", done=True)
 
 
 @router.get("")

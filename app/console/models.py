@@ -22,3 +22,5 @@ class ConsoleSession(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     last_seen_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     expires_at: datetime = Field(sa_type=UTCDateTime)
+    # The user's `token_epoch` at login: a password change ends the session at once.
+    token_epoch: int = Field(default=0, sa_column_kwargs={"server_default": "0"})

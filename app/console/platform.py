@@ -1,4 +1,5 @@
-"""Console pages for platform administrators: agencies (create, suspend) and their users."""
+"""Console pages for platform administrators: agencies (register, suspend, reactivate) and
+the invitation of an agency's first administrator."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from app.agencies import invitations
 from app.agencies import service as agencies
 from app.agencies.models import AgencyStatus, AgencyType
-from app.agencies.schemas import AgencyCreate, AgencyUpdate
-from app.console import forms
+from app.agencies.schemas import AgencyCreate, AgencyUpdate, InvitationCreate
+from app.console import common, forms
 from app.console.deps import LiveDep, PostDep, render, require_role
 from app.core.db import SessionDep
 from app.core.errors import AppError, InvalidInput
@@ -29,6 +31,9 @@ async def _agencies_page(
     *,
     errors: forms.FormErrors | None = None,
     values: forms.Values | None = None,
+    invite_errors: forms.FormErrors | None = None,
+    invite_values: forms.Values | None = None,
+    invited: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
     require_role(live, Role.platform_admin)
@@ -41,9 +46,17 @@ async def _agencies_page(
         {
             "rows": rows,
             "next_cursor": next_cursor,
+            "agency_options": [
+                (str(a.id), a.name)
+                for a in rows
+                if not a.is_operator and a.id != live.principal.agency_id
+            ],
             "types": [t.value for t in AgencyType],
             "errors": errors or forms.FormErrors(),
             "values": values or {},
+            "invite_errors": invite_errors or forms.FormErrors(),
+            "invite_values": invite_values or {},
+            "invited": invited,
         },
         status_code=status_code,
     )
@@ -91,3 +104,50 @@ async def agency_status(
         session, live.principal, agency_id, AgencyUpdate(status=targets[action])
     )
     return RedirectResponse("/console/platform/agencies", status_code=303)
+
+
+@router.post("/invitations")
+async def invite_first_admin(request: Request, session: SessionDep, live: PostDep) -> Response:
+    """Invite an agency's first administrator; the one-time link is shown on this answer only."""
+    form = await request.form()
+    values = forms.values_of(form)
+    settings = request.app.state.settings
+    try:
+        agency_id = common.parse_uuid(str(values.get("agency_id") or ""))
+        if agency_id is None:
+            raise InvalidInput.on("agency_id", "Choose an agency.")
+        data = InvitationCreate.model_validate(
+            {"email": values.get("email", ""), "full_name": values.get("full_name", "")}
+        )
+        user, token, expires_at = await invitations.invite_first_admin(
+            session,
+            live.principal,
+            agency_id,
+            data,
+            hashing=request.app.state.auth.hashing,
+            ttl_seconds=settings.invitation_ttl_seconds,
+        )
+        agency = await agencies.get_agency(session, agency_id)
+    except (AppError, ValidationError) as exc:
+        await session.rollback()
+        if isinstance(exc, AppError) and exc.status in (403, 404):
+            raise
+        status = exc.status if isinstance(exc, AppError) else 422
+        return await _agencies_page(
+            request,
+            session,
+            live,
+            invite_errors=forms.errors_of(exc),
+            invite_values=values,
+            status_code=status,
+        )
+    invited = {
+        "agency": agency.name,
+        "email": user.email,
+        "url": invitations.set_password_url(settings.public_url),
+        "token": token,
+        "expires_at": expires_at.strftime("%Y-%m-%d %H:%M UTC"),
+    }
+    response = await _agencies_page(request, session, live, invited=invited)
+    response.headers["Cache-Control"] = "no-store"
+    return response

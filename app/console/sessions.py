@@ -47,6 +47,7 @@ async def start(session: AsyncSession, ctx: auth.AuthContext, user: User) -> str
             created_at=now,
             last_seen_at=now,
             expires_at=now + timedelta(seconds=ctx.settings.console_session_lifetime_seconds),
+            token_epoch=user.token_epoch,
         )
     )
     await session.flush()
@@ -57,7 +58,8 @@ async def resume(session: AsyncSession, ctx: auth.AuthContext, token: str | None
     """The live session behind a cookie, touched; None if unknown, expired or no longer allowed.
 
     The user and the agency are read again on every request, like a bearer token's
-    principal: a suspended agency or a deactivated user is out at the next click.
+    principal: a suspended agency, a deactivated user or a changed password is out at the
+    next click.
     """
     if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
@@ -70,7 +72,7 @@ async def resume(session: AsyncSession, ctx: auth.AuthContext, token: str | None
         return None
     now = ctx.clock()
     idle = timedelta(seconds=ctx.settings.console_idle_timeout_seconds)
-    user = await auth.live_user(session, row.user_id)
+    user = await auth.live_user(session, row.user_id, token_epoch=row.token_epoch)
     if row.expires_at <= now or row.last_seen_at + idle <= now or user is None:
         await session.delete(row)
         await session.flush()

@@ -102,6 +102,8 @@ class Settings(BaseSettings):
     access_token_ttl_seconds: int = Field(default=900, ge=30, le=86400)
     refresh_token_ttl_seconds: int = Field(default=30 * 86400, ge=300)
     jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    # How long an invitation (a one-time set-password link) stays usable.
+    invitation_ttl_seconds: int = Field(default=3 * 86400, ge=300, le=30 * 86400)
 
     # argon2id, OWASP's recommendation: m = 19 MiB, t = 2, p = 1.
     password_hash_memory_kib: int = Field(default=19456, ge=8)

@@ -24,13 +24,17 @@ class Scope(StrEnum):
     alerts_write = "alerts:write"
     traces_write = "traces:write"
     webhooks_manage = "webhooks:manage"
+    # TLP:RED content for a machine: granted to a client explicitly, never implied by
+    # another scope or a role (a user's role decides what the user reads).
+    alerts_read_red = "alerts:read:red"
 
 
+_ROLE_HELD = frozenset(Scope) - {Scope.alerts_read_red}
 ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
     Role.reader: frozenset({Scope.alerts_read}),
     Role.focal_point: frozenset({Scope.alerts_read, Scope.alerts_write, Scope.traces_write}),
-    Role.agency_admin: frozenset(Scope),
-    Role.platform_admin: frozenset(Scope),
+    Role.agency_admin: _ROLE_HELD,
+    Role.platform_admin: _ROLE_HELD,
 }
 
 

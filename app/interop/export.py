@@ -37,7 +37,8 @@ async def _bundle(session: AsyncSession, reads: Sequence[AlertRead]) -> dict[str
         stix.agency_identity(a.id, a.name, a.country, a.type, a.created_at)
         for a in sorted(agencies, key=lambda a: a.name)
     ]
-    tlps = {Tlp(r.handling.tlp) for r in reads if r.handling}
+    # A reference (TLP:RED without the scope to read it) still carries its marking.
+    tlps = {Tlp(r.handling.tlp if r.handling else r.tlp) for r in reads if r.handling or r.tlp}
     objects = [obj for read in reads for obj in stix.alert_objects(read)]
     return stix.bundle([*stix.shared_objects(tlps), *identities, *objects])
 

@@ -148,8 +148,9 @@ def _common(alert: AlertRead, type_: str, id_: uuid.UUID) -> dict[str, Any]:
     }
     if alert.status == AlertStatus.withdrawn:
         obj["revoked"] = True
-    if alert.handling is not None:
-        obj["object_marking_refs"] = [TLP2_MARKING_IDS[Tlp(alert.handling.tlp)]]
+    tlp = alert.handling.tlp if alert.handling is not None else alert.tlp
+    if tlp is not None:
+        obj["object_marking_refs"] = [TLP2_MARKING_IDS[Tlp(tlp)]]
     return obj
 
 
@@ -213,6 +214,7 @@ def _alert_extension(alert: AlertRead) -> dict[str, Any]:
             "status": str(alert.status),
             "alert_version": alert.version,
             "tombstone": alert.tombstone,
+            "reference": alert.reference or None,
             "country": alert.country,
             "occurred_at": timestamp(alert.occurred_at) if alert.occurred_at else None,
             "addressed_to_ref": identity_id(alert.addressed_to_agency_id)
@@ -241,11 +243,26 @@ def alert_objects(alert: AlertRead) -> list[dict[str, Any]]:
     """The STIX objects of one alert as the reader may see it, the report first.
 
     A withdrawn alert is a revoked version; a reader who only sees its tombstone gets the
-    revoked report alone, with no content.
+    revoked report alone, with no content; a reader shown only a reference (TLP:RED to an
+    API client without `alerts:read:red`) gets the marked report alone, with no content.
     """
     items = alert.items or []
     report = _common(alert, "report", alert.id)
     published = alert.published_at or alert.created_at
+    if alert.reference:
+        return [
+            report
+            | {
+                "name": "Restricted alert (TLP:RED)",
+                "report_types": [REPORT_TYPES[alert.kind]],
+                "published": timestamp(published),
+                "object_refs": [identity_id(alert.originator_agency_id)],
+                # The alert's id under the API (`url` on the REST reference is relative,
+                # which STIX does not allow).
+                "external_references": [{"source_name": "tracewire", "external_id": str(alert.id)}],
+                "extensions": {EXTENSION_ID: _alert_extension(alert)},
+            }
+        ]
     if alert.tombstone:
         return [
             report

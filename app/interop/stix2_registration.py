@@ -38,6 +38,7 @@ ITEM_TYPE = "seized-item"
         ("status", StringProperty()),
         ("alert_version", IntegerProperty(min=1)),
         ("tombstone", BooleanProperty()),
+        ("reference", BooleanProperty()),
         ("country", StringProperty()),
         ("occurred_at", TimestampProperty()),
         ("addressed_to_ref", ReferenceProperty(valid_types="identity", spec_version="2.1")),

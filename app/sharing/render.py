@@ -35,8 +35,9 @@ class Form(StrEnum):
 
 
 def read_form(alert: Alert, reader: Principal) -> Form:
-    """The API's form of a visible alert: its content, or its tombstone once withdrawn."""
-    return Form.content if visibility.sees_content(alert, reader) else Form.tombstone
+    """The API's form of a visible alert (visibility.view_of): its content, its tombstone
+    once withdrawn, or a reference (red, to a client without `alerts:read:red`)."""
+    return Form(visibility.view_of(alert, reader).value)
 
 
 def delivery_form(alert: Alert, reader: Principal) -> Form:

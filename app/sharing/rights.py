@@ -3,6 +3,11 @@
 Alert visibility is a separate rule (DESIGN §4); this module decides the admin side
 (DESIGN §2). A principal that may not manage anything gets 403; an agency admin that
 reaches into another agency gets 404, so it learns nothing about it.
+
+Separation of duties: a platform administrator manages the *set* of agencies (register,
+suspend, reactivate, invite an agency's first administrator) and its own agency like an
+agency administrator, but never another agency's users, clients, groups or policy
+(403: the directory already tells it that the agency exists).
 """
 
 from __future__ import annotations
@@ -27,10 +32,30 @@ def require_admin(principal: Principal) -> None:
 
 
 def require_agency_manager(principal: Principal, agency_id: uuid.UUID) -> None:
-    """The principal may manage users and clients of `agency_id`, or is refused."""
+    """The principal may change users, clients, groups or policy of `agency_id`, or is refused.
+
+    Only that agency's own administrators may; running the platform gives no such right.
+    """
     require_admin(principal)
-    if not principal.is_platform_admin and principal.agency_id != agency_id:
-        raise NotFound("No such agency.")
+    if principal.agency_id == agency_id:
+        return
+    if principal.is_platform_admin:
+        raise Forbidden(
+            "A platform administrator does not manage another agency's users, API clients, "
+            "sharing groups or policy; that agency's administrators do."
+        )
+    raise NotFound("No such agency.")
+
+
+def require_agency_overseer(principal: Principal, agency_id: uuid.UUID) -> bool:
+    """The principal may *list* users and clients of `agency_id`; True when it is an
+    operator looking at another agency (the read then goes into that agency's trail)."""
+    require_admin(principal)
+    if principal.agency_id == agency_id:
+        return False
+    if principal.is_platform_admin:
+        return True
+    raise NotFound("No such agency.")
 
 
 def require_role_grant(principal: Principal, role: Role | None) -> None:

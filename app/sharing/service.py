@@ -42,9 +42,11 @@ from app.sharing.visibility import AlertFacts, Grant, grants
 # --- groups -----------------------------------------------------------------------------
 
 
+# Platform administrators have no power over groups beyond their own agency's (DESIGN §2),
+# and since the operator's agency is never a member, in practice none.
+
+
 def _group_visible_filter(principal: Principal) -> sa.ColumnElement[bool]:
-    if principal.is_platform_admin:
-        return sa.true()
     member = sa.exists().where(
         SharingGroupMember.group_id == SharingGroup.id,
         SharingGroupMember.agency_id == principal.agency_id,
@@ -55,7 +57,7 @@ def _group_visible_filter(principal: Principal) -> sa.ColumnElement[bool]:
 def _require_group_manager(principal: Principal, group: SharingGroup) -> None:
     if principal.kind != "user" or not principal.is_admin:
         raise Forbidden("Only an agency administrator may manage sharing groups.")
-    if not principal.is_platform_admin and group.owner_agency_id != principal.agency_id:
+    if group.owner_agency_id != principal.agency_id:
         raise Forbidden("Only the owning agency's administrators may manage this group.")
 
 
@@ -73,11 +75,7 @@ async def group_read(
 ) -> SharingGroupRead:
     """The group as the principal may see it (members hidden unless owner, if asked)."""
     members = await _members(session, group.id)
-    shows = (
-        not group.hide_members
-        or group.owner_agency_id == principal.agency_id
-        or principal.is_platform_admin
-    )
+    shows = not group.hide_members or group.owner_agency_id == principal.agency_id
     return SharingGroupRead(
         id=group.id,
         owner_agency_id=group.owner_agency_id,
@@ -106,23 +104,42 @@ async def get_group(
     return group
 
 
-async def _require_agencies(session: AsyncSession, ids: Iterable[uuid.UUID], field: str) -> None:
+OPERATOR_REFUSED = "is the platform operator's agency, which never receives alerts or joins groups"
+
+
+async def _require_agencies(
+    session: AsyncSession,
+    ids: Iterable[uuid.UUID],
+    field: str,
+    *,
+    addressed_to: uuid.UUID | None = None,
+) -> None:
+    """Every agency named exists and none is the operator's (DESIGN §2); one query.
+
+    `addressed_to`, a trace request's addressee, is held to the same rule.
+    """
     wanted = list(ids)
-    if not wanted:
+    asked = [*wanted, addressed_to] if addressed_to is not None else wanted
+    if not asked:
         return
-    found = set((await session.exec(select(Agency.id).where(col(Agency.id).in_(wanted)))).all())
+    rows = await session.exec(
+        select(Agency.id, Agency.is_operator).where(col(Agency.id).in_(asked))
+    )
+    found = dict(rows.all())
+    if found.get(addressed_to):
+        raise InvalidInput.on("body.details.addressed_to", f"{addressed_to} {OPERATOR_REFUSED}")
     for index, agency_id in enumerate(wanted):
         if agency_id not in found:
             raise InvalidInput.on(f"{field}.{index}", f"no agency {agency_id}")
+        if found[agency_id]:
+            raise InvalidInput.on(f"{field}.{index}", f"{agency_id} {OPERATOR_REFUSED}")
 
 
 async def create_group(
     session: AsyncSession, principal: Principal, data: SharingGroupCreate
 ) -> SharingGroup:
-    """Create a group owned by the principal's agency (or, for operators, the named one)."""
+    """Create a group owned by the principal's agency (its administrators only)."""
     owner = data.owner_agency_id or principal.agency_id
-    if owner != principal.agency_id:
-        rights.require_platform_admin(principal)
     rights.require_agency_manager(principal, owner)
     await _require_agencies(session, [owner], "body.owner_agency_id")
     await _require_agencies(session, data.members, "body.members")
@@ -190,8 +207,11 @@ async def add_member(
     """Add an agency to a group (idempotent)."""
     group = await get_group(session, principal, group_id)
     _require_group_manager(principal, group)
-    if await session.get(Agency, agency_id) is None:
+    agency = await session.get(Agency, agency_id)
+    if agency is None:
         raise NotFound("No such agency.")
+    if agency.is_operator:
+        raise InvalidInput.on("path.agency_id", f"{agency_id} {OPERATOR_REFUSED}")
     if await session.get(SharingGroupMember, (group_id, agency_id)) is None:
         session.add(SharingGroupMember(group_id=group_id, agency_id=agency_id))
         group.updated_at = utcnow()
@@ -256,14 +276,15 @@ async def live_group_members(
 
 
 def _require_policy_reader(principal: Principal, agency_id: uuid.UUID) -> None:
-    if principal.agency_id != agency_id and not principal.is_platform_admin:
+    # An agency's own principals only: running the platform gives no sight of it either.
+    if principal.agency_id != agency_id:
         raise NotFound("No such agency.")
 
 
 async def get_policy(
     session: AsyncSession, principal: Principal, agency_id: uuid.UUID
 ) -> SharingPolicyRead:
-    """An agency's policy; its own principals read it, operators read all."""
+    """An agency's policy; only its own principals read it."""
     _require_policy_reader(principal, agency_id)
     if await session.get(Agency, agency_id) is None:
         raise NotFound("No such agency.")
@@ -429,7 +450,12 @@ async def validate_handling(
             raise InvalidInput.on(f"{field}.{name}", f"{twice[0]} is named twice")
     rules.check_tlp_rules(facts, kind=kind, field=field)
     rules.check_ceiling(facts, ceiling, kind=kind, addressed_to=addressed_to, field=field)
-    await _require_agencies(session, handling.recipient_agencies, f"{field}.recipient_agencies")
+    await _require_agencies(
+        session,
+        handling.recipient_agencies,
+        f"{field}.recipient_agencies",
+        addressed_to=addressed_to,
+    )
     if handling.recipient_groups:
         query = select(SharingGroup.id).where(
             col(SharingGroup.id).in_(handling.recipient_groups),
@@ -491,8 +517,6 @@ async def hidden_member_counts(
         )
         .group_by(col(SharingGroup.id))
     )
-    if principal.is_platform_admin:
-        return {}
     return dict((await session.exec(query)).all())
 
 

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,8 +32,9 @@ from app.alerts.models import (
     AlertRecipientGroup,
     AlertStatus,
     Audience,
+    Tlp,
 )
-from app.core.principal import Principal
+from app.core.principal import Principal, Scope
 from app.core.types import utcnow
 from app.sharing.models import SharingGroup, SharingGroupMember
 
@@ -196,19 +198,57 @@ def reader_keys(
     return list(dict.fromkeys([*recipient_agencies, *recipient_groups]))
 
 
-def content_filter(agency_id: uuid.UUID) -> ColumnElement[bool]:
-    """The SQL form of `sees_content`: only these rows may be matched on their content."""
-    return sa.or_(
+class View(StrEnum):
+    """How much of a visible alert a principal is shown."""
+
+    content = "content"
+    reference = "reference"  # id, kind, tlp, status, version and a link: no content
+    tombstone = "tombstone"  # identity, withdrawal time and reason
+
+
+def reads_red(principal: Principal) -> bool:
+    """Whether the principal may read TLP:RED content of alerts its agency may see.
+
+    A user's role decides (every role reads what its agency may see); an API client only
+    with the `alerts:read:red` scope its agency's administrator granted explicitly.
+    """
+    return principal.kind != "client" or principal.has_scope(Scope.alerts_read_red)
+
+
+def view_of(alert: Alert, principal: Principal) -> View:
+    """THE content-level rule for a visible alert, used by every read path (list, get,
+    search, STIX export, TAXII): a withdrawn alert is a tombstone for all but its
+    originator; a red one is a reference for a principal that may not read red."""
+    if (
+        alert.status == AlertStatus.withdrawn.value
+        and alert.originator_agency_id != principal.agency_id
+    ):
+        return View.tombstone
+    if alert.tlp == Tlp.red.value and not reads_red(principal):
+        return View.reference
+    return View.content
+
+
+def content_filter(
+    agency_id: uuid.UUID, *, principal: Principal | None = None
+) -> ColumnElement[bool]:
+    """The SQL form of `view_of(...) is View.content`: only these rows may be matched on
+    their content (searching a hidden field would reveal it).
+
+    For agency `agency_id` (a withdrawn alert is a tombstone but to its originator), and,
+    given the reading `principal`, also no red content for one that may not read red.
+    """
+    shown = sa.or_(
         Alert.originator_agency_id == agency_id, Alert.status != AlertStatus.withdrawn.value
     )
+    if principal is None or reads_red(principal):
+        return shown
+    return sa.and_(shown, Alert.tlp != Tlp.red.value)
 
 
 def sees_content(alert: Alert, principal: Principal) -> bool:
-    """A visible alert's content, or only its tombstone once withdrawn (originator: always)."""
-    return (
-        alert.originator_agency_id == principal.agency_id
-        or alert.status != AlertStatus.withdrawn.value
-    )
+    """Whether the principal is shown a visible alert's content (not a tombstone or reference)."""
+    return view_of(alert, principal) is View.content
 
 
 def sees_recipient_lists(alert: Alert, principal: Principal) -> bool:

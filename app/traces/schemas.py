@@ -103,7 +103,10 @@ class TraceRead(OutputModel):
         description="True when the request's content has been withdrawn from you: no title, "
         "priority, deadlines, messages or response."
     )
-    title: str | None
+    title: str | None = Field(
+        description="None for a tombstone, and for a TLP:RED request read by an API client "
+        "without `alerts:read:red`."
+    )
     state: TraceState
     version: int
     priority: str | None

@@ -386,10 +386,11 @@ async def read_model(
     by the requested agency), it leaves only the workflow's identity and history too.
     """
     side = parties.trace_side(trace, principal)
-    content = visibility.sees_content(alert, principal)
+    view = visibility.view_of(alert, principal)
+    content = view is visibility.View.content
     read = TraceRead(
         alert_id=trace.alert_id,
-        tombstone=not content,
+        tombstone=view is visibility.View.tombstone,
         title=alert.title if content else None,
         state=trace.state,
         version=trace.version,

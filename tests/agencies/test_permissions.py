@@ -1,16 +1,20 @@
 """Every admin endpoint x every kind of principal: the right status, every time.
 
-platform_admin manages every agency; agency_admin only its own (another agency is
-404); reader, focal_point and API clients manage nothing (403).
+platform_admin manages the set of agencies and may list any agency's users and clients,
+but changes no other agency's users or clients (403, DESIGN §2: separation of duties);
+agency_admin manages only its own (another agency is 404); reader, focal_point and API
+clients manage nothing (403).
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 import pytest
 
 from app.agencies.models import Agency, ApiClient, User
+from app.core.db import Database
 from app.core.principal import Role
 from tests.conftest import random_email
 from tests.factories import (
@@ -70,13 +74,14 @@ async def world(client, db, app) -> World:
 
 
 MANAGE = {
-    "platform_admin": "ok",
+    "platform_admin": 403,
     "own_admin": "ok",
     "other_admin": 404,
     "own_focal_point": 403,
     "own_reader": 403,
     "own_client": 403,
 }
+OVERSEE = MANAGE | {"platform_admin": "ok"}
 PLATFORM_ONLY = {actor: ("ok" if actor == "platform_admin" else 403) for actor in ACTORS}
 EVERYONE = dict.fromkeys(ACTORS, "ok")
 
@@ -121,12 +126,12 @@ EXPECTED = {
     "create_agency": PLATFORM_ONLY,
     "update_agency": PLATFORM_ONLY,
     "create_user": MANAGE,
-    "list_users": MANAGE,
-    "get_user": MANAGE,
+    "list_users": OVERSEE,
+    "get_user": OVERSEE,
     "update_user": MANAGE,
     "delete_user": MANAGE,
     "create_client": MANAGE,
-    "list_clients": MANAGE,
+    "list_clients": OVERSEE,
     "rotate_client": MANAGE,
     "delete_client": MANAGE,
 }
@@ -168,14 +173,22 @@ async def test_agency_admin_cannot_grant_platform_admin(client, world: World, vi
     assert check.json()["role"] == "focal_point"
 
 
-async def test_platform_admin_can_grant_platform_admin(client, world: World) -> None:
+async def test_platform_admin_grants_platform_admin_in_its_own_agency_only(
+    client, db, app, world: World
+) -> None:
+    headers = world.headers["platform_admin"]
+    me = (await client.get("/api/v1/me", headers=headers)).json()
+    operator = await db_agency(db, me["agency"]["id"])
+    colleague = await make_user(db, app.state.auth.hashing, operator, Role.reader)
     answer = await client.patch(
-        f"/api/v1/users/{world.target_user.id}",
-        json={"role": "platform_admin"},
-        headers=world.headers["platform_admin"],
+        f"/api/v1/users/{colleague.id}", json={"role": "platform_admin"}, headers=headers
     )
     assert answer.status_code == 200
     assert answer.json()["role"] == "platform_admin"
+    elsewhere = await client.patch(
+        f"/api/v1/users/{world.target_user.id}", json={"role": "platform_admin"}, headers=headers
+    )
+    assert elsewhere.status_code == 403
 
 
 async def test_agency_admin_cannot_touch_a_platform_admin_of_its_agency(client, db, app) -> None:
@@ -189,3 +202,11 @@ async def test_agency_admin_cannot_touch_a_platform_admin_of_its_agency(client, 
             method, f"/api/v1/users/{staff.id}", json=body, headers=headers
         )
         assert answer.status_code == 403
+
+
+async def db_agency(db: Database, agency_id: str) -> Agency:
+    """An agency row by id."""
+    async with db.session() as session:
+        agency = await session.get(Agency, uuid.UUID(agency_id))
+    assert agency is not None
+    return agency

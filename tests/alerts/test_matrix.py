@@ -8,6 +8,9 @@ DESIGN §2, §4 and §8 and deliberately NOT from app/sharing:
   addressed to them, when they are named, when they are a *current* member of a
   named group (red: named agencies only), or when it goes to the community;
 - a withdrawn alert is a tombstone for everybody but its originator;
+- a `red` alert is only a reference (id, kind, tlp, status, version, url) for an API
+  client without the explicit `alerts:read:red` scope, its own agency's client included
+  (users: their role decides, and every role reads what its agency sees);
 - not visible: 404 on every path, never 403, and absent from every list;
 - every alert endpoint needs `alerts:read` (403 without it), a change needs
   `alerts:write` and the originating agency (403 on a visible alert otherwise);
@@ -58,6 +61,7 @@ USER_ROLES = {
 CLIENT_SCOPES = {
     "client_all": "alerts:read alerts:write traces:write webhooks:manage",
     "client_none": "webhooks:manage",
+    "client_red": "alerts:read alerts:read:red",
 }
 CAN_READ = {
     "reader": True,
@@ -66,6 +70,7 @@ CAN_READ = {
     "platform_admin": True,
     "client_all": True,
     "client_none": False,
+    "client_red": True,
 }
 CAN_WRITE = {
     "reader": False,
@@ -74,7 +79,9 @@ CAN_WRITE = {
     "platform_admin": True,
     "client_all": True,
     "client_none": False,
+    "client_red": False,
 }
+READS_RED = {"reader", "focal_point", "agency_admin", "platform_admin", "client_red"}
 
 # --- relationships of the principal's agency to the alerts ------------------------------
 
@@ -215,6 +222,15 @@ def reasons(rel: str, case: Case) -> set[str]:
 def tombstone(rel: str, case: Case) -> bool:
     """Recipients of a withdrawn alert see only its tombstone; the originator sees it all."""
     return case.handling.status == "withdrawn" and rel != "own"
+
+
+def view(principal: str, rel: str, case: Case) -> str:
+    """What a visible alert shows: `tombstone`, `reference` (red, no red scope) or `content`."""
+    if tombstone(rel, case):
+        return "tombstone"
+    if case.handling.tlp == "red" and principal not in READS_RED:
+        return "reference"
+    return "content"
 
 
 def read_status(principal: str, rel: str, case: Case) -> int:
@@ -426,26 +442,32 @@ def _outcome(answer: httpx.Response) -> object:
 
 
 def _seen_as(body: dict) -> str:
-    """How much of an alert an answer shows: `content`, `tombstone`, or what went wrong."""
+    """How much of an alert an answer shows: `content`, `reference`, `tombstone`, or what
+    went wrong."""
+    if body.get("reference"):
+        shown = [k for k in ("title", "summary", "items", "handling", "details") if body.get(k)]
+        if shown or body.get("tombstone"):
+            return f"leaky reference {shown}"
+        fields = (body.get("tlp"), body.get("url"), body.get("version"), body.get("kind"))
+        return "reference" if all(fields) else f"incomplete reference {fields}"
     if not body.get("tombstone"):
         return "content" if body.get("title") is not None else "no content, not a tombstone"
     shown = [k for k in ("title", "summary", "items", "handling", "details") if body.get(k)]
     return "tombstone" if not shown else f"leaky tombstone {shown}"
 
 
-def _expected_view(rel: str, case: Case) -> str:
-    return "tombstone" if tombstone(rel, case) else "content"
-
-
 # --- reads ----------------------------------------------------------------------------------
 
 
-def _check_get(where: str, rel: str, case: Case) -> Callable[[Tally, httpx.Response], None]:
+def _check_get(
+    where: str, principal: str, rel: str, case: Case
+) -> Callable[[Tally, httpx.Response], None]:
     def then(t: Tally, answer: httpx.Response) -> None:
         body = answer.json()
-        t.check(f"{where} view", _expected_view(rel, case), _seen_as(body))
+        expected = view(principal, rel, case)
+        t.check(f"{where} view", expected, _seen_as(body))
         lists = (body.get("handling") or {}).get("recipient_agencies") is not None
-        t.check(f"{where} recipient lists shown", rel == "own", lists)
+        t.check(f"{where} recipient lists shown", rel == "own" and expected == "content", lists)
 
     return then
 
@@ -471,7 +493,14 @@ async def test_read_matrix(client: httpx.AsyncClient, world: World) -> None:
             url = f"/api/v1/alerts/{alert['id']}"
             where = f"GET/{principal}/{rel}/{case.label}"
             calls.append(
-                Call(where, "GET", url, headers, expected, then=_check_get(where, rel, case))
+                Call(
+                    where,
+                    "GET",
+                    url,
+                    headers,
+                    expected,
+                    then=_check_get(where, principal, rel, case),
+                )
             )
             where = f"GET access/{principal}/{rel}/{case.label}"
             then = _check_access(where, principal, rel, case)
@@ -494,12 +523,14 @@ def _check_listing(
         for case, alert in world.alerts.items():
             where = f"{name}/{principal}/{rel}/{case.label}"
             # DESIGN §4: a tombstone is identity, withdrawal time and reason; the withdrawn
-            # content (items, serials) must not be searchable by anybody but the originator.
-            expected = bool(reasons(rel, case)) and not (by_serial and tombstone(rel, case))
+            # content (items, serials) must not be searchable by anybody but the originator,
+            # nor red content by a client shown only a reference.
+            shown = view(principal, rel, case)
+            expected = bool(reasons(rel, case)) and not (by_serial and shown != "content")
             present = alert["id"] in listed
             t.check(f"{where} listed", expected, present)
             if expected and present:
-                t.check(f"{where} view", _expected_view(rel, case), _seen_as(listed[alert["id"]]))
+                t.check(f"{where} view", shown, _seen_as(listed[alert["id"]]))
 
     return then
 
@@ -529,10 +560,18 @@ AFTER_SUCCESS["withdraw"] = ("status", "withdrawn")
 
 
 def _write_call(
-    where: str, endpoint: str, alert: dict, headers: dict[str, str], expected: int
+    where: str,
+    endpoint: str,
+    alert: dict,
+    headers: dict[str, str],
+    expected: int,
+    *,
+    reference: bool = False,
 ) -> Call:
     url = f"/api/v1/alerts/{alert['id']}"
     key, value = AFTER_SUCCESS[endpoint]
+    if reference and key == "title":  # the answer to a writer that may not read red
+        key, value = "reference", True
 
     def then(t: Tally, answer: httpx.Response) -> None:
         body = answer.json()
@@ -570,7 +609,17 @@ async def test_write_matrix(client: httpx.AsyncClient, world: World) -> None:
     for endpoint, case, rel, principal, expected in planned:
         alert = fresh.pop(0) if expected == 200 else world.alerts[case]
         where = f"{endpoint}/{principal}/{rel}/{case.label}"
-        calls.append(_write_call(where, endpoint, alert, world.headers[(rel, principal)], expected))
+        shown = view(principal, rel, case)
+        calls.append(
+            _write_call(
+                where,
+                endpoint,
+                alert,
+                world.headers[(rel, principal)],
+                expected,
+                reference=shown == "reference",
+            )
+        )
     t = Tally()
     await t.run(client, calls)
     t.assert_clean("writes")

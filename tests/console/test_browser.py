@@ -285,6 +285,8 @@ async def test_the_whole_walk_in_a_browser(server, db, app, backend, axe_source)
             await expect(
                 operator.page.get_by_role("cell", name="Colombia Police (test)", exact=True)
             ).to_be_visible()
+            # The page where an invited administrator chooses a password.
+            await operator.goto("/console/set-password", "set-password")
 
             # Logging out ends the session.
             await admin.page.get_by_role("button", name="Log out").click()

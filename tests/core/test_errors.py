@@ -150,8 +150,11 @@ async def test_bad_path_and_query_parameters(client, admin_headers):
     assert bad_cursor.json()["errors"][0]["field"] == "query.cursor"
 
 
-async def test_password_never_echoed_in_errors(client, db, app, admin_headers):
+async def test_password_never_echoed_in_errors(client, db, app):
     agency = await make_agency(db)
+    # The agency's own administrator: a platform admin creates no users elsewhere.
+    own_admin = await make_user(db, app.state.auth.hashing, agency, Role.agency_admin)
+    admin_headers = bearer((await password_login(client, own_admin.email))["access_token"])
     secret_password = "short-Secret1"[:11]
     answer = await client.post(
         f"/api/v1/agencies/{agency.id}/users",

@@ -3,8 +3,9 @@
 Same world, same oracle (written from DESIGN, not from app/sharing): every principal x
 relationship x handling gets from `GET /alerts/{id}/stix` and from TAXII `objects/{id}`
 exactly what `GET /alerts/{id}` gives (TAXII feeds only released alerts: a draft is 404
-there even for its originator), a tombstone stays a tombstone, and every answer has its
-standard's media type.
+there even for its originator), a tombstone stays a tombstone, a reference (red, to a
+client without `alerts:read:red`) stays a reference, and every answer has its standard's
+media type.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from app.interop.taxii_http import TAXII_MEDIA_TYPE
 from tests.alerts.test_matrix import (
     World,
     read_status,
-    tombstone,
+    view,
     world,  # noqa: F401 - the matrix's fixture, reused
 )
 from tests.interop.helpers import ACCEPT, ALL
@@ -31,6 +32,12 @@ def _view(objects: list[dict], report_id: str) -> str:
         return "no report"
     flag = report["extensions"]["extension-definition--18955755-1974-4af1-b67e-85e6ec262497"]
     items = [o for o in objects if o["type"] == "seized-item"]
+    if flag.get("reference"):
+        leaked = [k for k in ("description", "labels") if k in report] + (
+            ["items"] if items else []
+        )
+        leaked += [k for k in ("country", "details", "handling", "occurred_at") if k in flag]
+        return "reference" if not leaked else f"leaky reference {leaked}"
     if flag["tombstone"]:
         leaked = [k for k in ("description", "labels") if k in report] + (
             ["items"] if items else []
@@ -48,7 +55,15 @@ async def test_stix_and_taxii_follow_the_read_matrix(
     checked = 0
 
     async def one(
-        where: str, url: str, headers: dict, expected: int, media: str, rel, case, alert_id
+        where: str,
+        url: str,
+        headers: dict,
+        expected: int,
+        media: str,
+        principal: str,
+        rel,
+        case,
+        alert_id,
     ):
         nonlocal checked
         async with gate:
@@ -64,7 +79,7 @@ async def test_stix_and_taxii_follow_the_read_matrix(
             body = answer.json()
             objects = body["objects"]
             report_id = f"report--{alert_id}"
-            want = "tombstone" if tombstone(rel, case) else "content"
+            want = view(principal, rel, case)
             seen = _view(objects, report_id) if objects else "empty"
             if seen != want:
                 mismatches.append(f"{where} view: expected {want} got {seen}")
@@ -76,7 +91,17 @@ async def test_stix_and_taxii_follow_the_read_matrix(
             label = f"{principal}/{rel}/{case.label}"
             stix_url = f"/api/v1/alerts/{alert['id']}/stix"
             calls.append(
-                one(f"stix/{label}", stix_url, headers, expected, PROBLEM, rel, case, alert["id"])
+                one(
+                    f"stix/{label}",
+                    stix_url,
+                    headers,
+                    expected,
+                    PROBLEM,
+                    principal,
+                    rel,
+                    case,
+                    alert["id"],
+                )
             )
             taxii_expected = (
                 404 if expected == 200 and case.handling.status == "draft" else expected
@@ -89,6 +114,7 @@ async def test_stix_and_taxii_follow_the_read_matrix(
                     {**headers, **ACCEPT},
                     taxii_expected,
                     TAXII_MEDIA_TYPE,
+                    principal,
                     rel,
                     case,
                     alert["id"],
