@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -55,6 +55,7 @@ def serve(
     settings = get_settings()
     configure_logging(settings.log_level, json_format=settings.log_json)
     asyncio.run(_migrate(settings))
+    settings.audit_signing_seed()  # generated into the data directory on first start if unset
     if demo:
         # Unless an external URL is configured, print the address this process listens on.
         listening = f"http://{host or settings.host}:{port or settings.port}"
@@ -86,6 +87,7 @@ def worker() -> None:
     settings = get_settings()
     configure_logging(settings.log_level, json_format=settings.log_json)
     asyncio.run(_migrate(settings))
+    settings.audit_signing_seed()  # generated into the data directory on first start if unset
 
     async def run() -> None:
         db = Database(settings)
@@ -222,29 +224,118 @@ audit_cli = typer.Typer(help="The audit trail.", no_args_is_help=True)
 cli.add_typer(audit_cli, name="audit")
 
 
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
+
+
+def _audit_key(settings: Settings, *, signing: bool) -> Ed25519PrivateKey | Ed25519PublicKey:
+    """The audit key the command needs, from the settings or a key file; exit 2 without one."""
+    from app.audit import heads
+
+    try:
+        key = heads.signing_key(settings) if signing else heads.verify_key(settings)
+    except (heads.NoAuditKey, OSError, ValueError) as exc:
+        console.print(f"[red]{exc}[/red]", soft_wrap=True)
+        raise typer.Exit(2) from None
+    if key is None:
+        console.print("[red]no audit signing key here: set TRACEWIRE_AUDIT_SIGNING_KEY[/red]")
+        raise typer.Exit(2)
+    return key
+
+
 @audit_cli.command("verify")
-def audit_verify() -> None:
-    """Check the whole audit chain; exit 1 and name the first broken record if any."""
+def audit_verify(
+    against: Annotated[
+        Path | None,
+        typer.Option(
+            help="A head printed earlier by `tracewire audit head` and kept elsewhere: the "
+            "chain must still extend it.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+) -> None:
+    """Check the whole audit chain and its signed heads; exit 1 naming the first broken record."""
     from app.audit import service as audit
+    from app.audit.heads import SignedHead
     from app.core.db import Database
 
+    settings = get_settings()
+    key = _audit_key(settings, signing=False)
+    witnessed = None
+    if against is not None:
+        try:
+            witnessed = SignedHead.from_json(against.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            console.print(f"[red]{against}: {exc}[/red]")
+            raise typer.Exit(2) from None
+
     async def run() -> audit.Verdict:
-        db = Database(get_settings())
+        db = Database(settings)
         try:
             async with db.session() as session:
-                return await audit.verify(session)
+                return await audit.verify(session, key, against=witnessed)  # type: ignore[arg-type]
         finally:
             await db.dispose()
 
     verdict = asyncio.run(run())
-    if verdict.ok:
-        head = f", signed head at {verdict.signed_head_seq}" if verdict.signed_head_seq else ""
-        console.print(f"audit chain intact: {verdict.checked} records{head}")
-        return
-    console.print(
-        f"[red]audit chain broken at record {verdict.first_broken_seq}: {verdict.reason}[/red]"
-    )
-    raise typer.Exit(1)
+    if not verdict.ok:
+        console.print(
+            f"[red]audit chain broken at record {verdict.first_broken_seq}: {verdict.reason}[/red]",
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
+    parts = [f"audit chain intact: {verdict.checked} records"]
+    if verdict.signed_head_seq:
+        parts.append(f"signed head at {verdict.signed_head_seq}")
+    if verdict.witnessed_seq:
+        parts.append(f"extends the witnessed head at {verdict.witnessed_seq}")
+    if verdict.unchained:
+        parts.append(f"{verdict.unchained} committed records not linked yet")
+    console.print(", ".join(parts) + f" (key {verdict.key_id})", soft_wrap=True)
+
+
+@audit_cli.command("head")
+def audit_head(
+    out: Annotated[
+        Path | None, typer.Option(help="Also write the head to this file.", dir_okay=False)
+    ] = None,
+) -> None:
+    """Sign the chain's current head and print it, for a witness to keep outside this system."""
+    from app.audit import chain
+    from app.audit import service as audit
+    from app.audit.heads import SignedHead
+    from app.core.db import Database
+
+    settings = get_settings()
+    key = _audit_key(settings, signing=True)
+
+    async def run() -> SignedHead | None:
+        db = Database(settings)
+        try:
+            async with db.session() as session:
+                await chain.sweep(session)  # what a crashed process left, so the head covers it
+                head = await audit.sign_head(session, key)  # type: ignore[arg-type]
+                await session.commit()
+                return head
+        finally:
+            await db.dispose()
+
+    try:
+        head = asyncio.run(run())
+    except audit.ChainBroken as exc:
+        console.print(f"[red]refusing to sign: {exc}[/red]", soft_wrap=True)
+        raise typer.Exit(1) from None
+    if head is None:
+        console.print("[red]the audit chain is empty: nothing to sign yet[/red]")
+        raise typer.Exit(1)
+    text = head.to_json() + "\n"
+    if out is not None:
+        out.write_text(text, encoding="utf-8")
+    typer.echo(text, nl=False)
 
 
 def main() -> None:

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import os
+import secrets
+import stat
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -11,9 +16,12 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-# Well-known development values: accepted in `dev` only, refused everywhere else.
-DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me-0000"  # noqa: S105
+# Secrets that look like the examples in the source and docs: refused in every environment
+# (a published value signs tokens anybody can forge).
 PLACEHOLDER_MARKERS = ("change-me", "changeme", "changethis", "dev-only", "placeholder")
+# Generated into the data directory on first start when the settings name none.
+JWT_SECRET_FILE = "jwt-secret"  # noqa: S105 - a file name
+AUDIT_KEY_FILE = "audit-signing-key"
 
 JwtAlgorithm = Literal["HS256", "HS384", "HS512", "RS256", "ES256"]
 
@@ -45,6 +53,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TRACEWIRE_", env_file=".env", extra="ignore")
 
     environment: Literal["dev", "test", "prod"] = "dev"
+    # Where generated secrets live (JWT secret, audit signing key), mode 0700/0600.
+    data_dir: Path = Path("data")
     database_url: str = "sqlite+aiosqlite:///./tracewire.db"
     database_pool_size: int = Field(default=10, ge=1, le=200)
     database_echo: bool = False
@@ -95,8 +105,12 @@ class Settings(BaseSettings):
     trace_urgent_ack_days: int = Field(default=1, ge=1)
     trace_urgent_response_days: int = Field(default=3, ge=1)
 
-    # Ed25519 seed (base64, 32 bytes) that signs the audit chain's head; required in prod.
+    # The Ed25519 key that signs the audit chain's head: its base64 32-byte seed, here or in
+    # a file (required in prod); elsewhere, without either, generated into `data_dir`.
     audit_signing_key: SecretStr | None = None
+    audit_signing_key_file: Path | None = None
+    # For a host that only verifies (an auditor's): the base64 raw 32-byte public key.
+    audit_public_key: str | None = None
     audit_sign_every_seconds: float = Field(default=300.0, gt=0)
 
     # Webhooks.
@@ -142,14 +156,15 @@ class Settings(BaseSettings):
     @field_validator("audit_signing_key")
     @classmethod
     def _check_audit_key(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None:
-            return None
-        try:
-            seed = base64.b64decode(value.get_secret_value(), validate=True)
-        except ValueError as exc:
-            raise ValueError("audit_signing_key must be base64") from exc
-        if len(seed) != 32:
-            raise ValueError("audit_signing_key must decode to a 32-byte Ed25519 seed")
+        if value is not None:
+            decode_key(value.get_secret_value(), "audit_signing_key")
+        return value
+
+    @field_validator("audit_public_key")
+    @classmethod
+    def _check_audit_public_key(cls, value: str | None) -> str | None:
+        if value is not None:
+            decode_key(value, "audit_public_key")
         return value
 
     @field_validator("jwt_keys", mode="before")
@@ -162,7 +177,17 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if not self.jwt_keys:
-            secret = self.jwt_secret or SecretStr(DEV_JWT_SECRET)
+            secret = self.jwt_secret
+            if secret is None:
+                if self.environment == "prod":
+                    raise ValueError(
+                        "TRACEWIRE_JWT_SECRET or TRACEWIRE_JWT_KEYS is required in prod"
+                    )
+                secret = SecretStr(
+                    read_or_create_secret(
+                        self.data_dir / JWT_SECRET_FILE, lambda: secrets.token_urlsafe(48)
+                    )
+                )
             self.jwt_keys = [JwtKey(kid="default", alg="HS256", secret=secret)]
         kids = [k.kid for k in self.jwt_keys]
         if len(set(kids)) != len(kids):
@@ -172,16 +197,37 @@ class Settings(BaseSettings):
         active = self.active_jwt_key
         if active.alg[:2] in ("RS", "ES") and active.private_key_file is None:
             raise ValueError(f"jwt_active_kid {active.kid}: signing needs `private_key_file`")
-        if self.environment != "dev":
-            for key in self.jwt_keys:
-                if key.secret is not None and _is_placeholder(key.secret.get_secret_value()):
-                    raise ValueError(
-                        f"jwt key {key.kid}: placeholder secret refused outside dev; "
-                        "set TRACEWIRE_JWT_SECRET or TRACEWIRE_JWT_KEYS"
-                    )
-        if self.environment == "prod" and self.audit_signing_key is None:
-            raise ValueError("TRACEWIRE_AUDIT_SIGNING_KEY is required in prod")
+        for key in self.jwt_keys:
+            if key.secret is not None and _is_placeholder(key.secret.get_secret_value()):
+                raise ValueError(
+                    f"jwt key {key.kid}: placeholder secret refused; set TRACEWIRE_JWT_SECRET "
+                    "or TRACEWIRE_JWT_KEYS to a random value, or unset both (outside prod) to "
+                    f"have one generated into {self.data_dir / JWT_SECRET_FILE}"
+                )
+        if (
+            self.environment == "prod"
+            and self.audit_signing_key is None
+            and self.audit_signing_key_file is None
+        ):
+            raise ValueError(
+                "TRACEWIRE_AUDIT_SIGNING_KEY or TRACEWIRE_AUDIT_SIGNING_KEY_FILE is required "
+                "in prod"
+            )
         return self
+
+    def audit_signing_seed(self) -> bytes | None:
+        """The audit head key's 32-byte seed: settings, its file, or generated (not in prod)."""
+        if self.audit_signing_key is not None:
+            return decode_key(self.audit_signing_key.get_secret_value(), "audit_signing_key")
+        if self.audit_signing_key_file is not None:
+            path = self.audit_signing_key_file
+            return decode_key(read_secret_file(path), str(path))
+        if self.environment == "prod" or self.audit_public_key is not None:
+            return None  # a verifying host: it signs nothing
+        seed = read_or_create_secret(
+            self.data_dir / AUDIT_KEY_FILE, lambda: base64.b64encode(os.urandom(32)).decode()
+        )
+        return decode_key(seed, str(self.data_dir / AUDIT_KEY_FILE))
 
     @property
     def active_jwt_key(self) -> JwtKey:
@@ -211,7 +257,51 @@ class Settings(BaseSettings):
 
 def _is_placeholder(value: str) -> bool:
     lowered = value.lower()
-    return value == DEV_JWT_SECRET or any(marker in lowered for marker in PLACEHOLDER_MARKERS)
+    return any(marker in lowered for marker in PLACEHOLDER_MARKERS)
+
+
+def decode_key(value: str, name: str) -> bytes:
+    """A base64 32-byte Ed25519 key (seed or public key), or ValueError naming `name`."""
+    try:
+        raw = base64.b64decode(value.strip(), validate=True)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be base64") from exc
+    if len(raw) != 32:
+        raise ValueError(f"{name} must decode to 32 bytes (an Ed25519 key)")
+    return raw
+
+
+def read_secret_file(path: Path) -> str:
+    """A secret kept in a file (surrounding whitespace dropped); never empty."""
+    value = path.read_text(encoding="utf-8").strip()
+    if not value:
+        raise ValueError(f"{path} is empty")
+    return value
+
+
+def read_or_create_secret(path: Path, generate: Callable[[], str]) -> str:
+    """The secret in `path`, which is created (mode 0600) from `generate()` if missing.
+
+    Several processes may start at once: the file is written under another name and linked
+    into place, so a reader sees either no file or the whole of the one that won.
+    """
+    if not path.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        scratch = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(generate() + "\n")
+                out.flush()
+                os.fsync(out.fileno())
+            with contextlib.suppress(FileExistsError):  # another process was first: use its
+                os.link(scratch, path)
+        finally:
+            scratch.unlink()
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ValueError(f"{path} is open to other users (mode {mode & 0o777:o}): chmod 600 it")
+    return read_secret_file(path)
 
 
 @lru_cache
