@@ -338,6 +338,16 @@ def audit_head(
     typer.echo(text, nl=False)
 
 
+@audit_cli.command("public-key")
+def audit_public_key() -> None:
+    """Print the public key heads are checked with (TRACEWIRE_AUDIT_PUBLIC_KEY for an auditor)."""
+    from app.audit import heads
+
+    key = _audit_key(get_settings(), signing=False)
+    public = key.public_key() if isinstance(key, heads.Ed25519PrivateKey) else key
+    typer.echo(f"{heads.public_key_text(public)}  key id {heads.key_id(public)}")
+
+
 def main() -> None:
     """Entry point of the `tracewire` console script."""
     cli()

@@ -126,11 +126,11 @@ def processes() -> Iterator[list[Proc]]:
                 proc.popen.kill()
 
 
-def start_api(procs: list[Proc], env: dict[str, str], name: str = "api") -> Proc:
-    """`tracewire serve` (one uvicorn process) on a free port."""
+def start_api(procs: list[Proc], env: dict[str, str], name: str = "api", cwd: Path = ROOT) -> Proc:
+    """`tracewire serve` (one uvicorn process) on a free port, from the checkout at `cwd`."""
     port = free_port()
     popen = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "app", "serve", "--port", str(port)], env=env, cwd=ROOT
+        [sys.executable, "-m", "app", "serve", "--port", str(port)], env=env, cwd=cwd
     )
     proc = Proc(name, popen, f"http://127.0.0.1:{port}")
     procs.append(proc)
