@@ -10,6 +10,10 @@ sharing-filtered, one audit record per page), the same clients on `GET /api/v1/m
 (authenticated, not audited), and the bare app's `GET /ok` and `POST /bare` (one row) as
 the ceiling of the same run. Afterwards it checks that every page answered 200 left its
 record in the chain, gap-free, and runs that checkout's `tracewire audit verify`.
+
+Then the append alone, without HTTP: `--append-processes` processes of that checkout, each
+with `--clients` concurrent transactions that append one audit record (`audit.record`) and
+commit, for `--seconds`; against the same loop inserting one plain row per transaction.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -46,6 +51,72 @@ from bench.ingest import start_baseline
 from tests.factories import seizure_body
 
 PREFIXES = ("ke", "co", "de", "ph", "jo", "intl")
+APPEND_WORKER = """
+import asyncio, json, sys
+from bench.audit import append_worker
+print(json.dumps(asyncio.run(append_worker(*sys.argv[1:]))))
+"""
+
+
+async def append_worker(url: str, mode: str, clients: str, seconds: str) -> dict[str, object]:
+    """In a process of the checkout under test: transactions that each append one audit
+    record (`mode` "audit") or insert one plain row ("bare") and commit, for `seconds`."""
+
+    from sqlalchemy import text
+
+    from app.audit import service as audit
+    from app.core.db import Database
+    from tests.conftest import settings_for
+
+    db = Database(settings_for(url, database_pool_size=int(clients)))
+    begun = time.monotonic()
+    deadline = begun + float(seconds)
+    latencies: list[float] = []
+
+    async def one() -> None:
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            async with db.session() as session:
+                if mode == "audit":
+                    await audit.record(session, None, "bench.append", details={"n": 1})
+                else:
+                    await session.execute(
+                        text("INSERT INTO bench_bare (id, body) VALUES (gen_random_uuid(), '{}')")
+                    )
+                await session.commit()
+            latencies.append((time.perf_counter() - started) * 1000)
+
+    try:
+        await asyncio.gather(*(one() for _ in range(int(clients))))
+    finally:
+        await db.dispose()
+    return {"count": len(latencies), "latencies": latencies, "seconds": time.monotonic() - begun}
+
+
+def _append_load(
+    app_root: Path, url: str, mode: str, processes_: int, clients: int, seconds: float
+) -> Load:
+    """`processes_` processes of that checkout running `append_worker` at once."""
+    env = {**service_env(url), "PYTHONPATH": str(ROOT)}  # bench/ from here, app/ from app_root
+    procs = [
+        subprocess.Popen(  # noqa: S603 - our own interpreter
+            [sys.executable, "-c", APPEND_WORKER, url, mode, str(clients), str(seconds)],
+            cwd=app_root,
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(processes_)
+    ]
+    label = "audit.record + commit" if mode == "audit" else "one plain row + commit"
+    load = Load(f"{label} ({processes_} processes)", processes_ * clients)
+    for proc in procs:
+        out, _ = proc.communicate(timeout=seconds + 120)
+        result = json.loads(out.strip().splitlines()[-1])
+        load.latencies += result["latencies"]
+        load.statuses["200"] += result["count"]
+        load.seconds = max(load.seconds, result["seconds"])  # they run side by side
+    return load
 
 
 async def _empty_database(server: str, name: str) -> str:
@@ -118,7 +189,14 @@ async def _chain_counts(server: str, name: str) -> tuple[int, int, int, int]:
 
 
 async def run(
-    server: str, name: str, app_root: Path, clients: int, seconds: float, alerts: int, apis: int
+    server: str,
+    name: str,
+    app_root: Path,
+    clients: int,
+    seconds: float,
+    alerts: int,
+    apis: int,
+    append_processes: int,
 ) -> str:
     url = await _empty_database(server, name)
     loads: list[Load] = []
@@ -171,9 +249,16 @@ async def run(
             )
             loads.append(load)
             print(f"  {load.row()}", file=sys.stderr)
-        load_after = os.getloadavg()
         rss = {p.name: p.peak_rss_mb() for p in (*api_procs, bare)}
         lists_after, linked, top, unlinked = await _chain_counts(server, name)
+        appends = [
+            _append_load(app_root, url, mode, append_processes, clients, seconds)
+            for mode in ("audit", "bare")
+        ]
+        for load in appends:
+            print(f"  {load.row()}", file=sys.stderr)
+        load_after = os.getloadavg()
+        _, linked_all, top_all, unlinked_all = await _chain_counts(server, name)
         verdict = _tracewire(app_root, env, "audit", "verify")
     pages = loads[0].ok + clients * 2  # the warm-up pages were audited too
     audited, me, ok, insert = loads
@@ -190,6 +275,15 @@ async def run(
         f"- Pages answered 200 (with warm-up): {pages:,}; new `alert.list` records: "
         f"{lists_after - lists_before:,}; linked records {linked:,}, highest seq {top:,} "
         f"(gap-free: {'yes' if linked == top else 'no'}), not linked: {unlinked}.",
+        "",
+        "The append alone (no HTTP), processes of the same checkout on the same database:",
+        "",
+        LOAD_HEADER.replace("| endpoint | clients |", "| transaction | at once |"),
+        *(load.row() for load in appends),
+        "",
+        f"- Audit appends ÷ plain one-row transactions: {_ratio(appends[0], appends[1])}.",
+        f"- Afterwards: linked records {linked_all:,}, highest seq {top_all:,} "
+        f"(gap-free: {'yes' if linked_all == top_all else 'no'}), not linked: {unlinked_all}.",
         f"- `tracewire audit verify`: {verdict.strip()}",
         "- Peak RSS: " + ", ".join(f"{n} {mb:.0f} MiB" for n, mb in rss.items()) + ".",
     ]
@@ -213,6 +307,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--alerts", type=int, default=100)
     parser.add_argument("--apis", type=int, default=1)
+    parser.add_argument("--append-processes", type=int, default=2)
     args = parser.parse_args()
     print(
         asyncio.run(
@@ -224,6 +319,7 @@ def main() -> None:
                 args.seconds,
                 args.alerts,
                 args.apis,
+                args.append_processes,
             )
         )
     )

@@ -206,6 +206,9 @@ async def _as_insider(db_url: str, *statements: tuple[str, dict[str, object]]) -
                 await conn.execute(text("ALTER TABLE audit_head DISABLE TRIGGER USER"))
             for statement, params in statements:
                 await conn.execute(text(statement), params)
+            if engine.dialect.name != "sqlite":  # the test database is shared: restore them
+                await conn.execute(text("ALTER TABLE audit_record ENABLE TRIGGER USER"))
+                await conn.execute(text("ALTER TABLE audit_head ENABLE TRIGGER USER"))
     finally:
         await engine.dispose()
 

@@ -94,12 +94,33 @@ def link(rows: Sequence[dict[str, Any]], tail: tuple[int, str]) -> tuple[int, st
     return seq, prev_hash
 
 
-def chain_pending(conn: Connection, *, lock_timeout_ms: int | None = LOCK_TIMEOUT_MS) -> int:
-    """Link every committed record not in the chain yet, in insertion order; how many."""
-    if conn.dialect.name == "postgresql":
-        if lock_timeout_ms is not None:
-            conn.execute(sa.text(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}"))
-        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_CHAIN_LOCK)))
+# PostgreSQL: one statement links a whole batch.
+_LINK_PG = sa.text(
+    "UPDATE audit_record AS r SET seq = v.seq, prev_hash = v.prev, hash = v.hash "
+    "FROM unnest(CAST(:ids AS bigint[]), CAST(:seqs AS bigint[]), CAST(:prevs AS text[]), "
+    "CAST(:hashes AS text[])) AS v(id, seq, prev, hash) WHERE r.id = v.id AND r.seq IS NULL"
+)
+
+
+def chain_pending(
+    conn: Connection, *, lock_timeout_ms: int | None = LOCK_TIMEOUT_MS, durable: bool = True
+) -> int:
+    """Link every committed record not in the chain yet, in insertion order; how many.
+
+    `durable=False` (a linking run of its own) does not wait for its commit to reach the disk:
+    links lost in a crash leave their records unlinked, for the sweep to link again, and any
+    later commit that waits (a signed head's) makes them durable first.
+    """
+    postgres = conn.dialect.name == "postgresql"
+    if postgres:
+        timeout = "0" if lock_timeout_ms is None else str(int(lock_timeout_ms))
+        conn.execute(
+            sa.text(
+                "SELECT set_config('lock_timeout', :timeout, true), "
+                "set_config('synchronous_commit', :sync, true), pg_advisory_xact_lock(:key)"
+            ),
+            {"timeout": timeout, "sync": "on" if durable else "off", "key": _PG_CHAIN_LOCK},
+        )
     row = conn.execute(_TAIL).first()
     tail = (row[0], row[1]) if row else (0, GENESIS)
     linked = 0
@@ -108,13 +129,24 @@ def chain_pending(conn: Connection, *, lock_timeout_ms: int | None = LOCK_TIMEOU
         if not rows:
             return linked
         tail = link(rows, tail)
-        conn.execute(
-            _LINK,
-            [
-                {"_id": r["id"], "_seq": r["seq"], "_prev": r["prev_hash"], "_hash": r["hash"]}
-                for r in rows
-            ],
-        )
+        if postgres:
+            conn.execute(
+                _LINK_PG,
+                {
+                    "ids": [r["id"] for r in rows],
+                    "seqs": [r["seq"] for r in rows],
+                    "prevs": [r["prev_hash"] for r in rows],
+                    "hashes": [r["hash"] for r in rows],
+                },
+            )
+        else:
+            conn.execute(
+                _LINK,
+                [
+                    {"_id": r["id"], "_seq": r["seq"], "_prev": r["prev_hash"], "_hash": r["hash"]}
+                    for r in rows
+                ],
+            )
         linked += len(rows)
         if len(rows) < BATCH:
             return linked
@@ -136,7 +168,7 @@ class _Linker:
                 return
             target = self.committed
             async with engine.begin() as conn:
-                await conn.run_sync(chain_pending)
+                await conn.run_sync(lambda sync: chain_pending(sync, durable=False))
             self.covered = target
 
 

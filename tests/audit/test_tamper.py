@@ -66,6 +66,9 @@ async def _as_insider(db, backend: str, *statements: tuple[str, dict]) -> None:
             await session.exec(text("ALTER TABLE audit_head DISABLE TRIGGER USER"))
         for sql, params in statements:
             await session.exec(text(sql), params=params)
+        if backend != "sqlite":  # and covers their tracks
+            await session.exec(text("ALTER TABLE audit_record ENABLE TRIGGER USER"))
+            await session.exec(text("ALTER TABLE audit_head ENABLE TRIGGER USER"))
         await session.commit()
 
 
