@@ -25,7 +25,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -51,56 +50,51 @@ from bench.ingest import start_baseline
 from tests.factories import seizure_body
 
 PREFIXES = ("ke", "co", "de", "ph", "jo", "intl")
+# Run by the interpreter in the checkout under test (its `app`, nothing of this checkout's):
+# transactions that each append one audit record ("audit") or insert one plain row ("bare")
+# and commit, for the given seconds; prints the count, the latencies and the time taken.
 APPEND_WORKER = """
-import asyncio, json, sys
-from bench.audit import append_worker
-print(json.dumps(asyncio.run(append_worker(*sys.argv[1:]))))
-"""
+import asyncio, json, sys, time
+from sqlalchemy import text
+from app.audit import service as audit
+from app.core.config import Settings
+from app.core.db import Database
 
-
-async def append_worker(url: str, mode: str, clients: str, seconds: str) -> dict[str, object]:
-    """In a process of the checkout under test: transactions that each append one audit
-    record (`mode` "audit") or insert one plain row ("bare") and commit, for `seconds`."""
-
-    from sqlalchemy import text
-
-    from app.audit import service as audit
-    from app.core.db import Database
-    from tests.conftest import settings_for
-
-    db = Database(settings_for(url, database_pool_size=int(clients)))
+async def main(mode, clients, seconds):
+    db = Database(Settings())
     begun = time.monotonic()
-    deadline = begun + float(seconds)
-    latencies: list[float] = []
+    deadline, latencies = begun + seconds, []
 
-    async def one() -> None:
+    async def one():
         while time.monotonic() < deadline:
             started = time.perf_counter()
             async with db.session() as session:
                 if mode == "audit":
                     await audit.record(session, None, "bench.append", details={"n": 1})
                 else:
-                    await session.execute(
-                        text("INSERT INTO bench_bare (id, body) VALUES (gen_random_uuid(), '{}')")
-                    )
+                    await session.execute(text(
+                        "INSERT INTO bench_bare (id, body) VALUES (gen_random_uuid(), '{}')"))
                 await session.commit()
             latencies.append((time.perf_counter() - started) * 1000)
 
     try:
-        await asyncio.gather(*(one() for _ in range(int(clients))))
+        await asyncio.gather(*(one() for _ in range(clients)))
     finally:
         await db.dispose()
     return {"count": len(latencies), "latencies": latencies, "seconds": time.monotonic() - begun}
+
+print(json.dumps(asyncio.run(main(sys.argv[1], int(sys.argv[2]), float(sys.argv[3])))))
+"""
 
 
 def _append_load(
     app_root: Path, url: str, mode: str, processes_: int, clients: int, seconds: float
 ) -> Load:
-    """`processes_` processes of that checkout running `append_worker` at once."""
-    env = {**service_env(url), "PYTHONPATH": str(ROOT)}  # bench/ from here, app/ from app_root
+    """`processes_` processes of that checkout running APPEND_WORKER at once."""
+    env = service_env(url, TRACEWIRE_DATABASE_POOL_SIZE=str(clients))
     procs = [
         subprocess.Popen(  # noqa: S603 - our own interpreter
-            [sys.executable, "-c", APPEND_WORKER, url, mode, str(clients), str(seconds)],
+            [sys.executable, "-c", APPEND_WORKER, mode, str(clients), str(seconds)],
             cwd=app_root,
             env=env,
             stdout=subprocess.PIPE,
