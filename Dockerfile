@@ -1,13 +1,12 @@
-# syntax=docker/dockerfile:1
-#
-# Tracewire API image.
+# Tracewire API image. No `# syntax=` line: the builder's own frontend is used, so the
+# build fetches no frontend image (only the base image and the Python packages).
 #
 #   docker build -t tracewire .
 #   docker run --rm -p 8000:8000 -v tracewire-data:/srv/data tracewire   # SQLite, dev settings
 #
 # Production settings (TRACEWIRE_ENVIRONMENT=prod, a real TRACEWIRE_JWT_SECRET,
-# PostgreSQL) come from the environment; see deploy/compose.yaml and
-# deploy/tracewire.env.example.
+# PostgreSQL) come from the environment; see deploy/compose.yaml (which puts a TLS proxy
+# in front and publishes no API port) and deploy/tracewire.env.example.
 
 # Builder and runtime must share the base image: the venv's `python` is a symlink to
 # the base image's interpreter, and console-script shebangs point at /opt/venv.
@@ -74,9 +73,10 @@ USER ${APP_UID}:${APP_GID}
 # must be writable by uid 10001 itself.
 EXPOSE 8000
 
-# No curl in the slim image: probe with the standard library. urlopen raises on any
-# non-2xx answer or connection error, which exits non-zero.
+# Healthy = ready: the process answers and reaches its database (/readyz answers 503
+# otherwise). No curl in the slim image: probe with the standard library; urlopen raises
+# on any non-2xx answer or connection error, which exits non-zero.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('TRACEWIRE_PORT', '8000'), timeout=4).close()"]
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('TRACEWIRE_PORT', '8000'), timeout=4).close()"]
 
 CMD ["tracewire", "serve"]

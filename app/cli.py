@@ -3,34 +3,102 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
+import logging
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from app.core.config import Settings, get_settings
+from app.core.config import ConfigurationError, Settings, get_settings
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
+
+    from app.core.db import Database
 
 cli = typer.Typer(
     help="Tracewire: interagency alerts on weapons that may reach terrorists.",
     no_args_is_help=True,
     add_completion=False,
+    # A traceback's local variables would print passwords and database URLs.
+    pretty_exceptions_show_locals=False,
 )
-console = Console()
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+log = logging.getLogger("tracewire.cli")
 OPENAPI_PATH = Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
 
 
 async def _migrate(settings: Settings) -> str | None:
-    from app.core import migrate
     from app.core.db import create_engine
 
     engine = create_engine(settings)
     try:
+        try:
+            async with engine.connect():
+                pass
+        except (OSError, SQLAlchemyError) as exc:
+            raise ConfigurationError([_unreachable(settings, exc)]) from None
+        from app.core import migrate  # Alembic logs its plugins when imported
+
         await migrate.upgrade(engine)
         return await migrate.current_revision(engine)
     finally:
         await engine.dispose()
+
+
+async def _connected(settings: Settings) -> Database:
+    """The database, once it has answered; ConfigurationError when it cannot be opened."""
+    from app.core.db import Database
+
+    db = Database(settings)
+    try:
+        await db.ping()
+    except (OSError, SQLAlchemyError) as exc:
+        await db.dispose()
+        raise ConfigurationError([_unreachable(settings, exc)]) from None
+    return db
+
+
+def _unreachable(settings: Settings, exc: BaseException) -> str:
+    """Why the database cannot be reached, without the URL's password."""
+    from sqlalchemy.engine import make_url
+
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    reason = f"{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}"
+    password = make_url(settings.database_url.get_secret_value()).password
+    if password:
+        reason = reason.replace(str(password), "***")
+    return f"TRACEWIRE_DATABASE_URL: cannot open the database ({reason.rstrip(': ')})"
+
+
+def _warn_if_exposed(settings: Settings, host: str) -> None:
+    """In `dev` placeholder database passwords pass: say so loudly when others can connect."""
+    if settings.environment == "dev" and not is_loopback(host):
+        log.warning(
+            "listening on %s in the dev environment: placeholder database passwords are "
+            "accepted and anyone who can reach this address can use them; bind 127.0.0.1 or set "
+            "TRACEWIRE_ENVIRONMENT=prod",
+            host,
+        )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is reachable from this machine only."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name that may resolve anywhere
 
 
 @cli.command()
@@ -54,6 +122,7 @@ def serve(
 
     settings = get_settings()
     configure_logging(settings.log_level, json_format=settings.log_json)
+    _warn_if_exposed(settings, host or settings.host)
     asyncio.run(_migrate(settings))
     settings.audit_signing_seed()  # generated into the data directory on first start if unset
     if demo:
@@ -179,29 +248,25 @@ def render_openapi(document: dict[str, object]) -> str:
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
+AGENCY_HELP = "The agency: its id, its name, or its country code when it is the only one there."
+
+
 @cli.command("export-stix")
 def export_stix(
-    agency: Annotated[str, typer.Option(help="The agency id whose view is exported.")],
+    agency: Annotated[str, typer.Option(help=AGENCY_HELP)],
     out: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
 ) -> None:
     """Write a STIX 2.1 bundle of every alert the agency may see (audited as an export)."""
-    import uuid
-
-    from app.core.db import Database
-    from app.core.errors import NotFound
+    from app.core.errors import AppError
     from app.interop import export
-
-    try:
-        agency_id = uuid.UUID(agency)
-    except ValueError:
-        console.print(f"[red]not an agency id: {agency}[/red]")
-        raise typer.Exit(2) from None
+    from app.ops import directory
 
     async def run() -> dict[str, object]:
-        db = Database(get_settings())
+        db = await _connected(get_settings())
         try:
             async with db.session() as session:
-                bundle = await export.export_for_agency(session, agency_id)
+                found = await directory.find_agency(session, agency)
+                bundle = await export.export_for_agency(session, found.id)
                 await session.commit()
                 return bundle
         finally:
@@ -209,8 +274,8 @@ def export_stix(
 
     try:
         bundle = asyncio.run(run())
-    except NotFound as exc:
-        console.print(f"[red]{exc.detail}[/red]")
+    except AppError as exc:
+        err_console.print(f"[red]{exc.detail}[/red]")
         raise typer.Exit(1) from None
     text = json.dumps(bundle, ensure_ascii=False, indent=2) + "\n"
     if out is None:
@@ -222,13 +287,6 @@ def export_stix(
 
 audit_cli = typer.Typer(help="The audit trail.", no_args_is_help=True)
 cli.add_typer(audit_cli, name="audit")
-
-
-if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-        Ed25519PrivateKey,
-        Ed25519PublicKey,
-    )
 
 
 def _audit_key(settings: Settings, *, signing: bool) -> Ed25519PrivateKey | Ed25519PublicKey:
@@ -261,7 +319,6 @@ def audit_verify(
     """Check the whole audit chain and its signed heads; exit 1 naming the first broken record."""
     from app.audit import service as audit
     from app.audit.heads import SignedHead
-    from app.core.db import Database
 
     settings = get_settings()
     key = _audit_key(settings, signing=False)
@@ -274,7 +331,7 @@ def audit_verify(
             raise typer.Exit(2) from None
 
     async def run() -> audit.Verdict:
-        db = Database(settings)
+        db = await _connected(settings)
         try:
             async with db.session() as session:
                 return await audit.verify(session, key, against=witnessed)  # type: ignore[arg-type]
@@ -308,13 +365,12 @@ def audit_head(
     from app.audit import chain
     from app.audit import service as audit
     from app.audit.heads import SignedHead
-    from app.core.db import Database
 
     settings = get_settings()
     key = _audit_key(settings, signing=True)
 
     async def run() -> SignedHead | None:
-        db = Database(settings)
+        db = await _connected(settings)
         try:
             async with db.session() as session:
                 await chain.sweep(session)  # what a crashed process left, so the head covers it
@@ -348,6 +404,135 @@ def audit_public_key() -> None:
     typer.echo(f"{heads.public_key_text(public)}  key id {heads.key_id(public)}")
 
 
+agencies_cli = typer.Typer(help="The agencies.", no_args_is_help=True)
+cli.add_typer(agencies_cli, name="agencies")
+users_cli = typer.Typer(help="The users of an agency.", no_args_is_help=True)
+cli.add_typer(users_cli, name="users")
+JsonOption = Annotated[bool, typer.Option("--json", help="One JSON object per line.")]
+
+
+def _emit(rows: list[dict[str, object]], columns: list[str], as_json: bool) -> None:
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps(row, ensure_ascii=False, default=str))
+        return
+    cells = [columns, *[["" if row[c] is None else str(row[c]) for c in columns] for row in rows]]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    for line in cells:
+        typer.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+
+
+@agencies_cli.command("list")
+def agencies_list(as_json: JsonOption = False) -> None:
+    """Every agency: id, country, type, status and name."""
+    from app.ops import directory
+
+    async def run() -> list[dict[str, object]]:
+        db = await _connected(get_settings())
+        try:
+            async with db.session() as session:
+                found = await directory.list_agencies(session)
+                return [
+                    {
+                        "id": str(a.id),
+                        "country": a.country,
+                        "type": a.type,
+                        "status": a.status,
+                        "focal_point": a.is_focal_point,
+                        "name": a.name,
+                    }
+                    for a in found
+                ]
+        finally:
+            await db.dispose()
+
+    rows = asyncio.run(run())
+    _emit(rows, ["id", "country", "type", "status", "name"], as_json)
+
+
+@users_cli.command("list")
+def users_list(
+    agency: Annotated[str, typer.Option(help=AGENCY_HELP)],
+    as_json: JsonOption = False,
+) -> None:
+    """The agency's users: id, email, role, whether active, last login."""
+    from app.core.errors import AppError
+    from app.ops import directory
+
+    async def run() -> list[dict[str, object]]:
+        db = await _connected(get_settings())
+        try:
+            async with db.session() as session:
+                found = await directory.find_agency(session, agency)
+                return [
+                    {
+                        "id": str(u.id),
+                        "email": u.email,
+                        "role": u.role,
+                        "active": u.is_active,
+                        "last_login_at": u.last_login_at.isoformat() if u.last_login_at else None,
+                        "full_name": u.full_name,
+                    }
+                    for u in await directory.list_users(session, found.id)
+                ]
+        finally:
+            await db.dispose()
+
+    try:
+        rows = asyncio.run(run())
+    except AppError as exc:
+        err_console.print(f"[red]{exc.detail}[/red]")
+        raise typer.Exit(1) from None
+    _emit(rows, ["id", "email", "role", "active", "last_login_at", "full_name"], as_json)
+
+
+@cli.command("backup")
+def backup_command(
+    destination: Annotated[Path, typer.Argument(help="The backup file to write.")],
+    force: Annotated[bool, typer.Option(help="Replace an existing file.")] = False,
+) -> None:
+    """Copy the SQLite database to a file while the service runs (PostgreSQL: pg_dump)."""
+    from app.ops import backup
+
+    try:
+        copied = backup.backup(get_settings(), destination, overwrite=force)
+    except backup.BackupError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    console.print(
+        f"backed up to {copied.path}: {copied.bytes} bytes, {copied.audit_records} audit records"
+    )
+
+
+@cli.command("restore")
+def restore_command(
+    backup_file: Annotated[Path, typer.Argument(help="A file written by `tracewire backup`.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Replace the SQLite database with a backup (stop the service first)."""
+    from app.ops import backup
+
+    settings = get_settings()
+    try:
+        target = backup.database_file(settings)
+        if not yes and target.exists():
+            typer.confirm(f"Replace everything in {target} with {backup_file}?", abort=True)
+        copied = backup.restore(settings, backup_file)
+    except backup.BackupError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    console.print(
+        f"restored {copied.path} from {backup_file}: {copied.audit_records} audit records; "
+        "check it with `tracewire audit verify`"
+    )
+
+
 def main() -> None:
     """Entry point of the `tracewire` console script."""
-    cli()
+    try:
+        cli()
+    except ConfigurationError as exc:
+        # One line per fault, naming the variable; never a value, never a traceback.
+        for problem in exc.problems:
+            print(f"tracewire: configuration error: {problem}", file=sys.stderr)
+        raise SystemExit(2) from None

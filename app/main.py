@@ -18,6 +18,7 @@ from app.auth.service import AuthContext
 from app.console import install_console
 from app.core.config import Settings, get_settings
 from app.core.db import Database
+from app.core.docs import install_docs
 from app.core.errors import install_error_handlers
 from app.core.hardening import install_hardening
 from app.core.logging import configure_logging
@@ -74,7 +75,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        swagger_ui_parameters={"persistAuthorization": False},
+        # Served by install_docs() from the package's own assets instead of a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.db = Database(settings)
@@ -82,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings=settings, keys=KeyRing(settings), hashing=PasswordHashing(settings)
     )
     install_error_handlers(app)
+    install_docs(app)
     install_console(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)

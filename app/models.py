@@ -15,7 +15,7 @@ from app.auth.models import AuthSession, LoginThrottle, RefreshToken, RevokedTok
 from app.console.models import ConsoleSession
 from app.core.idempotency import IdempotencyRecord
 from app.events.models import Event
-from app.hits.models import Hit
+from app.hits.models import Hit, PendingMatch
 from app.interop.models import TaxiiStatus
 from app.sharing.models import SharingGroup, SharingGroupMember, SharingPolicy
 from app.traces.models import TraceMessage, TraceRequest, TraceResponse, TraceTransition
@@ -41,6 +41,7 @@ __all__ = [
     "Hit",
     "IdempotencyRecord",
     "LoginThrottle",
+    "PendingMatch",
     "RefreshToken",
     "RevokedToken",
     "SharingGroup",

@@ -24,6 +24,7 @@ from app.core.config import Settings
 from app.core.db import Database
 from app.core.idempotency import purge_idempotency_records
 from app.core.types import utcnow
+from app.hits import service as hits
 from app.traces import service as traces
 
 log = logging.getLogger("tracewire.worker")
@@ -53,6 +54,11 @@ async def flag_overdue_traces(session: AsyncSession) -> int:
     return await traces.flag_overdue(session)
 
 
+async def match_released_alerts(session: AsyncSession) -> int:
+    """Match the alerts whose embargo has passed since they were published, once each."""
+    return await hits.match_released(session)
+
+
 def schedules(settings: Settings) -> tuple[Schedule, ...]:
     """The default jobs, plus signing the audit head (everywhere but a verify-only host)."""
     key = audit_heads.signing_key(settings)
@@ -67,6 +73,7 @@ def schedules(settings: Settings) -> tuple[Schedule, ...]:
 
 DEFAULT_SCHEDULES = (
     Schedule("flag_overdue_traces", flag_overdue_traces, 60.0),
+    Schedule("match_released_alerts", match_released_alerts, 15.0),
     Schedule("purge_expired_auth", purge_expired_auth, 3600.0),
     Schedule("purge_idempotency_records", purge_idempotency_records, 3600.0),
     Schedule("link_audit_records", audit_jobs.link_leftovers, 5.0),

@@ -76,7 +76,8 @@ def service_env(database_url: str, **extra: str) -> dict[str, str]:
         TRACEWIRE_LOG_LEVEL="WARNING",
         TRACEWIRE_RATE_LIMIT_PER_MINUTE="0",
         TRACEWIRE_TOKEN_RATE_LIMIT_PER_MINUTE="0",
-        TRACEWIRE_WEBHOOK_ALLOW_NETWORKS="127.0.0.1/32",
+        # Where a scenario's receiver listens; scenarios that deliver name its port.
+        TRACEWIRE_WEBHOOK_ALLOW_NETWORKS="127.0.0.1:9",
         TRACEWIRE_WEBHOOK_REQUIRE_HTTPS="false",
         TRACEWIRE_WORKER_IN_PROCESS="false",
         TRACEWIRE_DATABASE_POOL_SIZE="20",

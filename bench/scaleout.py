@@ -68,7 +68,11 @@ async def one_layout(
             url, originators=50, subscribers=SUBSCRIBERS, hook_base=f"http://127.0.0.1:{port}/hook"
         )
         receiver = start_receiver(procs, world.write_secrets(Path(tmp, "s.json")), hold_ms, port)
-        env = service_env(url, TRACEWIRE_WEBHOOK_POLL_SECONDS="0.5")
+        env = service_env(
+            url,
+            TRACEWIRE_WEBHOOK_POLL_SECONDS="0.5",
+            TRACEWIRE_WEBHOOK_ALLOW_NETWORKS=f"127.0.0.1:{port}",
+        )
         api_procs = [start_api(procs, env, f"api {i + 1}") for i in range(apis)]
         worker_procs = [start_worker(procs, env, f"worker {i + 1}") for i in range(workers)]
         for proc in api_procs:

@@ -160,7 +160,11 @@ async def one_round(
         )
         world.write_secrets(receiver_port_file)
         receiver = start_receiver(procs, receiver_port_file, hold_ms, receiver_port)
-        env = service_env(url, TRACEWIRE_WEBHOOK_POLL_SECONDS="0.5")
+        env = service_env(
+            url,
+            TRACEWIRE_WEBHOOK_POLL_SECONDS="0.5",
+            TRACEWIRE_WEBHOOK_ALLOW_NETWORKS=f"127.0.0.1:{receiver_port}",
+        )
         api = start_api(procs, env)
         await wait_ready(api)
         await wait_ready(receiver, "/stats")

@@ -7,6 +7,7 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from app.agencies.models import Agency
 from app.core.config import Settings
@@ -61,8 +62,9 @@ async def build(url: str, *, originators: int, subscribers: int, hook_base: str)
     subscription each (to `hook_base`/<index>), all of which every bench alert matches."""
     db = database(url)
     world = World(url)
+    port = urlsplit(hook_base).port or 80
     settings = settings_for(
-        url, webhook_allow_networks=["127.0.0.1/32"], webhook_require_https=False
+        url, webhook_allow_networks=[f"127.0.0.1:{port}"], webhook_require_https=False
     )
     try:
         for i in range(originators):
@@ -80,12 +82,14 @@ async def build(url: str, *, originators: int, subscribers: int, hook_base: str)
 
 
 async def _subscribe(db: Database, settings: Settings, agency: Agency, url: str) -> str:
+    # A real client that may read alerts: its subscription carries content, as in use.
+    manager, _ = await make_client(db, agency, "alerts:read webhooks:manage")
     principal = Principal(
         kind="client",
-        id=uuid.uuid4(),
+        id=manager.id,
         agency_id=agency.id,
         role=None,
-        scopes=frozenset({Scope.webhooks_manage}),
+        scopes=frozenset({Scope.alerts_read, Scope.webhooks_manage}),
         name="bench set-up",
         token_id="bench",
     )

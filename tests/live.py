@@ -16,6 +16,8 @@ import httpx
 
 from tests.conftest import TEST_JWT_SECRET
 
+ROOT = str(Path(__file__).resolve().parents[1])  # the checkout, for `module` under tests/
+
 
 def free_port() -> int:
     """A port nobody listens on right now."""
@@ -25,13 +27,18 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def serve(db_url: str, cwd: Path, **settings: str) -> AsyncIterator[str]:
+async def serve(
+    db_url: str, cwd: Path, *, module: str = "app", **settings: str
+) -> AsyncIterator[str]:
     """Start `tracewire serve` on the test's database; yield its base URL once it is ready.
 
     `settings` are extra TRACEWIRE_* variables (without the prefix), e.g. LOG_LEVEL="WARNING".
+    `module` runs another `-m` entry point with the same CLI (one under tests/).
     """
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRACEWIRE_")}
+    if module != "app":
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH")) if p)
     env.update(
         TRACEWIRE_DATABASE_URL=db_url,
         TRACEWIRE_ENVIRONMENT="test",
@@ -42,7 +49,7 @@ async def serve(db_url: str, cwd: Path, **settings: str) -> AsyncIterator[str]:
     )
     env.update({f"TRACEWIRE_{name}": value for name, value in settings.items()})
     server = subprocess.Popen(
-        [sys.executable, "-m", "app", "serve", "--port", str(port)], env=env, cwd=cwd
+        [sys.executable, "-m", module, "serve", "--port", str(port)], env=env, cwd=cwd
     )
     base = f"http://127.0.0.1:{port}"
     try:

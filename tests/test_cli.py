@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import os
 import re
 import socket
@@ -16,8 +17,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.cli import is_loopback
+from app.core.principal import Role
 from app.seed import DEMO_PASSWORD
 from tests.conftest import TEST_JWT_SECRET
+from tests.factories import make_agency, make_user
 
 TRACEWIRE = [sys.executable, "-m", "app"]
 
@@ -44,7 +48,8 @@ def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Complete
 def test_help_lists_the_commands(tmp_path):
     result = _run(["--help"], _env(f"sqlite+aiosqlite:///{tmp_path}/x.db"), tmp_path)
     assert result.returncode == 0
-    for command in ("serve", "worker", "migrate", "create-admin", "demo", "openapi"):
+    commands = ("serve", "worker", "migrate", "create-admin", "demo", "openapi", "export-stix")
+    for command in (*commands, "agencies", "users", "audit", "backup", "restore"):
         assert re.search(rf"\b{command}\b", result.stdout), command
 
 
@@ -217,7 +222,6 @@ def test_a_witnessed_head_catches_a_cut_tail(db_url, tmp_path):
     """`audit head` gives a head to keep elsewhere; `audit verify --against` proves the chain
     still extends it, and names the cut once the last records are deleted."""
     import asyncio
-    import json
 
     env = _env(db_url)
     assert _run(["demo"], env, tmp_path).returncode == 0
@@ -332,3 +336,222 @@ def _serving(env: dict[str, str], cwd: Path) -> Iterator[str]:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+# --- daily operations -----------------------------------------------------------------
+
+
+def _lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+async def test_agencies_list_shows_id_country_type_status_and_name(db_url, db, tmp_path):
+    ke = await make_agency(db, country="KE", name="Kenya Focal Point (cli)")
+    de = await make_agency(db, country="DE", name="German Customs (cli)", status="suspended")
+    env = _env(db_url, COLUMNS="200")
+    listed = _run(["agencies", "list"], env, tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    header, *rows = _lines(listed.stdout)
+    assert header.split() == ["id", "country", "type", "status", "name"]
+    assert rows == [
+        f"{de.id}  DE       police  suspended  German Customs (cli)",
+        f"{ke.id}  KE       police  active     Kenya Focal Point (cli)",
+    ]
+    as_json = _run(["agencies", "list", "--json"], env, tmp_path)
+    assert [json.loads(line)["id"] for line in _lines(as_json.stdout)] == [str(de.id), str(ke.id)]
+
+
+async def test_users_list_takes_the_agency_by_id_name_or_country(db_url, db, app, tmp_path):
+    hashing = app.state.auth.hashing
+    ke = await make_agency(db, country="KE", name="Kenya Focal Point (cli)")
+    other = await make_agency(db, country="DE", name="German Customs (cli)")
+    admin = await make_user(db, hashing, ke, Role.agency_admin, email="admin@ke.example.org")
+    focal = await make_user(db, hashing, ke, Role.focal_point, email="focal@ke.example.org")
+    stranger = await make_user(db, hashing, other, Role.reader, email="reader@de.example.org")
+    env = _env(db_url, COLUMNS="200")
+    outputs = []
+    for reference in (str(ke.id), "kenya focal point (CLI)", "ke"):
+        listed = _run(["users", "list", "--agency", reference], env, tmp_path)
+        assert listed.returncode == 0, listed.stderr
+        outputs.append(listed.stdout)
+    assert outputs[0] == outputs[1] == outputs[2]
+    header, *rows = _lines(outputs[0])
+    assert header.split()[:4] == ["id", "email", "role", "active"]
+    assert [row.split()[:4] for row in rows] == [
+        [str(admin.id), admin.email, "agency_admin", "True"],
+        [str(focal.id), focal.email, "focal_point", "True"],
+    ]
+    assert stranger.email not in outputs[0]
+    as_json = _run(["users", "list", "--agency", "DE", "--json"], env, tmp_path)
+    assert [json.loads(line)["email"] for line in _lines(as_json.stdout)] == [stranger.email]
+
+
+async def test_an_agency_reference_that_fits_none_or_several_is_refused(db_url, db, tmp_path):
+    await make_agency(db, country="XX", name="Operators (cli)")
+    await make_agency(db, country="XX", name="Global Programme (cli)")
+    env = _env(db_url, COLUMNS="200")
+    several = _run(["users", "list", "--agency", "XX"], env, tmp_path)
+    assert several.returncode == 1
+    assert "2 agencies in XX" in several.stderr
+    assert "Global Programme (cli), Operators (cli)" in several.stderr
+    for reference in ("Nobody (cli)", "FR", "00000000-0000-4000-8000-000000000000"):
+        missing = _run(["export-stix", "--agency", reference], env, tmp_path)
+        assert missing.returncode == 1
+        assert "No agency" in missing.stderr, reference
+        assert "Traceback" not in missing.stderr
+
+
+async def test_export_stix_takes_the_agency_by_name_or_country(db_url, db, tmp_path):
+    await make_agency(db, country="KE", name="Kenya Focal Point (cli)")
+    de = await make_agency(db, country="DE", name="German Customs (cli)")
+    env = _env(db_url)
+    bundles = {}
+    for reference in (str(de.id), "German Customs (cli)", "de"):
+        out = tmp_path / f"{len(bundles)}.json"
+        exported = _run(["export-stix", "--agency", reference, "--out", str(out)], env, tmp_path)
+        assert exported.returncode == 0, exported.stderr
+        bundles[reference] = json.loads(out.read_text())
+    identities = [
+        {o["name"] for o in bundle["objects"] if o["type"] == "identity"}
+        for bundle in bundles.values()
+    ]
+    assert identities[0] == identities[1] == identities[2]
+
+
+def test_is_loopback():
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("[::1]")
+    assert is_loopback("localhost") and is_loopback("127.8.9.10")
+    assert not is_loopback("0.0.0.0") and not is_loopback("::")  # noqa: S104
+    assert not is_loopback("192.0.2.1") and not is_loopback("tracewire.example")
+
+
+def test_serve_in_dev_warns_when_it_listens_beyond_loopback(tmp_path):
+    # 192.0.2.1 (TEST-NET-1) is on no interface: the bind fails, nothing ever listens.
+    env = _env(f"sqlite+aiosqlite:///{tmp_path}/dev.db", TRACEWIRE_ENVIRONMENT="dev")
+    env.pop("TRACEWIRE_JWT_SECRET")
+    served = _run(["serve", "--host", "192.0.2.1", "--port", str(_free_port())], env, tmp_path)
+    assert served.returncode != 0
+    warnings = [
+        json.loads(line)
+        for line in served.stderr.splitlines()
+        if line.startswith("{") and '"warning"' in line
+    ]
+    assert any(
+        w["logger"] == "tracewire.cli"
+        and "listening on 192.0.2.1 in the dev environment" in w["message"]
+        for w in warnings
+    ), served.stderr
+
+
+# --- backups --------------------------------------------------------------------------
+
+
+def _audit_count(path: Path) -> int:
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        return conn.execute("SELECT count(*) FROM audit_record").fetchone()[0]
+
+
+def test_sqlite_backup_and_restore_round_trip_keeps_the_audit_chain_intact(tmp_path):
+    database = tmp_path / "live.db"
+    env = _env(f"sqlite+aiosqlite:///{database}")
+    assert _run(["demo"], env, tmp_path).returncode == 0
+    saved = _audit_count(database)
+
+    made = _run(["backup", "saved.db"], env, tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert f"{saved} audit records" in made.stdout
+    assert sorted(p.name for p in tmp_path.glob("saved.db*")) == ["saved.db"]  # one file
+    again = _run(["backup", "saved.db"], env, tmp_path)
+    assert again.returncode == 2
+    assert "exists" in again.stderr
+
+    # Life goes on after the backup (an export is audited), then the backup comes back.
+    assert (
+        _run(["export-stix", "--agency", "KE", "--out", "ke.json"], env, tmp_path).returncode == 0
+    )
+    assert _audit_count(database) > saved
+    restored = _run(["restore", "saved.db", "--yes"], env, tmp_path)
+    assert restored.returncode == 0, restored.stderr
+    assert _audit_count(database) == saved
+    verified = _run(["audit", "verify"], env, tmp_path)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert f"audit chain intact: {saved} records" in verified.stdout
+    # The restored database serves as before: the demo accounts are there.
+    listed = _run(["users", "list", "--agency", "KE"], env, tmp_path)
+    assert "focal@ke.tracewire.example" in listed.stdout
+
+
+def test_backup_is_consistent_while_a_writer_holds_the_database(tmp_path):
+    import sqlite3
+
+    database = tmp_path / "busy.db"
+    env = _env(f"sqlite+aiosqlite:///{database}")
+    assert _run(["demo"], env, tmp_path).returncode == 0
+    writer = sqlite3.connect(database, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("UPDATE agency SET name = name || ' (uncommitted)'")
+        made = _run(["backup", "busy-copy.db"], env, tmp_path)
+        assert made.returncode == 0, made.stderr
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    with sqlite3.connect(tmp_path / "busy-copy.db") as copy:
+        names = [r[0] for r in copy.execute("SELECT name FROM agency")]
+    assert names and not any("uncommitted" in n for n in names)
+    verified = _run(
+        ["audit", "verify"], _env(f"sqlite+aiosqlite:///{tmp_path}/busy-copy.db"), tmp_path
+    )
+    assert verified.returncode == 0, verified.stdout
+
+
+def test_restore_refuses_what_is_not_a_tracewire_backup(tmp_path):
+    env = _env(f"sqlite+aiosqlite:///{tmp_path}/target.db")
+    (tmp_path / "junk.db").write_bytes(b"not a database at all" * 100)
+    refused = _run(["restore", "junk.db", "--yes"], env, tmp_path)
+    assert refused.returncode == 2
+    assert "not an SQLite database" in refused.stderr
+    assert not (tmp_path / "target.db").exists()
+
+
+def test_backup_on_postgresql_points_at_pg_dump(postgres_database, tmp_path):
+    backed = _run(["backup", "x.db"], _env(postgres_database), tmp_path)
+    assert backed.returncode == 2
+    assert "pg_dump" in backed.stderr
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_postgresql_dump_and_restore_as_the_readme_says_keeps_the_audit_chain(
+    postgres_database, tmp_path
+):
+    import shutil
+
+    from sqlalchemy.engine import make_url
+
+    tools = {name: shutil.which(name) for name in ("pg_dump", "pg_restore", "psql")}
+    if not all(tools.values()):
+        pytest.skip(f"not installed: {[n for n, path in tools.items() if not path]}")
+    pg_dump, pg_restore, psql = (str(tools[n]) for n in ("pg_dump", "pg_restore", "psql"))
+    source = make_url(postgres_database)
+    libpq = source.set(drivername="postgresql")
+    env = _env(postgres_database)
+    assert _run(["demo"], env, tmp_path).returncode == 0
+    dump = tmp_path / "tracewire.dump"
+    plain = libpq.render_as_string(hide_password=False)
+    subprocess.run([pg_dump, "--format=custom", f"--file={dump}", plain], check=True)
+    name = f"{source.database}_restored"
+    admin = libpq.set(database="postgres").render_as_string(hide_password=False)
+    subprocess.run([psql, "-q", admin, "-c", f'CREATE DATABASE "{name}"'], check=True)
+    try:
+        target = libpq.set(database=name).render_as_string(hide_password=False)
+        subprocess.run([pg_restore, "--no-owner", f"--dbname={target}", str(dump)], check=True)
+        restored_url = source.set(database=name).render_as_string(hide_password=False)
+        verified = _run(["audit", "verify"], _env(restored_url), tmp_path)
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        assert "audit chain intact" in verified.stdout
+        original = _run(["audit", "verify"], env, tmp_path)
+        assert original.stdout == verified.stdout  # the same records, the same head
+    finally:
+        subprocess.run([psql, "-q", admin, "-c", f'DROP DATABASE "{name}" WITH (FORCE)'])

@@ -34,6 +34,7 @@ import uuid
 from collections import Counter
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from schemathesis import checks
 from schemathesis.config import SchemathesisConfig
 
@@ -92,6 +94,25 @@ CONFIG = SchemathesisConfig.from_dict(
             }
         },
     }
+)
+# Well-formed RFC 3339 date-times at the edges: the first ones overflow once converted to
+# UTC (they once gave 500s), the others are the last instants UTC holds, a leap second and
+# more fractional digits than a datetime keeps. Half of every date-time drawn is one of
+# these, the other half any instant with any whole-minute offset.
+EDGE_DATE_TIMES = (
+    "9999-12-31T23:59:59-14:00",
+    "0001-01-01T00:00:00+14:00",
+    "9999-12-31T23:59:59.999999-00:01",
+    "0001-01-01T00:00:00+23:59",
+    "9999-12-31T23:59:59.999999Z",
+    "0001-01-01T00:00:00Z",
+    "2016-12-31T23:59:60Z",
+    "2026-11-30T12:00:00.123456789123Z",
+)
+OFFSETS = st.integers(-(24 * 60 - 1), 24 * 60 - 1).map(lambda m: timezone(timedelta(minutes=m)))
+schemathesis.openapi.format(
+    "date-time",
+    st.sampled_from(EDGE_DATE_TIMES) | st.datetimes(timezones=OFFSETS).map(datetime.isoformat),
 )
 schema = schemathesis.openapi.from_path(OPENAPI, config=CONFIG)
 

@@ -1,9 +1,176 @@
-"""No secret, token or password the tests used ever reached a log line (runs last)."""
+"""No secret ever reaches an output: the logs of the whole run (the last test), and what
+the command prints when it refuses to start on a bad setting (each secret setting, each
+command, run as a real process)."""
 
 from __future__ import annotations
 
-from tests.conftest import CAPTURED_LOGS
-from tests.secrets_seen import SEEN
+import base64
+import json
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CAPTURED_LOGS, TEST_JWT_SECRET
+from tests.live import free_port
+from tests.secrets_seen import SEEN, parts_shown, remember
+
+TRACEWIRE = [sys.executable, "-m", "app"]
+
+
+def _random_seed() -> str:
+    return base64.b64encode(os.urandom(32)).decode()
+
+
+# Each case: the settings it sets, the secret among them, and the variable to blame.
+# `secret` is random, so any 6 characters of it in the output were copied from it.
+Case = tuple[dict[str, str], str, str]
+
+
+def _short_audit_key() -> Case:
+    secret = base64.b64encode(os.urandom(20)).decode()
+    return {"AUDIT_SIGNING_KEY": secret}, secret, "TRACEWIRE_AUDIT_SIGNING_KEY"
+
+
+def _audit_key_not_base64() -> Case:
+    secret = secrets.token_urlsafe(32) + "%%"
+    return {"AUDIT_SIGNING_KEY": secret}, secret, "TRACEWIRE_AUDIT_SIGNING_KEY"
+
+
+def _short_jwt_secret() -> Case:
+    secret = secrets.token_urlsafe(18)
+    return {"JWT_SECRET": secret}, secret, "TRACEWIRE_JWT_SECRET"
+
+
+def _placeholder_jwt_secret() -> Case:
+    secret = secrets.token_urlsafe(32)
+    return {"JWT_SECRET": f"change-me-{secret}"}, secret, "TRACEWIRE_JWT_SECRET"
+
+
+def _short_key_in_ring() -> Case:
+    secret = secrets.token_urlsafe(18)
+    keys = json.dumps([{"kid": "k1", "alg": "HS256", "secret": secret}])
+    return {"JWT_KEYS": keys}, secret, "TRACEWIRE_JWT_KEYS"
+
+
+def _broken_ring_json() -> Case:
+    secret = secrets.token_urlsafe(32)
+    return {"JWT_KEYS": f'[{{"kid": "k1", "secret": "{secret}"'}, secret, "TRACEWIRE_JWT_KEYS"
+
+
+def _unknown_active_kid() -> Case:
+    # A rule across settings: on its own, pydantic would print every input with it.
+    secret = secrets.token_urlsafe(32)
+    keys = json.dumps([{"kid": "k1", "alg": "HS256", "secret": secret}])
+    return {"JWT_KEYS": keys, "JWT_ACTIVE_KID": "k9"}, secret, "TRACEWIRE_JWT_ACTIVE_KID"
+
+
+def _prod_rule_with_a_real_audit_key() -> Case:
+    secret = _random_seed()
+    settings = {
+        "ENVIRONMENT": "prod",
+        "AUDIT_SIGNING_KEY": secret,
+        "JWT_SECRET": "change-me-change-me-change-me-change-me",
+    }
+    return settings, secret, "TRACEWIRE_JWT_SECRET"
+
+
+def _placeholder_database_password() -> Case:
+    secret = secrets.token_urlsafe(24)
+    url = f"postgresql+asyncpg://tracewire:change-me-{secret}@127.0.0.1:5432/tracewire"
+    return {"DATABASE_URL": url}, secret, "TRACEWIRE_DATABASE_URL"
+
+
+def _unparsable_database_url() -> Case:
+    secret = secrets.token_urlsafe(24)
+    url = f"postgresql+asyncpg://tracewire:{secret}@127.0.0.1:port/tracewire"
+    return {"DATABASE_URL": url}, secret, "TRACEWIRE_DATABASE_URL"
+
+
+def _unreachable_database() -> Case:
+    secret = secrets.token_urlsafe(24)
+    url = f"postgresql+asyncpg://tracewire:{secret}@127.0.0.1:{free_port()}/tracewire"
+    return {"DATABASE_URL": url}, secret, "TRACEWIRE_DATABASE_URL"
+
+
+BAD_SETTINGS: dict[str, Callable[[], Case]] = {
+    "short audit key": _short_audit_key,
+    "audit key not base64": _audit_key_not_base64,
+    "short JWT secret": _short_jwt_secret,
+    "placeholder JWT secret": _placeholder_jwt_secret,
+    "short secret in the key ring": _short_key_in_ring,
+    "key ring not JSON": _broken_ring_json,
+    "unknown active key id": _unknown_active_kid,
+    "prod rule beside a real audit key": _prod_rule_with_a_real_audit_key,
+    "placeholder database password": _placeholder_database_password,
+    "unparsable database URL": _unparsable_database_url,
+    "unreachable database": _unreachable_database,
+}
+COMMANDS = {
+    "serve": ["serve", "--port", "0"],
+    "worker": ["worker"],
+    "migrate": ["migrate"],
+    "demo": ["demo"],
+    "create-admin": ["create-admin", "root@tracewire.example"],
+    "audit verify": ["audit", "verify"],
+    "agencies list": ["agencies", "list"],
+    "users list": ["users", "list", "--agency", "KE"],
+    "export-stix": ["export-stix", "--agency", "KE"],
+    "openapi": ["openapi", "--output", "openapi.json"],
+}
+
+
+def _start(tmp_path: Path, args: list[str], settings: dict[str, str]) -> tuple[int, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACEWIRE_")}
+    env.update(
+        TRACEWIRE_ENVIRONMENT="test",
+        TRACEWIRE_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/t.db",
+        TRACEWIRE_JWT_SECRET=TEST_JWT_SECRET,
+        TRACEWIRE_ADMIN_PASSWORD="a very long admin password",
+        COLUMNS="80",
+    )
+    env.update({f"TRACEWIRE_{k}": v for k, v in settings.items()})
+    done = subprocess.run(
+        TRACEWIRE + args, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
+def _check_refusal(code: int, output: str, secret: str, variable: str) -> None:
+    assert parts_shown(secret, output) == [], output
+    lines = output.strip().splitlines()
+    assert code == 2, output
+    assert len(lines) == 1, output  # one line, not a traceback
+    assert lines[0].startswith("tracewire: configuration error: "), output
+    assert variable in lines[0], output
+
+
+@pytest.mark.parametrize("case", BAD_SETTINGS, ids=str)
+def test_serve_refuses_each_bad_secret_setting_in_one_line_without_it(tmp_path, case):
+    settings, secret, variable = BAD_SETTINGS[case]()
+    remember(secret)
+    code, output = _start(tmp_path, COMMANDS["serve"], settings)
+    _check_refusal(code, output, secret, variable)
+
+
+@pytest.mark.parametrize(
+    ("command", "case"),
+    [
+        (command, case)
+        for command in COMMANDS
+        for case in ("short audit key", "unreachable database")
+        if (command, case) != ("openapi", "unreachable database")  # it opens no database
+    ],
+)
+def test_every_command_refuses_bad_settings_in_one_line_without_them(tmp_path, command, case):
+    settings, secret, variable = BAD_SETTINGS[case]()
+    remember(secret)
+    code, output = _start(tmp_path, COMMANDS[command], settings)
+    _check_refusal(code, output, secret, variable)
 
 
 def test_no_secret_in_the_logs_of_the_whole_run():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from pydantic import EmailStr, Field, StringConstraints, field_validator
@@ -11,6 +10,7 @@ from pydantic import EmailStr, Field, StringConstraints, field_validator
 from app.agencies.models import AgencyStatus, AgencyType
 from app.core.principal import Role, Scope
 from app.core.schemas import AgencyCountryCode, InputModel, OutputModel, text
+from app.core.types import Instant
 
 Name = text(200)
 Password = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
@@ -43,8 +43,8 @@ class AgencyRead(OutputModel):
     is_focal_point: bool
     status: AgencyStatus
     contact_email: str | None
-    created_at: datetime
-    updated_at: datetime
+    created_at: Instant
+    updated_at: Instant
 
 
 class AgencyPage(OutputModel):
@@ -78,9 +78,9 @@ class UserRead(OutputModel):
     full_name: str
     role: Role
     is_active: bool
-    created_at: datetime
-    updated_at: datetime
-    last_login_at: datetime | None
+    created_at: Instant
+    updated_at: Instant
+    last_login_at: Instant | None
 
 
 class UserPage(OutputModel):
@@ -99,9 +99,9 @@ class ApiClientRead(OutputModel):
     name: str
     scopes: list[Scope]
     secret_hint: str
-    created_at: datetime
-    secret_rotated_at: datetime
-    last_used_at: datetime | None
+    created_at: Instant
+    secret_rotated_at: Instant
+    last_used_at: Instant | None
 
     @field_validator("scopes", mode="before")
     @classmethod

@@ -7,7 +7,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.alerts import service
@@ -29,6 +28,7 @@ from app.core.idempotency import IdempotencyKey, idempotent
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.core.principal import Principal
 from app.core.schemas import CountryCode
+from app.core.types import Instant
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
@@ -81,9 +81,9 @@ async def list_alerts(
     q: Annotated[
         str | None, Query(min_length=1, max_length=200, description="Text search.")
     ] = None,
-    occurred_since: AwareDatetime | None = None,
-    occurred_until: AwareDatetime | None = None,
-    updated_since: AwareDatetime | None = None,
+    occurred_since: Instant | None = None,
+    occurred_until: Instant | None = None,
+    updated_since: Instant | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> AlertPage:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import Field, model_validator
 
 from app.alerts.models import AlertKind, AlertStatus, Audience, Tlp
 from app.core.schemas import CountryCode, InputModel, OutputModel, text
+from app.core.types import Instant
 
 ShortText = text(100)
 Text200 = text(200)
@@ -113,7 +113,7 @@ class Handling(InputModel):
     audience: Audience
     recipient_agencies: list[uuid.UUID] = Field(default_factory=list, max_length=500)
     recipient_groups: list[uuid.UUID] = Field(default_factory=list, max_length=100)
-    embargo_until: AwareDatetime | None = None
+    embargo_until: Instant | None = None
     handling_codes: list[text(40)] = Field(default_factory=list, max_length=20)
 
 
@@ -129,7 +129,7 @@ class IllicitBasis(StrEnum):
 
 
 class SeizedWeaponDetails(InputModel):
-    seized_at: AwareDatetime | None = None
+    seized_at: Instant | None = None
     seizure_place: Text200 | None = None
     circumstances: LongText | None = None
     illicit_basis: list[IllicitBasis] = Field(default_factory=list, max_length=5)
@@ -149,8 +149,8 @@ class TraceRequestDetails(InputModel):
     intended_use: LongText = Field(description="What the information will be used for.")
     priority: Priority = Priority.routine
     priority_justification: LongText | None = None
-    ack_due: AwareDatetime | None = None
-    response_due: AwareDatetime | None = None
+    ack_due: Instant | None = None
+    response_due: Instant | None = None
     case_reference: ShortText | None = None
     countries_of_interest: list[CountryCode] = Field(default_factory=list, max_length=20)
 
@@ -233,7 +233,7 @@ class _AlertCommon(InputModel):
     title: Text200
     summary: text(20000, min_length=0) = ""
     country: CountryCode = Field(description="Where it happened (ISO 3166-1 alpha-2).")
-    occurred_at: AwareDatetime | None = None
+    occurred_at: Instant | None = None
     location: Location | None = None
     tags: list[Tag] = Field(default_factory=list, max_length=30)
     items: list[ItemIn] = Field(default_factory=list, max_length=500)
@@ -270,7 +270,7 @@ class AlertUpdate(InputModel):
     title: Text200 | None = None
     summary: text(20000, min_length=0) | None = None
     country: CountryCode | None = None
-    occurred_at: AwareDatetime | None = None
+    occurred_at: Instant | None = None
     location: Location | None = None
     tags: list[Tag] | None = Field(default=None, max_length=30)
     items: list[ItemIn] | None = Field(default=None, max_length=500)
@@ -293,7 +293,7 @@ class HandlingRead(OutputModel):
     recipient_groups: list[uuid.UUID] | None = Field(
         default=None, description="Shown to the originator only."
     )
-    embargo_until: datetime | None
+    embargo_until: Instant | None
     handling_codes: list[str]
 
 
@@ -306,16 +306,16 @@ class AlertRead(OutputModel):
     version: int
     originator_agency_id: uuid.UUID
     addressed_to_agency_id: uuid.UUID | None
-    created_at: datetime
-    updated_at: datetime
-    published_at: datetime | None
-    withdrawn_at: datetime | None
+    created_at: Instant
+    updated_at: Instant
+    published_at: Instant | None
+    withdrawn_at: Instant | None
     withdrawal_reason: str | None
     tombstone: bool = Field(description="True when the content has been withdrawn from you.")
     title: str | None = None
     summary: str | None = None
     country: str | None = None
-    occurred_at: datetime | None = None
+    occurred_at: Instant | None = None
     location: dict[str, object] | None = None
     tags: list[str] | None = None
     handling: HandlingRead | None = None
@@ -354,8 +354,10 @@ class AudienceAgency(OutputModel):
     name: str
     country: str
     reasons: list[AccessReason]
-    subscriptions: int = Field(
-        default=0, description="Its webhook subscriptions that would receive `alert.published`."
+    subscriptions: int | None = Field(
+        default=None,
+        description="Your own agency's webhook subscriptions that would receive "
+        "`alert.published`; null for every other agency.",
     )
 
 
@@ -370,4 +372,4 @@ class AudiencePreview(OutputModel):
     hidden_groups: list[HiddenGroup] = Field(
         default_factory=list, description="Groups whose members are hidden from you."
     )
-    embargoed_until: datetime | None = None
+    embargoed_until: Instant | None = None

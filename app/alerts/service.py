@@ -488,7 +488,9 @@ async def preview_audience(
                     reasons=[AccessReason(rule=g.rule, group_id=g.group_id) for g in shown],  # type: ignore[arg-type]
                     subscriptions=await outbox.count_receiving(
                         session, agency.id, EventType.alert_published.value, draft
-                    ),
+                    )
+                    if sharing.shows_subscription_count(principal, agency.id)
+                    else None,
                 )
             )
     return AudiencePreview(

@@ -52,7 +52,7 @@ def verify_key(settings: Settings) -> Ed25519PublicKey:
     signer = signing_key(settings)
     derived = signer.public_key() if signer else None
     if settings.audit_public_key is not None:
-        raw = decode_key(settings.audit_public_key, "audit_public_key")
+        raw = decode_key(settings.audit_public_key, "TRACEWIRE_AUDIT_PUBLIC_KEY")
         configured = Ed25519PublicKey.from_public_bytes(raw)
         if derived is not None and key_id(derived) != key_id(configured):
             raise NoAuditKey("TRACEWIRE_AUDIT_PUBLIC_KEY is not the signing key's public key")

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import AwareDatetime
 
 from app.audit import heads, service
 from app.auth.deps import CurrentPrincipal
@@ -15,6 +13,7 @@ from app.core.db import SessionDep
 from app.core.errors import problem_responses
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.core.schemas import OutputModel
+from app.core.types import Instant
 from app.sharing import rights
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
@@ -22,7 +21,7 @@ router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 
 class AuditRecordRead(OutputModel):
     seq: int
-    at: datetime
+    at: Instant
     actor_id: uuid.UUID | None
     actor_kind: str
     actor_name: str | None
@@ -65,8 +64,8 @@ async def list_audit(
     action: Annotated[str | None, Query(max_length=60)] = None,
     object_type: Annotated[str | None, Query(max_length=40)] = None,
     object_id: Annotated[str | None, Query(max_length=64)] = None,
-    since: AwareDatetime | None = None,
-    until: AwareDatetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$")] = None,
 ) -> AuditPage:

@@ -17,6 +17,7 @@ from app.console import common, forms
 from app.console.deps import LiveDep, PostDep, render
 from app.core.db import SessionDep
 from app.core.errors import AppError, InvalidInput
+from app.core.jsonshape import JsonShapeError, load_bounded
 from app.core.pagination import MAX_LIMIT
 from app.core.principal import Role, Scope
 from app.sharing import rights
@@ -24,6 +25,8 @@ from app.sharing import service as sharing
 from app.sharing.schemas import SharingGroupCreate, SharingPolicyBody
 
 router = APIRouter(prefix="/console/admin", include_in_schema=False)
+# Three kinds, each with up to 600 recipient ids, fit several times over.
+POLICY_MAX_BYTES = 256 * 1024
 
 
 def _agency_of(request: Request, live: Any) -> uuid.UUID:
@@ -297,9 +300,9 @@ async def put_policy(request: Request, session: SessionDep, live: PostDep) -> Re
     text = str(form.get("policy") or "")
     try:
         try:
-            kinds = json.loads(text or "{}")
-        except ValueError as exc:
-            raise InvalidInput.on("policy", f"Not valid JSON: {exc}") from exc
+            kinds = load_bounded(text or "{}", max_bytes=POLICY_MAX_BYTES)
+        except JsonShapeError as exc:
+            raise InvalidInput.on("policy", str(exc), exc.kind) from exc
         data = SharingPolicyBody.model_validate({"kinds": kinds})
         await sharing.put_policy(session, live.principal, live.principal.agency_id, data)
     except (AppError, ValidationError) as exc:
@@ -336,7 +339,9 @@ async def audit_trail(request: Request, session: SessionDep, live: LiveDep) -> H
         object_id=None,
         since=None,
         until=None,
-        before_seq=int(before) if before.isdigit() and len(before) < 18 else None,
+        before_seq=int(before)
+        if before.isascii() and before.isdigit() and len(before) < 18
+        else None,
         limit=51,
     )
     return render(

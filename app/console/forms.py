@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import uuid
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
 
 from app.alerts.schemas import AlertRead
-from app.core.errors import AppError
+from app.core.errors import AppError, FieldError, InvalidInput
+from app.core.types import OUT_OF_RANGE, parse_utc
 
 Values = dict[str, Any]
 MULTI = ("handling.recipient_agencies", "handling.recipient_groups", "details.illicit_basis")
@@ -28,6 +31,8 @@ ITEM_FIELDS = (
 )
 ITEM_TEXT = ("make", "model", "calibre", "type", "serial_raw", "country_of_manufacture", "year")
 MAX_ITEMS = 100
+# A row index as the form writes it: ASCII digits, no sign, no leading zero.
+ITEM_KEY = re.compile(r"items\.(?P<index>0|[1-9][0-9]{0,5})\.(?P<field>[a-z_]+)")
 
 
 class FormErrors:
@@ -91,10 +96,44 @@ def values_of(form: FormData) -> Values:
     return values
 
 
+def _item_index(key: str) -> int | None:
+    """The row of an `items.<n>.<field>` key the form can read, else None."""
+    match = ITEM_KEY.fullmatch(key)
+    if match is None or match["field"] not in ITEM_FIELDS:
+        return None
+    index = int(match["index"])
+    return index if index < MAX_ITEMS else None
+
+
 def item_count(values: Values) -> int:
-    """How many item rows the form had."""
-    indexes = [int(k.split(".")[1]) for k in values if k.startswith("items.") and k.count(".") == 2]
-    return min(MAX_ITEMS, max(indexes, default=-1) + 1)
+    """How many item rows the form had (keys it cannot read count for none)."""
+    indexes = [i for i in map(_item_index, values) if i is not None]
+    return max(indexes, default=-1) + 1
+
+
+def unreadable(values: Values) -> dict[str, str]:
+    """The form's item fields that name no row and field of this form, with why."""
+    out: dict[str, str] = {}
+    for key in values:
+        if key.startswith("items.") and _item_index(key) is None:
+            match = ITEM_KEY.fullmatch(key)
+            out[key] = (
+                f"At most {MAX_ITEMS} items."
+                if match and match["field"] in ITEM_FIELDS
+                else "Not a field of this form."
+            )
+    return out
+
+
+def instant(raw: str, field: str) -> datetime:
+    """A form's date (YYYY-MM-DD, as midnight UTC) or date-time with an offset, in UTC;
+    422 naming `field` when it is neither or out of range."""
+    text = raw.strip()
+    try:
+        return parse_utc(text + "T00:00:00Z" if len(text) == 10 else text)
+    except ValueError as exc:
+        message = str(exc) if str(exc) == OUT_OF_RANGE else "Give a date (YYYY-MM-DD)."
+        raise InvalidInput.on(field, message) from exc
 
 
 def _text(values: Values, key: str) -> str | None:
@@ -181,7 +220,14 @@ def details_of(kind: str, values: Values) -> dict[str, Any]:
 
 
 def alert_body(kind: str, values: Values, *, publish: bool = False) -> dict[str, Any]:
-    """The body of `POST /alerts` (with `kind`) from the console's alert form."""
+    """The body of `POST /alerts` (with `kind`) from the console's alert form; 422 naming
+    each field it cannot read (`items.x.category`) rather than guessing."""
+    refused = unreadable(values)
+    if refused:
+        raise InvalidInput(
+            "The form has fields it cannot read.",
+            errors=[FieldError(field=key, message=text) for key, text in refused.items()],
+        )
     body: dict[str, Any] = {
         "kind": kind,
         "title": _text(values, "title") or "",

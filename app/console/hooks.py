@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -145,13 +144,7 @@ async def subscription_action(
             await webhooks.ping(session, live.principal, sub_id)
             notice = "A ping event is queued."
         elif action == "replay":
-            raw = str(form.get("since") or "")
-            try:
-                since = datetime.fromisoformat(raw + "T00:00:00+00:00" if len(raw) == 10 else raw)
-            except ValueError as exc:
-                raise InvalidInput.on("since", "Give a date (YYYY-MM-DD).") from exc
-            if since.tzinfo is None:
-                raise InvalidInput.on("since", "Give a date (YYYY-MM-DD).")
+            since = forms.instant(str(form.get("since") or ""), "since")
             queued = await webhooks.replay(session, live.principal, sub_id, since)
             notice = f"{queued} deliveries queued again."
         elif action == "delete":

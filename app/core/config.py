@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import ipaddress
 import json
 import os
+import re
 import secrets
 import stat
 from collections.abc import Callable
@@ -13,21 +15,54 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+from sqlalchemy.engine import make_url
 
-# Secrets that look like the examples in the source and docs: refused in every environment
-# (a published value signs tokens anybody can forge).
+# Secrets that look like the examples in the source and docs. A JWT secret like these is
+# refused in every environment (a published value signs tokens anybody can forge).
 PLACEHOLDER_MARKERS = ("change-me", "changeme", "changethis", "dev-only", "placeholder")
 # Generated into the data directory on first start when the settings name none.
 JWT_SECRET_FILE = "jwt-secret"  # noqa: S105 - a file name
 AUDIT_KEY_FILE = "audit-signing-key"
+# Database passwords that come with images and tutorials: as good as none.
+DEFAULT_DATABASE_PASSWORDS = ("postgres", "password", "secret", "tracewire")
 
 JwtAlgorithm = Literal["HS256", "HS384", "HS512", "RS256", "ES256"]
 
 
+def webhook_allow_entry(
+    entry: str,
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, int]:
+    """`ADDRESS[/PREFIX]:PORT` (IPv6 in brackets) as (network, port); ValueError otherwise."""
+    text = entry.strip()
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]:")
+    else:
+        host, sep, port = text.rpartition(":")
+    # An IPv6 address goes in brackets: `fd00::7:8443` could be an address without a port.
+    bare_v6 = not text.startswith("[") and ":" in host
+    if bare_v6 or not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(
+            f"webhook_allow_networks: {entry!r} must name an address and a port, "
+            "e.g. 10.1.2.3:8443, 10.1.0.0/16:443 or [fd00::7]:8443"
+        )
+    return ipaddress.ip_network(host, strict=False), int(port)
+
+
 class JwtKey(BaseModel):
     """One entry of the JWT key ring: a key id, its pinned algorithm and its material."""
+
+    # A validation error must never print what was given: it may be the secret.
+    model_config = ConfigDict(hide_input_in_errors=True)
 
     kid: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
     alg: JwtAlgorithm = "HS256"
@@ -50,12 +85,16 @@ class JwtKey(BaseModel):
 class Settings(BaseSettings):
     """Tracewire configuration; see the table in README.md."""
 
-    model_config = SettingsConfigDict(env_prefix="TRACEWIRE_", env_file=".env", extra="ignore")
+    # hide_input_in_errors: a validation error never prints a value (it may be a secret).
+    model_config = SettingsConfigDict(
+        env_prefix="TRACEWIRE_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     environment: Literal["dev", "test", "prod"] = "dev"
     # Where generated secrets live (JWT secret, audit signing key), mode 0700/0600.
     data_dir: Path = Path("data")
-    database_url: str = "sqlite+aiosqlite:///./tracewire.db"
+    # Secret: a PostgreSQL URL carries the password (`database_url.get_secret_value()`).
+    database_url: SecretStr = SecretStr("sqlite+aiosqlite:///./tracewire.db")
     database_pool_size: int = Field(default=10, ge=1, le=200)
     database_echo: bool = False
 
@@ -116,7 +155,10 @@ class Settings(BaseSettings):
     # Webhooks.
     webhook_allow_networks: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="CIDRs subscribers may resolve to although not public (tests: 127.0.0.1/32).",
+        description=(
+            "ADDRESS[/PREFIX]:PORT endpoints subscribers may reach although not public "
+            "(tests: 127.0.0.1:<receiver port>); each names one port."
+        ),
     )
     webhook_require_https: bool | None = None  # None: required outside `dev`
     webhook_secret_overlap_seconds: int = Field(default=86400, ge=0)
@@ -153,18 +195,37 @@ class Settings(BaseSettings):
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
 
+    @field_validator("webhook_allow_networks")
+    @classmethod
+    def _check_allow_networks(cls, value: list[str]) -> list[str]:
+        # A network without a port once let a subscription reach every local service.
+        for entry in value:
+            webhook_allow_entry(entry)
+        return value
+
     @field_validator("audit_signing_key")
     @classmethod
     def _check_audit_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
-            decode_key(value.get_secret_value(), "audit_signing_key")
+            decode_key(value.get_secret_value())
         return value
 
     @field_validator("audit_public_key")
     @classmethod
     def _check_audit_public_key(cls, value: str | None) -> str | None:
         if value is not None:
-            decode_key(value, "audit_public_key")
+            decode_key(value)
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: SecretStr) -> SecretStr:
+        try:
+            make_url(value.get_secret_value())
+        except Exception:  # sqlalchemy's ArgumentError quotes the URL: never pass it on
+            raise ValueError(
+                "not a database URL (sqlite+aiosqlite:///FILE or postgresql+asyncpg://…)"
+            ) from None
         return value
 
     @field_validator("jwt_keys", mode="before")
@@ -177,32 +238,38 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if not self.jwt_keys:
-            secret = self.jwt_secret
-            if secret is None:
-                if self.environment == "prod":
-                    raise ValueError(
-                        "TRACEWIRE_JWT_SECRET or TRACEWIRE_JWT_KEYS is required in prod"
-                    )
-                secret = SecretStr(
-                    read_or_create_secret(
-                        self.data_dir / JWT_SECRET_FILE, lambda: secrets.token_urlsafe(48)
-                    )
+            given = self.jwt_secret
+            if given is not None and len(given.get_secret_value().encode()) < 32:
+                raise ValueError("TRACEWIRE_JWT_SECRET: must be at least 32 bytes")
+            if given is None and self.environment == "prod":
+                raise ValueError("TRACEWIRE_JWT_SECRET or TRACEWIRE_JWT_KEYS: required in prod")
+            secret = given or SecretStr(
+                read_or_create_secret(
+                    self.data_dir / JWT_SECRET_FILE, lambda: secrets.token_urlsafe(48)
                 )
+            )
             self.jwt_keys = [JwtKey(kid="default", alg="HS256", secret=secret)]
         kids = [k.kid for k in self.jwt_keys]
         if len(set(kids)) != len(kids):
-            raise ValueError("jwt_keys: key ids must be unique")
+            raise ValueError("TRACEWIRE_JWT_KEYS: key ids must be unique")
         if self.jwt_active_kid is None:
             self.jwt_active_kid = kids[0]
         active = self.active_jwt_key
         if active.alg[:2] in ("RS", "ES") and active.private_key_file is None:
-            raise ValueError(f"jwt_active_kid {active.kid}: signing needs `private_key_file`")
+            raise ValueError(
+                f"TRACEWIRE_JWT_ACTIVE_KID: key {active.kid} signs, so it needs `private_key_file`"
+            )
         for key in self.jwt_keys:
             if key.secret is not None and _is_placeholder(key.secret.get_secret_value()):
                 raise ValueError(
-                    f"jwt key {key.kid}: placeholder secret refused; set TRACEWIRE_JWT_SECRET "
-                    "or TRACEWIRE_JWT_KEYS to a random value, or unset both (outside prod) to "
-                    f"have one generated into {self.data_dir / JWT_SECRET_FILE}"
+                    f"TRACEWIRE_JWT_SECRET / TRACEWIRE_JWT_KEYS: key {key.kid}: placeholder "
+                    "secret refused; set a random one, or unset both (outside prod) to have "
+                    f"one generated into {self.data_dir / JWT_SECRET_FILE}"
+                )
+        if self.environment != "dev":
+            if _has_placeholder_password(self.database_url.get_secret_value()):
+                raise ValueError(
+                    "TRACEWIRE_DATABASE_URL: placeholder database password refused outside dev"
                 )
         if (
             self.environment == "prod"
@@ -210,24 +277,22 @@ class Settings(BaseSettings):
             and self.audit_signing_key_file is None
         ):
             raise ValueError(
-                "TRACEWIRE_AUDIT_SIGNING_KEY or TRACEWIRE_AUDIT_SIGNING_KEY_FILE is required "
-                "in prod"
+                "TRACEWIRE_AUDIT_SIGNING_KEY or TRACEWIRE_AUDIT_SIGNING_KEY_FILE: required in prod"
             )
         return self
 
     def audit_signing_seed(self) -> bytes | None:
         """The audit head key's 32-byte seed: settings, its file, or generated (not in prod)."""
         if self.audit_signing_key is not None:
-            return decode_key(self.audit_signing_key.get_secret_value(), "audit_signing_key")
+            return decode_key(self.audit_signing_key.get_secret_value())
         if self.audit_signing_key_file is not None:
             path = self.audit_signing_key_file
             return decode_key(read_secret_file(path), str(path))
         if self.environment == "prod" or self.audit_public_key is not None:
             return None  # a verifying host: it signs nothing
-        seed = read_or_create_secret(
-            self.data_dir / AUDIT_KEY_FILE, lambda: base64.b64encode(os.urandom(32)).decode()
-        )
-        return decode_key(seed, str(self.data_dir / AUDIT_KEY_FILE))
+        path = self.data_dir / AUDIT_KEY_FILE
+        seed = read_or_create_secret(path, lambda: base64.b64encode(os.urandom(32)).decode())
+        return decode_key(seed, str(path))
 
     @property
     def active_jwt_key(self) -> JwtKey:
@@ -235,7 +300,7 @@ class Settings(BaseSettings):
         for key in self.jwt_keys:
             if key.kid == self.jwt_active_kid:
                 return key
-        raise ValueError(f"jwt_active_kid {self.jwt_active_kid!r} is not in jwt_keys")
+        raise ValueError(f"TRACEWIRE_JWT_ACTIVE_KID: {self.jwt_active_kid!r} is not a key id")
 
     @property
     def runs_worker_in_process(self) -> bool:
@@ -252,7 +317,7 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         """Whether the database is the embedded SQLite file."""
-        return self.database_url.startswith("sqlite")
+        return self.database_url.get_secret_value().startswith("sqlite")
 
 
 def _is_placeholder(value: str) -> bool:
@@ -260,14 +325,15 @@ def _is_placeholder(value: str) -> bool:
     return any(marker in lowered for marker in PLACEHOLDER_MARKERS)
 
 
-def decode_key(value: str, name: str) -> bytes:
-    """A base64 32-byte Ed25519 key (seed or public key), or ValueError naming `name`."""
+def decode_key(value: str, where: str | None = None) -> bytes:
+    """A base64 32-byte Ed25519 key (seed or public key); ValueError (naming `where`) if not."""
+    prefix = f"{where}: " if where else ""
     try:
         raw = base64.b64decode(value.strip(), validate=True)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be base64") from exc
+    except ValueError:
+        raise ValueError(f"{prefix}must be base64") from None  # never quote the value
     if len(raw) != 32:
-        raise ValueError(f"{name} must decode to 32 bytes (an Ed25519 key)")
+        raise ValueError(f"{prefix}must decode to 32 bytes (an Ed25519 key)")
     return raw
 
 
@@ -304,7 +370,47 @@ def read_or_create_secret(path: Path, generate: Callable[[], str]) -> str:
     return read_secret_file(path)
 
 
+def _has_placeholder_password(url: str) -> bool:
+    password = make_url(url).password
+    if not password:  # none in the URL: trust, peer or a password file does the work
+        return False
+    return _is_placeholder(password) or password.lower() in DEFAULT_DATABASE_PASSWORDS
+
+
+class ConfigurationError(Exception):
+    """The settings in the environment are invalid; the message names each variable at
+    fault and what is wrong with it, and never a value (values may be secrets)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def describe_errors(exc: ValidationError | SettingsError) -> list[str]:
+    """One line per fault, `TRACEWIRE_NAME: what is wrong`, with no value in it."""
+    if isinstance(exc, SettingsError):
+        # pydantic-settings names the field and the source, never the value.
+        field = re.search(r'field "([a-z0-9_]+)"', str(exc))
+        name = f"TRACEWIRE_{field.group(1).upper()}" if field else "settings"
+        return [f"{name}: cannot be parsed"]
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False, include_context=False):
+        message = error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        loc = [str(part) for part in error["loc"]]
+        if loc:
+            where = f"TRACEWIRE_{loc[0].upper()}"
+            if len(loc) > 1:
+                where += " (" + ".".join(loc[1:]) + ")"
+            problems.append(f"{where}: {message}")
+        else:  # a rule across settings: its message names the variables
+            problems.append(message)
+    return problems
+
+
 @lru_cache
 def get_settings() -> Settings:
-    """Settings read once from the environment."""
-    return Settings()
+    """Settings read once from the environment; ConfigurationError when they are invalid."""
+    try:
+        return Settings()
+    except (ValidationError, SettingsError) as exc:
+        raise ConfigurationError(describe_errors(exc)) from None

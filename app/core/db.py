@@ -15,7 +15,7 @@ from app.core.config import Settings
 
 def create_engine(settings: Settings) -> AsyncEngine:
     """An async engine for the configured database, tuned per backend."""
-    url = settings.database_url
+    url = settings.database_url.get_secret_value()
     kwargs: dict[str, Any] = {"echo": settings.database_echo}
     if url.startswith("sqlite"):
         # One file, many readers, one writer: WAL and a busy timeout keep writers queued

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.logging import request_id_var
 
@@ -228,13 +229,54 @@ async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+class UnexpectedErrorMiddleware:
+    """Answer an error nothing else handled with the app's 500 page, and keep the connection.
+
+    Starlette's outermost ServerErrorMiddleware renders the same answer but then re-raises
+    (for the server's log), and uvicorn closes a connection whose app raised after its
+    answer began: the client's next request on it fails. Here the error is logged by the
+    handler and goes no further. An answer already under way cannot be replaced, so that
+    error still goes up (and the server drops the half-sent answer's connection).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:
+                raise
+            # The app's own handler for Exception: the console wraps it to answer a page.
+            handlers = getattr(scope.get("app"), "exception_handlers", {})
+            handler = handlers.get(Exception, _unhandled)
+            response = await handler(Request(scope, receive), exc)
+            await response(scope, receive, send)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Route every error the app can raise to a problem+json answer."""
+    """Route every error the app can raise to a problem+json answer.
+
+    Call it before adding other middleware: the catch-all middleware then sits innermost,
+    so the outer ones (request id, security headers, TAXII media type) see its answer.
+    """
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(Exception, _unhandled)
+    app.add_middleware(UnexpectedErrorMiddleware)
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

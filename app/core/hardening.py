@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import inspect
 import ipaddress
 import re
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
 
 from fastapi import FastAPI
-from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -61,29 +58,19 @@ CONSOLE_CSP = "; ".join(
 )
 
 
-def _default(func: Callable[..., Any], name: str) -> str:
-    return str(inspect.signature(func).parameters[name].default)
-
-
-# The docs pages' CSP. Each CDN source is the exact URL FastAPI loads, not the whole
-# jsDelivr host (which serves every npm package ever published, script gadgets included).
-# Scripts get neither a nonce nor 'unsafe-inline': the SHA-256 of each inline bootstrap
-# script is taken from the page as it is sent, and the page is built from the app's
-# configuration only, never from request input. Styles do need 'unsafe-inline': ReDoc's
-# styled-components insert <style> elements at run time and its standalone bundle has no
-# nonce hook (style injection cannot run code). ReDoc's search runs in a worker made from
-# a blob: URL; Swagger UI's CSS draws its icons from data: URIs.
-DOCS_SCRIPTS = (
-    _default(get_swagger_ui_html, "swagger_js_url"),
-    _default(get_redoc_html, "redoc_js_url"),
-)
+# The docs pages' CSP: their scripts, styles and images come from the app itself
+# (app/core/docs.py), never a CDN. Scripts get neither a nonce nor 'unsafe-inline': the
+# SHA-256 of each inline bootstrap script is taken from the page as it is sent, and the
+# page is built from the app's configuration only, never from request input. Styles do
+# need 'unsafe-inline': ReDoc's styled-components insert <style> elements at run time and
+# its standalone bundle has no nonce hook (style injection cannot run code). ReDoc's
+# search runs in a worker made from a blob: URL; Swagger UI's CSS draws its icons from
+# data: URIs.
 DOCS_POLICY = (
     "default-src 'none'",
     "script-src {scripts}",
-    "style-src 'unsafe-inline' "
-    f"{_default(get_swagger_ui_html, 'swagger_css_url')} https://fonts.googleapis.com/css",
-    "font-src https://fonts.gstatic.com",
-    f"img-src 'self' data: {_default(get_swagger_ui_html, 'swagger_favicon_url')}",
+    "style-src 'self' 'unsafe-inline'",
+    "img-src 'self' data:",
     "connect-src 'self'",
     "worker-src blob:",
     "object-src 'none'",
@@ -95,12 +82,12 @@ _INLINE_SCRIPT = re.compile(rb"<script(?![^>]*\bsrc\s*=)[^>]*>(.*?)</script>", r
 
 
 def docs_csp(page: bytes) -> str:
-    """The CSP for a docs page: its CDN assets and exactly its own inline scripts."""
+    """The CSP for a docs page: the app's own scripts and exactly the page's inline ones."""
     hashes = [
         "'sha256-" + base64.b64encode(hashlib.sha256(script).digest()).decode() + "'"
         for script in _INLINE_SCRIPT.findall(page)
     ]
-    scripts = " ".join([*DOCS_SCRIPTS, *hashes])
+    scripts = " ".join(["'self'", *hashes])
     return "; ".join(DOCS_POLICY).replace("{scripts}", scripts)
 
 
@@ -292,6 +279,9 @@ def _index(stack: list[Middleware], cls: type) -> int | None:
 
 
 def _docs_paths(app: FastAPI) -> list[str]:
+    pages = getattr(app.state, "docs_pages", None)  # set by app.core.docs.install_docs
+    if pages:
+        return list(pages)
     paths = [app.docs_url, app.redoc_url]
     if app.docs_url:
         paths.append(app.swagger_ui_oauth2_redirect_url)

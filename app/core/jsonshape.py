@@ -69,6 +69,38 @@ class JsonShapeMiddleware:
         await self.app(scope, replay, send)
 
 
+class JsonShapeError(ValueError):
+    """JSON that is malformed, too long, too deep or holds too long an array."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def load_bounded(
+    text: str | bytes,
+    *,
+    max_bytes: int,
+    max_depth: int = MAX_DEPTH,
+    max_array_length: int = MAX_ARRAY_LENGTH,
+) -> Any:
+    """JSON parsed within the caps, for JSON the app reads itself (not a request body,
+    which the middleware caps); JsonShapeError, never RecursionError, otherwise."""
+    try:
+        raw = text.encode() if isinstance(text, str) else text
+    except UnicodeEncodeError as exc:  # a lone surrogate: no JSON text holds one
+        raise JsonShapeError("json_invalid", "Not valid JSON: not encodable as UTF-8.") from exc
+    if len(raw) > max_bytes:
+        raise JsonShapeError("json_too_long", f"JSON longer than {max_bytes} bytes.")
+    problem = json_shape_problem(raw, max_depth=max_depth, max_array_length=max_array_length)
+    if problem is not None:
+        raise JsonShapeError(*problem)
+    try:
+        return json.loads(raw)
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise JsonShapeError("json_invalid", f"Not valid JSON: {exc}") from exc
+
+
 def json_shape_problem(
     body: bytes, *, max_depth: int = MAX_DEPTH, max_array_length: int = MAX_ARRAY_LENGTH
 ) -> tuple[str, str] | None:

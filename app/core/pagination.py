@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.core.errors import InvalidInput
+from app.core.types import to_utc
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -30,9 +31,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         at_text, id_text = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        at = datetime.fromisoformat(at_text)
-        if at.tzinfo is None:
-            raise ValueError("naive")
+        at = to_utc(datetime.fromisoformat(at_text))  # naive or out of range: ValueError
         return at, uuid.UUID(id_text)
     except (ValueError, TypeError, binascii.Error, json.JSONDecodeError) as exc:
         raise InvalidInput.on("query.cursor", "not a cursor this service issued") from exc

@@ -46,5 +46,18 @@ class Hit(SQLModel, table=True):
     tier: str = Field(max_length=20)
     status_a: str = Field(default=HitStatus.new, max_length=20)
     status_b: str = Field(default=HitStatus.new, max_length=20)
+    # When each side's owner disclosed the hit to the other side, whose view its record
+    # kept blind (app/sharing/disclosure.py); null: not disclosed.
+    disclosed_by_a_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    disclosed_by_b_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class PendingMatch(SQLModel, table=True):
+    """A published alert under embargo: matched by the worker once the embargo has passed."""
+
+    __tablename__ = "hit_pending_match"
+
+    alert_id: uuid.UUID = Field(foreign_key="alert.id", primary_key=True, ondelete="CASCADE")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

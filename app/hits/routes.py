@@ -17,6 +17,7 @@ from app.hits.schemas import HitPage, HitRead
 
 router = APIRouter(prefix="/api/v1/hits", tags=["hits"])
 ERRORS = problem_responses(401, 403, 404, 422)
+DISCLOSE_ERRORS = problem_responses(401, 403, 404, 409, 422)
 
 
 @router.get("", response_model=HitPage, responses=ERRORS)
@@ -40,7 +41,7 @@ async def list_hits(
 async def get_hit(hit_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal) -> HitRead:
     """One hit."""
     hit = await service.get_hit(session, principal, hit_id)
-    return (await service.read_models(session, principal, [hit]))[0]
+    return await service.read_one(session, principal, hit)
 
 
 @router.post("/{hit_id}/confirm", response_model=HitRead, responses=ERRORS)
@@ -49,7 +50,7 @@ async def confirm_hit(
 ) -> HitRead:
     """Mark the hit as a real match, for your side."""
     hit = await service.set_status(session, principal, hit_id, HitStatus.confirmed)
-    return (await service.read_models(session, principal, [hit]))[0]
+    return await service.read_one(session, principal, hit)
 
 
 @router.post("/{hit_id}/dismiss", response_model=HitRead, responses=ERRORS)
@@ -58,4 +59,13 @@ async def dismiss_hit(
 ) -> HitRead:
     """Mark the hit as not a match, for your side."""
     hit = await service.set_status(session, principal, hit_id, HitStatus.dismissed)
-    return (await service.read_models(session, principal, [hit]))[0]
+    return await service.read_one(session, principal, hit)
+
+
+@router.post("/{hit_id}/disclose", response_model=HitRead, responses=DISCLOSE_ERRORS)
+async def disclose_hit(
+    hit_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
+) -> HitRead:
+    """Tell the other agency who holds the blind record it matched (never the content)."""
+    hit = await service.disclose(session, principal, hit_id)
+    return await service.read_one(session, principal, hit)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 from pydantic import Field
 
 from app.core.schemas import OutputModel
+from app.core.types import Instant
 from app.hits.models import HitStatus, HitTier
 
 
@@ -25,11 +25,24 @@ class HitCounterpart(OutputModel):
 
 class HitRead(OutputModel):
     id: uuid.UUID
-    tier: HitTier
+    tier: HitTier = Field(
+        description=(
+            "How closely the items match, when you may see the other record; otherwise "
+            "always `candidate` (the serial matched), so that it says nothing of the other "
+            "record's make or calibre."
+        )
+    )
     serial_key: str
     status: HitStatus = Field(description="Your side's status.")
-    created_at: datetime
+    created_at: Instant
     my_alert_id: uuid.UUID
+    blind_to_other: bool = Field(
+        description=(
+            "True while the other agency is not told of this hit, because your record is "
+            "red, amber+strict or for your agency alone and it may not see it; "
+            "`POST /hits/{id}/disclose` tells it who holds the record (never its content)."
+        )
+    )
     other: HitCounterpart
 
 

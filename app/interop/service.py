@@ -24,10 +24,10 @@ from app.alerts.models import Alert, AlertItem, AlertKind, AlertStatus
 from app.audit import service as audit
 from app.core.errors import AppError, FieldError, NotFound
 from app.core.principal import Principal, Scope
-from app.core.types import UTCDateTime
+from app.core.types import UTCDateTime, to_utc
 from app.interop import stix, stix_import
 from app.interop.models import TaxiiStatus
-from app.sharing import rights, rules, visibility
+from app.sharing import markings, rights, rules, visibility
 
 
 class BadTaxiiRequest(AppError):
@@ -166,8 +166,8 @@ def decode_next(cursor: str) -> tuple[datetime, uuid.UUID, int]:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         at_text, id_text, position = json.loads(text)
-        at = datetime.fromisoformat(at_text)
-        if at.tzinfo is None or not isinstance(position, int):
+        at = to_utc(datetime.fromisoformat(at_text))  # naive or out of range: ValueError
+        if not isinstance(position, int):
             raise ValueError("bad cursor")
         return at, uuid.UUID(id_text), position
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
@@ -303,7 +303,11 @@ def _outcome(obj: dict[str, Any], message: str) -> dict[str, Any]:
 async def add_objects(
     session: AsyncSession, principal: Principal, collection: Collection, envelope: object
 ) -> TaxiiStatus:
-    """Import the envelope's reports as published alerts with the agency's default handling."""
+    """Import the envelope's reports as published alerts, each kept at its TLP marking.
+
+    The audience is the agency's default (app/sharing/markings); a report whose marking
+    cannot be honoured is refused in the status resource, never stored wider.
+    """
     rules.require_alert_author(principal)
     objects = _envelope_objects(envelope)
     index = {obj["id"]: obj for obj in objects}
@@ -313,7 +317,17 @@ async def add_objects(
     for report in (o for o in objects if o["type"] == "report"):
         try:
             data = stix_import.alert_create(report, index, only_kind=collection.kind)
+            tokens = stix_import.marking_tokens(report, index)
             async with session.begin_nested():
+                handling = await markings.handling_for_import(
+                    session,
+                    principal,
+                    tokens,
+                    kind=AlertKind(data.kind),
+                    addressed_to=getattr(data.details, "addressed_to", None),
+                    field="object_marking_refs",
+                )
+                data = data.model_copy(update={"handling": handling})
                 alert = await alerts.create_alert(session, principal, data)
         except stix_import.NotImportable as exc:
             failures.append(_outcome(report, str(exc)))

@@ -18,6 +18,8 @@ from typing import Any
 
 from app.alerts.models import AlertKind, AlertStatus, Tlp
 from app.alerts.schemas import AlertRead, ItemRead
+from app.core.types import to_utc
+from app.sharing import markings
 
 SPEC_VERSION = "2.1"
 STIX_MEDIA_TYPE = "application/stix+json;version=2.1"
@@ -35,34 +37,27 @@ REPORT_TYPES = {
 }
 KIND_OF_REPORT_TYPE = {v: k for k, v in REPORT_TYPES.items()}
 
-# The official FIRST TLP 2.0 marking definitions (not the TLP 1.0 ones `stix2` ships).
-TLP2_EXTENSION_ID = "extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d"
-TLP2_MARKING_IDS = {
-    Tlp.clear: "marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487",
-    Tlp.green: "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb",
-    Tlp.amber: "marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421",
-    Tlp.amber_strict: "marking-definition--939a9414-2ddd-4d32-a0cd-375ea402b003",
-    Tlp.red: "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1",
-}
+# The official FIRST TLP 2.0 marking definitions (not the TLP 1.0 ones `stix2` ships):
+# one table, app/sharing's, for what we write and what we read back.
+TLP2_EXTENSION_ID = markings.TLP2_EXTENSION_ID
+TLP2_MARKING_IDS = markings.TLP2_MARKING_IDS
 
 
 def timestamp(at: datetime) -> str:
     """A STIX timestamp: UTC, millisecond precision, `Z`."""
-    at = at.astimezone(UTC)
-    return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
+    # isoformat, not strftime: "%Y" does not pad years before 1000 to four digits.
+    return at.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def precise_timestamp(at: datetime) -> str:
     """A TAXII `date_added`: UTC, microsecond precision, `Z`."""
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return at.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_timestamp(text: str) -> datetime:
     """A STIX/TAXII timestamp back to an aware datetime; ValueError when it is not one."""
     at = datetime.fromisoformat(text.strip().replace("z", "Z").replace("Z", "+00:00"))
-    if at.tzinfo is None:
-        raise ValueError("no time zone")
-    return at.astimezone(UTC)
+    return to_utc(at)  # ValueError, not OverflowError, for an offset UTC cannot hold
 
 
 def identity_id(agency_id: uuid.UUID) -> str:

@@ -34,6 +34,46 @@ class NotImportable(ValueError):
     """A report that cannot become an alert; the message says why."""
 
 
+def marking_tokens(report: dict[str, Any], index: dict[str, dict[str, Any]]) -> list[str]:
+    """Every marking on the report and on the pushed objects it refers to (all stored with it).
+
+    Object markings, granular markings and our extension's own `handling.tlp` all count:
+    `app/sharing/markings` takes the strictest. A malformed marking property refuses the
+    report rather than being read as no marking.
+    """
+    refs = [r for r in as_list(report.get("object_refs")) if isinstance(r, str)]
+    tokens: list[str] = []
+    for obj in [report, *(index[r] for r in refs if r in index)]:
+        tokens += _object_markings(obj)
+    handling = _extension(report).get("handling")
+    if handling is not None:
+        tlp = handling.get("tlp") if isinstance(handling, dict) else handling
+        if not isinstance(tlp, str | None):
+            raise NotImportable("extension handling: an object whose tlp is a TLP name")
+        if tlp is not None:
+            tokens.append(f"tlp:{tlp}")
+    return list(dict.fromkeys(tokens))
+
+
+def _object_markings(obj: dict[str, Any]) -> list[str]:
+    where = obj.get("id")
+    refs = obj.get("object_marking_refs", [])
+    if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
+        raise NotImportable(f"{where}: object_marking_refs must be a list of marking ids")
+    granular = obj.get("granular_markings", [])
+    if not isinstance(granular, list) or not all(isinstance(g, dict) for g in granular):
+        raise NotImportable(f"{where}: granular_markings must be a list of objects")
+    tokens = list(refs)
+    for marking in granular:
+        ref = marking.get("marking_ref")
+        if ref is None and isinstance(marking.get("lang"), str):
+            continue  # a language marking says nothing about who may read
+        if not isinstance(ref, str):
+            raise NotImportable(f"{where}: every granular marking needs a marking_ref")
+        tokens.append(ref)
+    return tokens
+
+
 def report_kind(report: dict[str, Any]) -> AlertKind | None:
     """The alert kind a report stands for: our extension's `kind`, else its `report_types`."""
     extension = _extension(report)

@@ -14,12 +14,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.routing import APIRoute
-from pydantic import AwareDatetime
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match as RouteMatch
 
 from app.auth.deps import BasicOrBearerPrincipal
 from app.core.db import SessionDep
+from app.core.types import Instant
 from app.interop import service, stix
 from app.interop.service import Match, Page
 from app.interop.taxii_http import (
@@ -54,7 +54,7 @@ def _csv(value: str | None) -> list[str] | None:
 
 
 def _match(
-    added_after: AwareDatetime | None = None,
+    added_after: Instant | None = None,
     match_id: Annotated[str | None, Query(alias="match[id]", max_length=10_000)] = None,
     match_type: Annotated[str | None, Query(alias="match[type]", max_length=1_000)] = None,
     match_version: Annotated[str | None, Query(alias="match[version]", max_length=10_000)] = None,
@@ -148,7 +148,7 @@ async def get_objects(
 async def add_objects(
     collection_id: str, request: Request, session: SessionDep, principal: BasicOrBearerPrincipal
 ) -> TaxiiResponse:
-    """Push STIX reports in: each becomes a published alert under the agency's default handling."""
+    """Push STIX reports in: each becomes a published alert kept at its TLP marking."""
     found = service.get_collection(collection_id)
     media = (request.headers.get("content-type") or "").replace(" ", "").lower()
     if media.split(";")[0] != "application/taxii+json" or "version=2.0" in media:

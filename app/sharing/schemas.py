@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 from pydantic import Field, model_validator
 
 from app.alerts.models import AlertKind, Audience, Tlp
 from app.alerts.schemas import Handling
 from app.core.schemas import InputModel, OutputModel, text
+from app.core.types import Instant
 
 
 class SharingGroupCreate(InputModel):
@@ -34,8 +34,8 @@ class SharingGroupRead(OutputModel):
     name: str
     description: str
     hide_members: bool
-    created_at: datetime
-    updated_at: datetime
+    created_at: Instant
+    updated_at: Instant
     member_count: int
     members: list[uuid.UUID] | None = Field(
         default=None, description="Null when the owner hides the members from you."
@@ -76,4 +76,4 @@ class SharingPolicyBody(InputModel):
 
 class SharingPolicyRead(SharingPolicyBody):
     agency_id: uuid.UUID
-    updated_at: datetime | None = None
+    updated_at: Instant | None = None

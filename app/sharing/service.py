@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import sqlalchemy as sa
+from pydantic import ValidationError
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -27,6 +29,7 @@ from app.core.types import utcnow
 from app.sharing import rights, rules
 from app.sharing.models import SharingGroup, SharingGroupMember, SharingPolicy
 from app.sharing.schemas import (
+    KindPolicy,
     SharingGroupCreate,
     SharingGroupRead,
     SharingGroupUpdate,
@@ -264,7 +267,7 @@ async def get_policy(
     if await session.get(Agency, agency_id) is None:
         raise NotFound("No such agency.")
     row = await session.get(SharingPolicy, agency_id)
-    body = SharingPolicyBody.model_validate(row.rules) if row else SharingPolicyBody()
+    body = _stored_policy(row.rules)[0] if row else SharingPolicyBody()
     return SharingPolicyRead(
         agency_id=agency_id, kinds=body.kinds, updated_at=row.updated_at if row else None
     )
@@ -302,18 +305,47 @@ async def put_policy(
     return SharingPolicyRead(agency_id=agency_id, kinds=data.kinds, updated_at=row.updated_at)
 
 
+def _stored_policy(stored: dict[str, Any]) -> tuple[SharingPolicyBody, dict[AlertKind, str]]:
+    """A stored policy as today's rules read it, and why any of its defaults is unusable.
+
+    An earlier release could store a default today's rules refuse (an embargo that UTC
+    cannot hold): it reads as no default and is never applied; its ceiling still binds.
+    """
+    kinds: dict[AlertKind, KindPolicy] = {}
+    unusable: dict[AlertKind, str] = {}
+    for key, raw in (stored.get("kinds") or {}).items():
+        kind = AlertKind(key)
+        try:
+            kinds[kind] = KindPolicy.model_validate(raw)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(["kinds", kind.value, *(str(p) for p in error["loc"])])
+            unusable[kind] = f"{where}: {error['msg']}"
+            kinds[kind] = KindPolicy.model_validate({**raw, "default": None})
+    return SharingPolicyBody(kinds=kinds), unusable
+
+
+async def _policy_parts(
+    session: AsyncSession, agency_id: uuid.UUID, kind: AlertKind
+) -> tuple[Handling | None, dict[str, object] | None, str | None]:
+    """(default handling, ceiling, why the stored default is unusable) for one kind."""
+    row = await session.get(SharingPolicy, agency_id)
+    if row is None:
+        return None, None, None
+    body, unusable = _stored_policy(row.rules)
+    policy = body.kinds.get(kind)
+    if policy is None:
+        return None, None, None
+    ceiling = policy.ceiling.model_dump() if policy.ceiling else None
+    return policy.default, ceiling, unusable.get(kind)
+
+
 async def policy_for(
     session: AsyncSession, agency_id: uuid.UUID, kind: AlertKind
 ) -> tuple[Handling | None, dict[str, object] | None]:
     """(default handling, ceiling) of an agency for one kind."""
-    row = await session.get(SharingPolicy, agency_id)
-    if row is None:
-        return None, None
-    body = SharingPolicyBody.model_validate(row.rules)
-    policy = body.kinds.get(kind)
-    if policy is None:
-        return None, None
-    return policy.default, policy.ceiling.model_dump() if policy.ceiling else None
+    default, ceiling, _ = await _policy_parts(session, agency_id, kind)
+    return default, ceiling
 
 
 # The handling applied when neither the post nor the policy gives one: the narrowest.
@@ -331,7 +363,14 @@ async def resolve_handling(
     field: str = "body.handling",
 ) -> Handling:
     """The handling block to store: the given one or the policy default, checked in full."""
-    default, ceiling = await policy_for(session, principal.agency_id, kind)
+    default, ceiling, unusable = await _policy_parts(session, principal.agency_id, kind)
+    if given is None and unusable:
+        raise InvalidInput.on(
+            field,
+            f"Your agency's sharing policy default for {kind.value} cannot be applied "
+            f"({unusable}): give `handling`, or have an agency administrator save the "
+            "policy again.",
+        )
     fallback = TRACE_FALLBACK_HANDLING if kind is AlertKind.trace_request else FALLBACK_HANDLING
     handling = given or default or fallback
     await validate_handling(
@@ -405,6 +444,15 @@ async def audience_of(session: AsyncSession, facts: AlertFacts) -> list[tuple[Ag
         if found:
             out.append((agency, found))
     return out
+
+
+def shows_subscription_count(principal: Principal, agency_id: uuid.UUID) -> bool:
+    """Preview-audience counts the caller's own subscriptions only.
+
+    Another agency's count, tried against chosen kinds, countries and TLPs, would show
+    that agency's subscription filters.
+    """
+    return rights.owns(principal, agency_id)
 
 
 async def hidden_member_counts(

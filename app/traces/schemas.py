@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from datetime import datetime
 
 from pydantic import Field, model_validator
 
 from app.core.schemas import CountryCode, InputModel, OutputModel, text
+from app.core.types import Instant
 from app.traces.models import TraceOutcome, TraceState
 
 Text4000 = text(4000)
@@ -68,7 +68,7 @@ class TraceResponseRead(OutputModel):
     findings: dict[str, object]
     reasons: str | None
     use_restrictions: str | None
-    responded_at: datetime
+    responded_at: Instant
 
 
 class TraceMessageRead(OutputModel):
@@ -76,7 +76,7 @@ class TraceMessageRead(OutputModel):
     kind: str = Field(description="`question` (from the requested agency) or `answer`.")
     body: str
     agency_id: uuid.UUID
-    created_at: datetime
+    created_at: Instant
 
 
 class TraceTransitionRead(OutputModel):
@@ -85,7 +85,7 @@ class TraceTransitionRead(OutputModel):
     to_state: TraceState
     version: int
     agency_id: uuid.UUID | None
-    at: datetime
+    at: Instant
 
 
 class TraceRead(OutputModel):
@@ -97,15 +97,15 @@ class TraceRead(OutputModel):
     requester_agency_id: uuid.UUID
     addressee_agency_id: uuid.UUID
     direction: str = Field(description="`outgoing` if you asked, `incoming` if you are asked.")
-    submitted_at: datetime
-    ack_due: datetime
-    response_due: datetime
-    acknowledged_at: datetime | None
-    responded_at: datetime | None
-    closed_at: datetime | None
+    submitted_at: Instant
+    ack_due: Instant
+    response_due: Instant
+    acknowledged_at: Instant | None
+    responded_at: Instant | None
+    closed_at: Instant | None
     overdue: bool
-    ack_overdue_at: datetime | None
-    response_overdue_at: datetime | None
+    ack_overdue_at: Instant | None
+    response_overdue_at: Instant | None
     response: TraceResponseRead | None = None
     messages: list[TraceMessageRead] = Field(default_factory=list)
     transitions: list[TraceTransitionRead] = Field(default_factory=list)

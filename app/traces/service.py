@@ -17,7 +17,7 @@ from app.core.config import get_settings
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.core.pagination import decode_cursor, encode_cursor
 from app.core.principal import Principal
-from app.core.types import utcnow
+from app.core.types import parse_utc, utcnow
 from app.events import service as events
 from app.events.models import EventType
 from app.sharing import parties, rules, visibility
@@ -80,22 +80,25 @@ def default_deadlines(priority: str, start: datetime) -> tuple[datetime, datetim
     )
 
 
-def _at(value: object) -> datetime:
-    return datetime.fromisoformat(str(value))
+def _due(details: dict[str, object], name: str) -> datetime | None:
+    """A requested deadline of stored details, in UTC; 422 naming it when unreadable (a
+    draft stored before deadlines were bounded may hold one UTC cannot)."""
+    value = details.get(name)
+    if not value:
+        return None
+    try:
+        return parse_utc(str(value))
+    except ValueError as exc:
+        raise InvalidInput.on(f"body.details.{name}", str(exc)) from exc
 
 
 def check_requested_deadlines(details: dict[str, object], now: datetime) -> None:
     """A request may set its own due dates, but never in the past (422 naming the field)."""
-    for name in ("ack_due", "response_due"):
-        value = details.get(name)
-        if value and datetime.fromisoformat(str(value)) < now:
+    ack, response = _due(details, "ack_due"), _due(details, "response_due")
+    for name, value in (("ack_due", ack), ("response_due", response)):
+        if value and value < now:
             raise InvalidInput.on(f"body.details.{name}", "must not be earlier than now")
-    ack, response = details.get("ack_due"), details.get("response_due")
-    if (
-        ack
-        and response
-        and datetime.fromisoformat(str(response)) < datetime.fromisoformat(str(ack))
-    ):
+    if ack and response and response < ack:
         raise InvalidInput.on("body.details.response_due", "must not be earlier than ack_due")
 
 
@@ -104,10 +107,8 @@ async def submit(session: AsyncSession, principal: Principal, alert: Alert) -> T
     details = alert.details
     now = utcnow()
     ack_due, response_due = default_deadlines(str(details.get("priority", "routine")), now)
-    if details.get("ack_due"):
-        ack_due = datetime.fromisoformat(str(details["ack_due"]))
-    if details.get("response_due"):
-        response_due = datetime.fromisoformat(str(details["response_due"]))
+    ack_due = _due(details, "ack_due") or ack_due
+    response_due = _due(details, "response_due") or response_due
     assert alert.addressed_to_agency_id is not None  # required by the schema
     trace = TraceRequest(
         alert_id=alert.id,

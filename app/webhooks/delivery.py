@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
-import json
 import logging
 import random
 import socket
@@ -26,15 +24,13 @@ import yarl
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.agencies.models import Agency, AgencyStatus
-from app.alerts.models import Alert
 from app.audit import service as audit
 from app.core.config import Settings
 from app.core.db import Database
 from app.core.types import utcnow
 from app.events import service as events
 from app.events.models import EventType
-from app.webhooks import outbox, signing, ssrf
+from app.webhooks import outbox, prepare, signing, ssrf
 from app.webhooks.models import (
     Delivery,
     DeliveryAttempt,
@@ -44,6 +40,7 @@ from app.webhooks.models import (
 )
 
 log = logging.getLogger("tracewire.webhooks")
+RESPONSE_EXCERPT_BYTES = 256
 
 
 @dataclass
@@ -74,9 +71,7 @@ class DeliveryWorker:
         self.settings = settings
         self.resolver = resolver or ssrf.SystemResolver()
         self.name = name or f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
-        self.allow = [
-            ipaddress.ip_network(n, strict=False) for n in settings.webhook_allow_networks
-        ]
+        self.allow = ssrf.allow_list(settings.webhook_allow_networks)
         self._overall = asyncio.Semaphore(settings.webhook_concurrency)
         self._per_sub: dict[uuid.UUID, asyncio.Semaphore] = {}
         self._wake = asyncio.Event()
@@ -156,7 +151,9 @@ class DeliveryWorker:
         try:
             import asyncpg
 
-            dsn = self.settings.database_url.replace("postgresql+asyncpg://", "postgresql://")
+            dsn = self.settings.database_url.get_secret_value().replace(
+                "postgresql+asyncpg://", "postgresql://"
+            )
             conn = await asyncpg.connect(dsn)
             await conn.add_listener(outbox.NOTIFY_CHANNEL, lambda *_: self._wake.set())
             return conn
@@ -227,71 +224,36 @@ class DeliveryWorker:
         except Exception:
             log.exception("delivery batch could not be prepared", extra={"count": len(ids)})
             return
-        outcomes = await asyncio.gather(*(self._send(delivery, sub) for delivery, sub in ready))
+        outcomes = await asyncio.gather(*(self._send(r) for r in ready))
+        sent = [(r.delivery, r.subscription) for r in ready]
         try:
-            await self._record(list(zip(ready, outcomes, strict=True)))
+            await self._record(list(zip(sent, outcomes, strict=True)))
         except Exception:
             log.exception("delivery outcomes could not be recorded", extra={"count": len(ids)})
 
-    async def _send(self, delivery: Delivery, sub: Subscription) -> Outcome:
+    async def _send(self, ready: prepare.Ready) -> Outcome:
+        sub = ready.subscription
         sem = self._per_sub.setdefault(
             sub.id, asyncio.Semaphore(self.settings.webhook_concurrency_per_subscription)
         )
         try:
             async with self._overall, sem:
-                return await self.post(sub, delivery)
+                return await self.post(sub, ready.delivery, ready.body)
         except Exception as exc:  # a bug in one send must not sink the batch's bookkeeping
-            log.exception("delivery crashed", extra={"delivery_id": str(delivery.id)})
+            log.exception("delivery crashed", extra={"delivery_id": str(ready.delivery.id)})
             return Outcome(error=f"internal error: {type(exc).__name__}")
 
-    async def _prepare(self, ids: list[uuid.UUID]) -> list[tuple[Delivery, Subscription]]:
-        """The claimed deliveries that may still go out; the others are cancelled."""
-        now = utcnow()
+    async def _prepare(self, ids: list[uuid.UUID]) -> list[prepare.Ready]:
+        """The claimed deliveries that go out now, rendered; the rest put back or cancelled."""
         async with self.db.session() as session:
-            rows = (
-                await session.exec(
-                    select(Delivery, Subscription, Agency)
-                    .outerjoin(Subscription, col(Subscription.id) == col(Delivery.subscription_id))
-                    .outerjoin(Agency, col(Agency.id) == col(Subscription.agency_id))
-                    .where(col(Delivery.id).in_(ids))
-                    .order_by(col(Delivery.next_attempt_at), col(Delivery.id))
-                )
-            ).all()
-            alert_ids = {d.alert_id for d, _, _ in rows if d.alert_id is not None}
-            alerts = {
-                a.id: a
-                for a in (
-                    await session.exec(select(Alert).where(col(Alert.id).in_(alert_ids)))
-                ).all()
-            }
-            reaches: dict[uuid.UUID, outbox.Reach] = {}
-            ready: list[tuple[Delivery, Subscription]] = []
-            for delivery, sub, agency in rows:
-                if delivery.claimed_by != self.name:
-                    continue
-                reason = None
-                if sub is None or agency is None or sub.deleted_at is not None:
-                    reason = "subscription deleted"
-                elif (
-                    sub.status != SubscriptionStatus.active or agency.status != AgencyStatus.active
-                ):
-                    reason = "subscription or agency inactive"
-                elif delivery.alert_id is not None:
-                    alert = alerts.get(delivery.alert_id)
-                    if alert is not None and alert.id not in reaches:
-                        reaches[alert.id] = await outbox.reach_of(session, alert)
-                    if alert is None or not outbox.may_receive(reaches[alert.id], agency, now):
-                        reason = "access withdrawn before sending"
-                if reason is None:
-                    ready.append((delivery, sub))  # type: ignore[arg-type]
-                    continue
-                delivery.status = DeliveryStatus.cancelled.value
-                delivery.last_error = reason
-                delivery.claimed_until = None
-                session.add(delivery)
-                log.info(
-                    "delivery cancelled", extra={"delivery_id": str(delivery.id), "why": reason}
-                )
+            ready = await prepare.prepare(
+                session,
+                ids,
+                worker=self.name,
+                now=utcnow(),
+                base_url=self.settings.public_url,
+                poll_seconds=self.settings.webhook_poll_seconds,
+            )
             await session.commit()  # no transaction stays open over the network calls
             return ready
 
@@ -302,7 +264,7 @@ class DeliveryWorker:
             keys.append(sub.previous_secret)
         return keys
 
-    async def post(self, sub: Subscription, delivery: Delivery) -> Outcome:
+    async def post(self, sub: Subscription, delivery: Delivery, body: bytes) -> Outcome:
         """One signed POST to the checked address; never follows redirects or reads > cap."""
         started = time.perf_counter()
         try:
@@ -310,7 +272,6 @@ class DeliveryWorker:
             addresses = await ssrf.resolve_and_check(url, self.resolver, self.allow)
         except ssrf.UrlRefused as exc:
             return Outcome(error=f"refused: {exc}")
-        body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
         headers = signing.headers(
             self._secrets(sub), signing.message_id(delivery.id), int(time.time()), body
         )
@@ -328,11 +289,11 @@ class DeliveryWorker:
                 allow_redirects=False,
                 server_hostname=tls_name,
             ) as response:
-                excerpt = await _read_capped(response, self.settings.webhook_max_response_bytes)
+                answer = await _read_capped(response, self.settings.webhook_max_response_bytes)
                 return Outcome(
                     status_code=response.status,
                     latency_ms=(time.perf_counter() - started) * 1000,
-                    excerpt=excerpt[:2048],
+                    excerpt=excerpt(answer, public=ssrf.is_public(addresses[0])),
                     retry_after=_retry_after(response.headers.get("retry-after")),
                 )
         except TimeoutError:
@@ -448,7 +409,7 @@ class DeliveryWorker:
         )
 
 
-async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> str:
+async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.content.iter_chunked(16384):
@@ -456,7 +417,19 @@ async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> str:
         size += len(chunk)
         if size >= cap:
             break
-    return b"".join(chunks)[:cap].decode("utf-8", errors="replace")
+    return b"".join(chunks)[:cap]
+
+
+def excerpt(answer: bytes, *, public: bool) -> str | None:
+    """What the delivery log keeps of an answer: at most 256 bytes, none from inside.
+
+    An allow-listed (non-public) endpoint may be one of the operator's own services;
+    keeping its answer would let a subscriber read it through the log.
+    """
+    if not public:
+        return None
+    # Cut on bytes and drop a split character: the stored text is at most 256 bytes.
+    return answer[:RESPONSE_EXCERPT_BYTES].decode("utf-8", errors="ignore")
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -46,6 +46,12 @@ class Subscription(SQLModel, table=True):
     previous_secret: str | None = Field(default=None, max_length=100)
     previous_secret_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     status: str = Field(default=SubscriptionStatus.active, max_length=20)
+    # Who created it or last changed it: it carries content only while they may read
+    # alerts (app/sharing/render.py). None (older rows no record names): references only.
+    managed_by_kind: str | None = Field(default=None, max_length=10)
+    managed_by_id: uuid.UUID | None = None
+    # Bumped when the URL changes: deliveries of an earlier URL never go to the new one.
+    url_epoch: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
     consecutive_failures: int = 0
     disabled_reason: str | None = Field(default=None, max_length=200)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
@@ -60,6 +66,8 @@ class Delivery(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_webhook_delivery_due", "status", "next_attempt_at"),
         sa.Index("ix_webhook_delivery_subscription", "subscription_id", "created_at"),
+        # One alert's deliveries to one subscription: they go out in order.
+        sa.Index("ix_webhook_delivery_stream", "alert_id", "subscription_id"),
     )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
@@ -67,6 +75,13 @@ class Delivery(SQLModel, table=True):
     event_id: uuid.UUID | None = Field(default=None, foreign_key="event.id", ondelete="SET NULL")
     event_type: str = Field(max_length=40)
     alert_id: uuid.UUID | None = None
+    # The alert's version when the event was written: the order of one alert's messages
+    # to one subscription, whatever the clocks of the processes that wrote them.
+    alert_version: int | None = None
+    url_epoch: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    replayed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The envelope only (`type`, `timestamp`, event data): the alert itself is rendered
+    # when the message is sent.
     payload: dict[str, Any] = Field(
         default_factory=empty_dict, sa_column=Column(JSON, nullable=False)
     )

@@ -1,14 +1,14 @@
 """The transactional outbox: one delivery row per subscription that may receive an event.
 
 Rows are written in the transaction of the change, so a delivery exists exactly when
-the change committed. Who receives what is the sharing predicate of app/sharing.
+the change committed. Who receives what is the sharing predicate of app/sharing; what
+an alert delivery carries is decided only when it is sent (app/sharing/render.py), so a
+row holds the event's envelope, never the alert's content.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -18,12 +18,10 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.agencies.models import Agency, AgencyStatus
-from app.alerts.models import TLP_ORDER, Alert, AlertStatus, Tlp
+from app.alerts.models import TLP_ORDER, Alert, Tlp
 from app.core.types import new_id, utcnow
-from app.events.models import Event
-from app.sharing import service as sharing
-from app.sharing import visibility
-from app.sharing.visibility import AlertFacts
+from app.events.models import Event, EventType
+from app.sharing import render
 from app.webhooks.models import Delivery, DeliveryStatus, Subscription, SubscriptionStatus
 
 NOTIFY_CHANNEL = "tracewire_deliveries"
@@ -58,56 +56,9 @@ async def count_receiving(
     return sum(1 for sub in subs if wants(sub, event_type, alert))
 
 
-@dataclass(frozen=True)
-class Reach:
-    """What the sharing rule needs about one alert, loaded once for all its subscriptions."""
-
-    facts: AlertFacts
-    live_group_members: Mapping[uuid.UUID, frozenset[uuid.UUID]]
-
-
-async def reach_of(session: AsyncSession, alert: Alert) -> Reach:
-    """The alert's sharing facts and the current members of its recipient groups."""
-    facts = await sharing.facts_of(session, alert)
-    return Reach(facts, await sharing.live_group_members(session, facts.recipient_groups))
-
-
-def may_receive(reach: Reach, agency: Agency, at: datetime) -> bool:
-    """The sharing rule, as of `at`, for a subscription's agency."""
-    return visibility.can_see(
-        reach.facts,
-        agency.id,
-        agency_active=agency.status == AgencyStatus.active,
-        live_group_members=reach.live_group_members,
-        now=at,
-    )
-
-
-def payload(event: Event, alert: Alert | None, base_url: str) -> dict[str, Any]:
-    """`{type, timestamp, data}`; a `red` alert travels as a reference, never content."""
-    data: dict[str, Any] = dict(event.data)
-    if alert is not None:
-        reference = {
-            "id": str(alert.id),
-            "kind": alert.kind,
-            "tlp": alert.tlp,
-            "status": alert.status,
-            "version": alert.version,
-            "url": f"{base_url}/api/v1/alerts/{alert.id}",
-        }
-        if alert.tlp == Tlp.red or alert.status == AlertStatus.withdrawn:
-            data["alert"] = reference
-        else:
-            data["alert"] = reference | {
-                "title": alert.title,
-                "summary": alert.summary,
-                "country": alert.country,
-                "occurred_at": alert.occurred_at.isoformat() if alert.occurred_at else None,
-                "tags": alert.tags,
-                "originator_agency_id": str(alert.originator_agency_id),
-                "details": alert.details,
-            }
-    return {"type": event.type, "timestamp": event.created_at.isoformat(), "data": data}
+def envelope(event: Event) -> dict[str, Any]:
+    """`{type, timestamp, data}` as stored: an alert's block is added only when sent."""
+    return {"type": event.type, "timestamp": event.created_at.isoformat(), "data": event.data}
 
 
 async def fan_out(session: AsyncSession, event: Event, *, base_url: str) -> int:
@@ -128,15 +79,16 @@ async def fan_out(session: AsyncSession, event: Event, *, base_url: str) -> int:
     now = utcnow()
     # An embargoed alert's deliveries fall due when the embargo ends, not before.
     due = max(now, alert.embargo_until) if alert and alert.embargo_until else now
-    body = payload(event, alert, base_url)
-    reach = await reach_of(session, alert) if alert is not None else None
+    body = envelope(event)
+    reach = await render.reach_of(session, alert) if alert is not None else None
+    version = _event_version(event, alert)
     rows: list[dict[str, Any]] = []
     for sub, agency in subs:
         if event.agency_ids and sub.agency_id not in event.agency_ids:
             continue
         if agency.status != AgencyStatus.active or not wants(sub, event.type, alert):
             continue
-        if reach is not None and not may_receive(reach, agency, due):
+        if reach is not None and not render.may_see(reach, agency, due):
             continue
         rows.append(
             {
@@ -145,6 +97,8 @@ async def fan_out(session: AsyncSession, event: Event, *, base_url: str) -> int:
                 "event_id": event.id,
                 "event_type": event.type,
                 "alert_id": alert.id if alert else None,
+                "alert_version": version,
+                "url_epoch": sub.url_epoch,
                 "payload": body,
                 "status": DeliveryStatus.pending.value,
                 "attempts": 0,
@@ -152,6 +106,8 @@ async def fan_out(session: AsyncSession, event: Event, *, base_url: str) -> int:
                 "created_at": now,
             }
         )
+    if alert is not None and event.type == EventType.alert_updated:
+        await _pull_forward(session, alert.id, due)
     if rows:
         # One multi-row INSERT, not ten ORM objects through the unit of work: the ORM
         # path was a quarter of an alert's CPU time (bench/RESULTS.md, ingest).
@@ -166,13 +122,49 @@ async def notify(session: AsyncSession) -> None:
         await session.exec(text(f"NOTIFY {NOTIFY_CHANNEL}"))  # type: ignore[call-overload]
 
 
-def new_delivery_like(delivery: Delivery) -> Delivery:
-    """A fresh delivery of the same message (replay): a new `webhook-id`, the same body."""
+def _event_version(event: Event, alert: Alert | None) -> int | None:
+    """The alert's version the event was written at (alert events name it)."""
+    if alert is None:
+        return None
+    named = event.data.get("version")
+    return named if isinstance(named, int) else alert.version
+
+
+async def _pull_forward(session: AsyncSession, alert_id: uuid.UUID, due: datetime) -> None:
+    """The embargo was lifted or shortened: waiting messages about the alert fall due now."""
+    await session.exec(
+        sa.update(Delivery)  # type: ignore[call-overload]
+        .where(
+            col(Delivery.alert_id) == alert_id,
+            Delivery.status == DeliveryStatus.pending.value,
+            Delivery.attempts == 0,
+            col(Delivery.next_attempt_at) > due,
+        )
+        .values(next_attempt_at=due)
+    )
+
+
+def stored_envelope(delivery: Delivery) -> dict[str, Any]:
+    """A delivery's envelope, without the alert block that rows of older versions hold."""
+    data = dict(delivery.payload.get("data") or {})
+    data.pop("alert", None)
+    return {**delivery.payload, "data": data}
+
+
+def new_delivery_like(
+    delivery: Delivery, *, replayed_at: datetime, created_at: datetime
+) -> Delivery:
+    """A fresh delivery of the same message (replay): a new `webhook-id`, rendered when sent."""
     return Delivery(
         id=uuid.uuid4(),
         subscription_id=delivery.subscription_id,
         event_id=delivery.event_id,
         event_type=delivery.event_type,
         alert_id=delivery.alert_id,
-        payload=delivery.payload,
+        alert_version=delivery.alert_version,
+        url_epoch=delivery.url_epoch,
+        replayed_at=replayed_at,
+        created_at=created_at,
+        next_attempt_at=created_at,
+        payload=stored_envelope(delivery),
     )

@@ -22,6 +22,7 @@ from app.webhooks.schemas import (
     SubscriptionPage,
     SubscriptionRead,
     SubscriptionUpdate,
+    SubscriptionUpdated,
     SubscriptionWithSecret,
 )
 
@@ -74,17 +75,18 @@ async def get_subscription(
     return SubscriptionRead.model_validate(await service.get(session, principal, sub_id))
 
 
-@router.patch("/subscriptions/{sub_id}", response_model=SubscriptionRead, responses=BODY_ERRORS)
+@router.patch("/subscriptions/{sub_id}", response_model=SubscriptionUpdated, responses=BODY_ERRORS)
 async def update_subscription(
     sub_id: uuid.UUID,
     data: SubscriptionUpdate,
     request: Request,
     session: SessionDep,
     principal: CurrentPrincipal,
-) -> SubscriptionRead:
-    """Change the URL or filters, or re-enable a disabled subscription."""
-    sub = await service.update(session, principal, sub_id, data, request.app.state.settings)
-    return SubscriptionRead.model_validate(sub)
+) -> SubscriptionUpdated:
+    """Change the URL (a new secret, shown once) or filters, or re-enable a subscription."""
+    sub, secret = await service.update(session, principal, sub_id, data, request.app.state.settings)
+    read = SubscriptionRead.model_validate(sub)
+    return SubscriptionUpdated(**read.model_dump(), secret=secret)
 
 
 @router.delete("/subscriptions/{sub_id}", status_code=204, responses=ERRORS)
@@ -126,7 +128,7 @@ async def list_deliveries(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> DeliveryPage:
-    """The delivery log: status, attempts, last answer (first 2 KB), latency."""
+    """The delivery log: status, attempts, last answer (first 256 bytes), latency."""
     rows, next_cursor = await service.list_deliveries(
         session, principal, sub_id, status=status, limit=limit, cursor=cursor
     )
@@ -139,7 +141,7 @@ async def list_deliveries(
 async def retry_delivery(
     delivery_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
 ) -> DeliveryRead:
-    """Send a failed or cancelled delivery again now (same `webhook-id`)."""
+    """Send a failed or cancelled delivery again now (same `webhook-id`, current state)."""
     return DeliveryRead.model_validate(await service.retry(session, principal, delivery_id))
 
 
@@ -147,5 +149,5 @@ async def retry_delivery(
 async def replay(
     sub_id: uuid.UUID, data: ReplayRequest, session: SessionDep, principal: CurrentPrincipal
 ) -> ReplayResult:
-    """Re-send everything since a time that your agency may still see."""
+    """Re-send everything since a time, as your agency may see it now, in order."""
     return ReplayResult(queued=await service.replay(session, principal, sub_id, data.since))

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from app.alerts.models import AlertKind, Tlp
 from app.core.schemas import CountryCode, InputModel, OutputModel, text
+from app.core.types import Instant
 from app.events.models import EventType
 from app.webhooks.models import DeliveryStatus, SubscriptionStatus
 
@@ -44,15 +44,28 @@ class SubscriptionRead(OutputModel):
     countries: list[str]
     max_tlp: str | None
     status: SubscriptionStatus
+    managed_by_kind: str | None = Field(
+        description="`user` or `client` that created or last changed it; it carries alert "
+        "content only while that principal holds `alerts:read` (else references)."
+    )
+    managed_by_id: uuid.UUID | None
     consecutive_failures: int
     disabled_reason: str | None
-    previous_secret_expires_at: datetime | None
-    created_at: datetime
-    updated_at: datetime
+    previous_secret_expires_at: Instant | None
+    created_at: Instant
+    updated_at: Instant
 
 
 class SubscriptionWithSecret(SubscriptionRead):
     secret: str = Field(description="`whsec_…`, shown once: verify signatures with it.")
+
+
+class SubscriptionUpdated(SubscriptionRead):
+    secret: str | None = Field(
+        default=None,
+        description="When the URL changed: the new `whsec_…` secret, shown this once (the "
+        "old one stops at once, and the old URL's messages are not sent to the new one).",
+    )
 
 
 class SubscriptionPage(OutputModel):
@@ -67,13 +80,16 @@ class DeliveryRead(OutputModel):
     alert_id: uuid.UUID | None
     status: DeliveryStatus
     attempts: int
-    next_attempt_at: datetime
+    next_attempt_at: Instant
     last_status_code: int | None
     last_error: str | None
     last_latency_ms: float | None
-    last_response: str | None = Field(description="The first 2 KB of the last answer.")
-    created_at: datetime
-    delivered_at: datetime | None
+    last_response: str | None = Field(
+        description="At most the first 256 bytes of the last answer; none from an "
+        "allow-listed (non-public) address."
+    )
+    created_at: Instant
+    delivered_at: Instant | None
 
 
 class DeliveryPage(OutputModel):
@@ -82,7 +98,7 @@ class DeliveryPage(OutputModel):
 
 
 class ReplayRequest(InputModel):
-    since: AwareDatetime = Field(description="Re-send every delivery created since then.")
+    since: Instant = Field(description="Re-send every delivery created since then.")
 
 
 class ReplayResult(OutputModel):

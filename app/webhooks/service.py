@@ -19,7 +19,7 @@ from app.core.types import utcnow
 from app.events import service as events
 from app.events.models import EventType
 from app.sharing import rights
-from app.webhooks import outbox, ssrf
+from app.webhooks import outbox, prepare, ssrf
 from app.webhooks.models import Delivery, DeliveryStatus, Subscription, SubscriptionStatus
 from app.webhooks.schemas import SubscriptionCreate, SubscriptionUpdate
 from app.webhooks.signing import new_webhook_secret
@@ -50,6 +50,7 @@ async def create(
         max_tlp=data.max_tlp.value if data.max_tlp else None,
         secret=secret,
     )
+    _managed_by(sub, principal)
     session.add(sub)
     await session.flush()
     await audit.record(
@@ -85,14 +86,21 @@ async def update(
     sub_id: uuid.UUID,
     data: SubscriptionUpdate,
     settings: Settings,
-) -> Subscription:
-    """Change the URL, filters or status (re-enabling resets the failure count)."""
+) -> tuple[Subscription, str | None]:
+    """Change the URL, filters or status (re-enabling resets the failure count).
+
+    A new URL is a new endpoint: it gets a fresh secret (returned once, no overlap) and
+    none of the old URL's messages, queued or past (no retry, no replay).
+    """
     sub = await get(session, principal, sub_id)
     changes = data.model_dump(exclude_unset=True, mode="json")
+    secret: str | None = None
     if "url" in changes:
         if changes["url"] is None:
             raise InvalidInput.on("body.url", "may not be null")
         check_url(changes["url"], settings)
+        if changes["url"] != sub.url:
+            secret = await _move(session, sub)
     if changes.get("status") == SubscriptionStatus.active:
         sub.consecutive_failures = 0
         sub.disabled_reason = None
@@ -101,6 +109,7 @@ async def update(
             changes[field] = []
     for field, value in changes.items():
         setattr(sub, field, value)
+    _managed_by(sub, principal)
     sub.updated_at = utcnow()
     session.add(sub)
     await session.flush()
@@ -110,9 +119,35 @@ async def update(
         "subscription.update",
         object_type="subscription",
         object_id=sub.id,
-        details={"fields": sorted(changes)},
+        details={"fields": sorted(changes), "new_secret": secret is not None},
     )
-    return sub
+    return sub, secret
+
+
+def _managed_by(sub: Subscription, principal: Principal) -> None:
+    """Whoever creates or changes a subscription manages it: its content right is theirs."""
+    sub.managed_by_kind = principal.kind
+    sub.managed_by_id = principal.id
+
+
+async def _move(session: AsyncSession, sub: Subscription) -> str:
+    """A new URL: a fresh secret, a new epoch, and the old URL's queued messages cancelled."""
+    await session.exec(
+        sa.update(Delivery)
+        .where(
+            col(Delivery.subscription_id) == sub.id,
+            col(Delivery.url_epoch) == sub.url_epoch,
+            col(Delivery.status) == DeliveryStatus.pending.value,
+        )
+        .values(status=DeliveryStatus.cancelled.value, last_error=prepare.MOVED)
+    )
+    sub.url_epoch += 1
+    secret = new_webhook_secret()
+    sub.secret = secret
+    # The old secret never signs for the new endpoint.
+    sub.previous_secret = None
+    sub.previous_secret_expires_at = None
+    return secret
 
 
 async def delete(session: AsyncSession, principal: Principal, sub_id: uuid.UUID) -> None:
@@ -145,6 +180,7 @@ async def rotate_secret(
         seconds=settings.webhook_secret_overlap_seconds
     )
     sub.secret = secret
+    _managed_by(sub, principal)
     sub.updated_at = utcnow()
     session.add(sub)
     await session.flush()
@@ -166,7 +202,8 @@ async def ping(session: AsyncSession, principal: Principal, sub_id: uuid.UUID) -
         subscription_id=sub.id,
         event_id=event.id,
         event_type=event.type,
-        payload=outbox.payload(event, None, ""),
+        url_epoch=sub.url_epoch,
+        payload=outbox.envelope(event),
     )
     session.add(delivery)
     await session.flush()
@@ -194,13 +231,20 @@ async def list_deliveries(
 
 
 async def retry(session: AsyncSession, principal: Principal, delivery_id: uuid.UUID) -> Delivery:
-    """Send a failed or cancelled delivery again, now (same `webhook-id`)."""
+    """Send a failed or cancelled delivery again, now (same `webhook-id`, rendered anew)."""
     delivery = await session.get(Delivery, delivery_id)
     if delivery is None:
         raise NotFound("No such delivery.")
-    await get(session, principal, delivery.subscription_id)
+    sub = await get(session, principal, delivery.subscription_id)
     if delivery.status in (DeliveryStatus.pending, DeliveryStatus.delivering):
         raise Conflict("The delivery is already queued.")
+    if delivery.url_epoch != sub.url_epoch:
+        raise Conflict("The delivery was for an earlier URL of this subscription.")
+    if await _overtaken(session, delivery):
+        raise Conflict(
+            "A later message about this alert has gone out since; it carried the "
+            "alert's current state. Replay to receive the messages again in order."
+        )
     delivery.status = DeliveryStatus.pending.value
     delivery.next_attempt_at = utcnow()
     delivery.claimed_until = None
@@ -213,15 +257,39 @@ async def retry(session: AsyncSession, principal: Principal, delivery_id: uuid.U
     return delivery
 
 
+async def _overtaken(session: AsyncSession, delivery: Delivery) -> bool:
+    """Whether a later message of the same alert to the same endpoint is out or going out."""
+    if delivery.alert_id is None:
+        return False
+    mates = (
+        await session.exec(
+            select(Delivery).where(
+                Delivery.alert_id == delivery.alert_id,
+                Delivery.subscription_id == delivery.subscription_id,
+                Delivery.url_epoch == delivery.url_epoch,
+                col(Delivery.status).in_(
+                    [DeliveryStatus.delivered.value, DeliveryStatus.delivering.value]
+                ),
+            )
+        )
+    ).all()
+    key = prepare.order_key(delivery)
+    return any(prepare.order_key(m) > key for m in mates)
+
+
 async def replay(
     session: AsyncSession, principal: Principal, sub_id: uuid.UUID, since: datetime
 ) -> int:
-    """Queue again every delivery since `since`; the worker re-checks access before sending."""
+    """Queue again every delivery since `since` to the current URL, in their order.
+
+    The copies are rendered when sent, like every delivery: what the agency may see then.
+    """
     sub = await get(session, principal, sub_id)
     rows = (
         await session.exec(
             select(Delivery).where(
                 Delivery.subscription_id == sub.id,
+                Delivery.url_epoch == sub.url_epoch,
                 col(Delivery.created_at) >= since,
                 col(Delivery.status).in_(
                     [DeliveryStatus.delivered.value, DeliveryStatus.failed.value]
@@ -229,8 +297,11 @@ async def replay(
             )
         )
     ).all()
-    for old in rows:
-        session.add(outbox.new_delivery_like(old))
+    now = utcnow()
+    for position, old in enumerate(sorted(rows, key=prepare.order_key)):
+        # Distinct creation times keep the copies in the originals' order.
+        created = now + timedelta(microseconds=position)
+        session.add(outbox.new_delivery_like(old, replayed_at=now, created_at=created))
     await session.flush()
     await audit.record(
         session,

@@ -7,10 +7,13 @@ import ipaddress
 import re
 import socket
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 import httpx
+
+from app.core.config import webhook_allow_entry
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -19,6 +22,19 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 # Hosts that inet_aton may read as IPv4 in a legacy form: `2130706433`, `0x7f000001`, `127.1`.
 _LEGACY_IPV4 = re.compile(r"[0-9a-fx.]+", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class AllowedEndpoint:
+    """A non-public network and the one port on it that subscribers may reach."""
+
+    network: Network
+    port: int
+
+
+def allow_list(entries: Sequence[str]) -> list[AllowedEndpoint]:
+    """The configured `ADDRESS[/PREFIX]:PORT` entries (settings have checked their form)."""
+    return [AllowedEndpoint(*webhook_allow_entry(entry)) for entry in entries]
 
 
 class UrlRefused(ValueError):
@@ -115,20 +131,30 @@ def _is_public(addr: IPAddress) -> bool:
     return addr.is_global and not special
 
 
-def address_allowed(ip: str, allow: Sequence[Network]) -> bool:
-    """Return whether a subscriber may be reached at `ip` (tunnelled IPv4 unwrapped first)."""
+def is_public(ip: str) -> bool:
+    """Whether `ip` is a public address (tunnelled IPv4 unwrapped first)."""
+    try:
+        return _is_public(_unwrap(ipaddress.ip_address(ip)))
+    except ValueError:
+        return False
+
+
+def address_allowed(ip: str, port: int, allow: Sequence[AllowedEndpoint]) -> bool:
+    """Whether a subscriber may be reached at `ip`:`port` (tunnelled IPv4 unwrapped first)."""
     try:
         addr = ipaddress.ip_address(ip)
     except ValueError:
         return False
     target = _unwrap(addr)
-    if any(candidate in network for candidate in (addr, target) for network in allow):
-        return True
+    for entry in allow:
+        # An allow-listed network opens one port, never every service on the host.
+        if entry.port == port and any(c in entry.network for c in (addr, target)):
+            return True
     return _is_public(target)
 
 
 async def resolve_and_check(
-    url: httpx.URL, resolver: Resolver, allow: Sequence[Network]
+    url: httpx.URL, resolver: Resolver, allow: Sequence[AllowedEndpoint]
 ) -> list[str]:
     """Resolve the URL's host and return its addresses; UrlRefused if any one is refused."""
     if url.scheme not in DEFAULT_PORTS:
@@ -136,18 +162,19 @@ async def resolve_and_check(
     host = url.raw_host.decode("ascii")
     if not host:
         raise UrlRefused("URL has no host")
+    port = url.port or DEFAULT_PORTS[url.scheme]
     literal = _literal_ip(host)
     if literal is not None:
         addresses = [str(literal)]
     else:
         try:
-            addresses = await resolver.resolve(host, url.port or DEFAULT_PORTS[url.scheme])
+            addresses = await resolver.resolve(host, port)
         except (OSError, UnicodeError) as exc:
             raise UrlRefused(f"host {host!r} does not resolve") from exc
     if not addresses:
         raise UrlRefused(f"host {host!r} does not resolve")
     # One refused address refuses the lot: a public + private answer is a rebinding trick.
-    refused = [address for address in addresses if not address_allowed(address, allow)]
+    refused = [address for address in addresses if not address_allowed(address, port, allow)]
     if refused:
         raise UrlRefused(f"host {host!r} resolves to a refused address: {', '.join(refused)}")
     return list(dict.fromkeys(addresses))

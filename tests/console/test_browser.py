@@ -51,7 +51,7 @@ async def server(db_url, tmp_path) -> AsyncIterator[str]:
         db_url,
         tmp_path,
         RATE_LIMIT_PER_MINUTE="0",
-        WEBHOOK_ALLOW_NETWORKS="127.0.0.1/32",
+        WEBHOOK_ALLOW_NETWORKS="127.0.0.1:9",
         WEBHOOK_REQUIRE_HTTPS="false",
         WORKER_IN_PROCESS="false",
     ) as base:

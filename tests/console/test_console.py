@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -19,7 +20,7 @@ from app.core.hardening import API_CSP, CONSOLE_CSP
 from app.core.principal import Role
 from app.core.types import utcnow
 from tests.console.helpers import console_login, csrf_of, login_page, seizure_form
-from tests.factories import make_agency, make_user
+from tests.factories import bearer, make_agency, make_user, password_login
 
 Browser = Callable[[], httpx.AsyncClient]
 
@@ -318,7 +319,7 @@ async def test_trace_request_walk_to_responded(browser, world):
 
 async def test_admin_creates_a_user_and_a_subscription(client, world, app):
     app.state.settings = app.state.settings.model_copy(
-        update={"webhook_allow_networks": ["127.0.0.1/32"], "webhook_require_https": False}
+        update={"webhook_allow_networks": ["127.0.0.1:9"], "webhook_require_https": False}
     )
     csrf = await console_login(client, world["ke_admin"].email)
     email = f"new-{uuid.uuid4().hex[:8]}@tracewire.example"
@@ -538,3 +539,136 @@ async def test_agency_admin_pages(client, world):
     assert (
         trail.status_code == 200 and "policy.update" in trail.text and "client.create" in trail.text
     )
+
+
+# --- what the console cannot read is a form error, never a 500 ----------------------------
+
+UNREADABLE_ITEM_KEYS = (
+    "items.x.category",
+    "items.-1.category",
+    "items.1e3.category",
+    "items.\u0663.category",  # an Arabic-Indic digit, which int() would read
+    "items.00.category",
+    "items.0.colour",
+    "items.0",
+    "items..category",
+    "items.99999999999999999999999.category",
+)
+
+
+@pytest.mark.parametrize("key", UNREADABLE_ITEM_KEYS)
+async def test_unreadable_item_fields_are_form_errors(client, world, db, key):
+    csrf = await console_login(client, world["ke_focal"].email)
+    for action in ("save", "publish"):
+        form = seizure_form(csrf, str(world["de"].id), action=action, **{key: "small_arm"})
+        answer = await client.post("/console/alerts/new", data=form)
+        assert answer.status_code == 422, answer.text
+        assert "Not a field of this form" in answer.text
+        assert 'value="M70-99812"' in answer.text  # the rest of the form is kept
+        _no_trace(answer.text)
+    # Adding a row or previewing reads nothing from the unreadable key: no error, no 500.
+    form = seizure_form(csrf, str(world["de"].id), action="add_item", **{key: "small_arm"})
+    assert (await client.post("/console/alerts/new", data=form)).status_code == 200
+    assert (await client.post("/console/alerts/preview", data=form)).status_code == 200
+    assert await _count(db, Alert) == 0
+
+
+async def test_item_rows_past_the_limit_and_edits_are_refused_by_name(client, world, db):
+    csrf = await console_login(client, world["ke_focal"].email)
+    form = seizure_form(csrf, None, **{"items.100.category": "small_arm", "items.100.make": "X"})
+    answer = await client.post("/console/alerts/new", data=form)
+    assert answer.status_code == 422
+    assert 'href="#f-items-100-category"' in answer.text and "At most 100 items" in answer.text
+    posted = await client.post(
+        "/console/alerts/new", data=seizure_form(csrf, str(world["de"].id), action="save")
+    )
+    assert posted.status_code == 303
+    edit = seizure_form(
+        csrf, str(world["de"].id), action="save", version="1", **{"items.x.category": "ammunition"}
+    )
+    answer = await client.post(posted.headers["location"] + "/edit", data=edit)
+    assert answer.status_code == 422 and 'href="#f-items-x-category"' in answer.text
+    _no_trace(answer.text)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "error_id"),
+    [
+        ("occurred_at", "9999-12-31T23:59:59-14:00", "f-occurred_at-error"),
+        ("occurred_at", "0001-01-01T00:00:00+14:00", "f-occurred_at-error"),
+        ("details.seized_at", "9999-12-31T23:59:59-14:00", "f-details-seized_at-error"),
+        ("occurred_at", "1700000000", "f-occurred_at-error"),
+    ],
+)
+async def test_alert_form_dates_out_of_range_are_shown_next_to_the_field(
+    client, world, db, field, value, error_id
+):
+    csrf = await console_login(client, world["ke_focal"].email)
+    answer = await client.post(
+        "/console/alerts/new", data=seizure_form(csrf, str(world["de"].id), **{field: value})
+    )
+    assert answer.status_code == 422, answer.text
+    assert f'id="{error_id}"' in answer.text
+    _no_trace(answer.text)
+    assert await _count(db, Alert) == 0
+
+
+async def test_policy_editor_refuses_json_it_cannot_read(client, world):
+    csrf = await console_login(client, world["ke_admin"].email)
+    for text, message in (
+        ("[" * 10_000 + "]" * 10_000, "nested deeper"),
+        ('{"seized_weapon": ' * 50 + "{}" + "}" * 50, "nested deeper"),
+        ("[" * 100_000, "nested deeper"),
+        ('{"seized_weapon": {"default": {"tlp": "' + "x" * 300_000 + '"}}}', "longer than"),
+        ("[" + "0," * 20_000 + "0]", "array longer"),
+    ):
+        answer = await client.post(
+            "/console/admin/policy", data={"csrf_token": csrf, "policy": text}
+        )
+        assert answer.status_code == 422, answer.text[:300]
+        assert 'id="f-policy-error"' in answer.text and message in answer.text
+        _no_trace(answer.text)
+    for raw in ("%ED%A0%80", "%FF%FE", '"\ud800"'):  # undecodable and surrogate text
+        answer = await client.post(
+            "/console/admin/policy",
+            content=f"csrf_token={csrf}&policy={raw}".encode("utf-8", "surrogatepass"),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert answer.status_code in (400, 422), answer.text[:300]
+        _no_trace(answer.text)
+    overflowing = {
+        "seized_weapon": {
+            "default": {
+                "tlp": "green",
+                "audience": "community",
+                "embargo_until": "9999-12-31T23:59:59-14:00",
+            }
+        }
+    }
+    answer = await client.post(
+        "/console/admin/policy", data={"csrf_token": csrf, "policy": json.dumps(overflowing)}
+    )
+    assert answer.status_code == 422 and "Out of range" in answer.text
+    assert "embargo_until" not in (await client.get("/console/admin/policy")).text
+
+
+async def test_replay_since_and_audit_paging_refuse_what_they_cannot_read(client, world):
+    login = await password_login(client, world["ke_admin"].email)
+    sub = await client.post(
+        "/api/v1/subscriptions",
+        json={"url": "https://hooks.example.org/tracewire"},
+        headers=bearer(login["access_token"]),
+    )
+    assert sub.status_code == 201, sub.text
+    csrf = await console_login(client, world["ke_admin"].email)
+    url = f"/console/admin/subscriptions/{sub.json()['id']}/replay"
+    for since in ("9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00", "yesterday", ""):
+        answer = await client.post(url, data={"csrf_token": csrf, "since": since})
+        assert answer.status_code == 422, since
+        assert 'id="f-since-error"' in answer.text
+        _no_trace(answer.text)
+    fine = await client.post(url, data={"csrf_token": csrf, "since": "2026-01-01"})
+    assert fine.status_code == 200 and "deliveries queued again" in fine.text
+    for before in ("\u00b2", "\u0663", "-1", "9" * 40):
+        answer = await client.get("/console/admin/audit", params={"before": before})
+        assert answer.status_code == 200, before

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 
 import pytest
@@ -9,7 +11,9 @@ from sqlmodel import func, select
 
 from app.agencies.models import Agency
 from app.core.principal import Role
+from tests.core.failing_serve import add_failing_routes
 from tests.factories import bearer, make_agency, make_user, password_login
+from tests.live import serve
 
 PROBLEM = "application/problem+json"
 
@@ -161,3 +165,68 @@ async def test_password_never_echoed_in_errors(client, db, app, admin_headers):
     assert answer.status_code == 422
     assert answer.json()["errors"][0]["field"] == "body.password"
     assert secret_password not in answer.text
+
+
+# --- an unexpected error: a clean 500, and the connection stays usable --------------------
+
+TAXII = "application/taxii+json;version=2.1"
+
+
+async def test_unexpected_error_is_a_500_problem_in_process(app, client):
+    add_failing_routes(app)
+    api = await client.get("/api/v1/test-only/fail", headers={"X-Request-ID": "req-fail-1"})
+    assert api.status_code == 500
+    assert api.headers["content-type"] == PROBLEM
+    assert api.headers["x-request-id"] == "req-fail-1"
+    assert api.headers["x-content-type-options"] == "nosniff"
+    assert api.json()["type"].endswith("internal-error")
+    assert api.json()["request_id"] == "req-fail-1"
+    assert "forced" not in api.text  # no exception text in the answer
+    console = await client.get("/console/test-only/fail")
+    assert console.status_code == 500
+    assert console.headers["content-type"].startswith("text/html")
+    assert console.headers["content-security-policy"].startswith("default-src 'none'")
+    taxii = await client.get("/taxii2/test-only/fail")
+    assert taxii.status_code == 500
+    assert taxii.headers["content-type"] == TAXII
+    assert taxii.json()["http_status"] == "500"
+
+
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str
+) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP/1.1 request and its answer on an open keep-alive connection."""
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: */*\r\n\r\n".encode())
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {
+        name.strip().lower(): value.strip()
+        for name, _, value in (line.partition(":") for line in lines if line)
+    }
+    body = await asyncio.wait_for(reader.readexactly(int(headers["content-length"])), 10)
+    return int(status_line.split()[1]), headers, body
+
+
+async def test_unexpected_error_keeps_the_connection_of_a_real_server(db_url, tmp_path):
+    async with serve(db_url, tmp_path, module="tests.core.failing_serve") as base:
+        host, port = base.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            for path, media in (
+                ("/api/v1/test-only/fail", PROBLEM),
+                ("/console/test-only/fail", "text/html; charset=utf-8"),
+                ("/taxii2/test-only/fail", TAXII),
+            ):
+                status, headers, body = await _exchange(reader, writer, path)
+                assert status == 500, body
+                assert headers["content-type"] == media
+                assert headers.get("connection", "keep-alive") != "close"
+                # The same connection answers the next request.
+                status, _, body = await _exchange(reader, writer, "/healthz")
+                assert status == 200, body
+                assert json.loads(body)["status"] == "ok"
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()

@@ -95,8 +95,9 @@ async def test_a_hit_leaks_no_content(client, agencies):
             {**AKM, "serial_raw": "Q-5150", "model": "AKMS-SECRET-MODEL", "lot": "LOT-SECRET"},
             title=secret_title,
             summary=secret_summary,
+            # Amber to Jordan only: Germany may not see it, but it is not blind either.
             handling={
-                "tlp": "red",
+                "tlp": "amber",
                 "audience": "recipients",
                 "recipient_agencies": [str(agencies["JO"].agency.id)],
             },
@@ -124,9 +125,12 @@ async def test_a_hit_leaks_no_content(client, agencies):
     assert de_view["other"]["agency_id"] == str(agencies["KE"].agency.id)
     assert de_view["other"]["agency_country"] == "KE"
     assert de_view["my_alert_id"] == open_alert["id"]
+    # Make and calibre matched, but Germany may not see the record: no tier signal.
+    assert de_view["tier"] == "candidate"
     # The Kenyan side may see the German alert (community, green): it gets the id.
     ke_view = (await _hits(client, agencies["KE"]))[0]
     assert ke_view["other"]["alert_id"] == open_alert["id"]
+    assert ke_view["tier"] == "strong"
 
 
 async def test_confirm_and_dismiss_per_side(client, agencies):

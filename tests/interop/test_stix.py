@@ -184,7 +184,8 @@ def test_cli_refuses_an_unknown_agency(tmp_path, db_url):
         timeout=120,
         check=False,
     )
-    assert result.returncode == 1 and "No agency" in result.stdout
+    # Errors go to stderr: stdout is where the bundle goes.
+    assert result.returncode == 1 and "No agency" in result.stderr
 
 
 async def test_extension_schemas_are_served(client):

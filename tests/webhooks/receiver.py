@@ -1,4 +1,8 @@
-"""A real HTTP webhook receiver on 127.0.0.1 for the tests, with switchable behaviour."""
+"""A real HTTP webhook receiver on 127.0.0.1 for the tests, with switchable behaviour.
+
+Given the subscription's secret (`secret`), it verifies every request as a subscriber
+would, with the `standardwebhooks` library, and answers 400 to one that does not verify.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,16 @@ import socket
 from dataclasses import dataclass, field
 
 import uvicorn
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
 
 
 @dataclass
 class Received:
     headers: dict[str, str]
     body: bytes
+    target: str = ""  # path and query the request was sent to
+    verified: dict | None = None  # the verified event, when the receiver has a secret
 
     @property
     def json(self) -> dict:
@@ -30,10 +38,12 @@ class Receiver:
     """Serves POSTs; `fail_next` answers 500 that many times; `delay` sleeps before answering."""
 
     port: int = 0
+    secret: str | None = None
     received: list[Received] = field(default_factory=list)
     fail_next: int = 0
     delay: float = 0.0
     status: int = 200
+    answer: bytes = b"ok"
     _server: uvicorn.Server | None = None
     _task: asyncio.Task | None = None
 
@@ -53,15 +63,25 @@ class Receiver:
             if not message.get("more_body"):
                 break
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}
-        self.received.append(Received(headers, body))
+        target = scope["path"] + (
+            "?" + scope["query_string"].decode() if scope["query_string"] else ""
+        )
+        received = Received(headers, body, target)
+        self.received.append(received)
         if self.delay:
             await asyncio.sleep(self.delay)
         status = self.status
+        if self.secret is not None:
+            try:
+                received.verified = Webhook(self.secret).verify(body, headers)
+            except (WebhookVerificationError, ValueError):  # ValueError: malformed header
+                status = 400
         if self.fail_next > 0:
             self.fail_next -= 1
             status = 500
         await send({"type": "http.response.start", "status": status, "headers": []})
-        await send({"type": "http.response.body", "body": b"ok" if status < 300 else b"nope"})
+        answer = self.answer if status < 300 else b"nope"
+        await send({"type": "http.response.body", "body": answer})
 
     @property
     def url(self) -> str:
@@ -93,3 +113,10 @@ class Receiver:
 
     def ids(self) -> list[str]:
         return [r.webhook_id for r in self.received]
+
+    def events(self) -> list[dict]:
+        """The verified events, in arrival order (every request must have verified)."""
+        assert self.secret is not None, "give the receiver the subscription's secret"
+        unverified = [r.webhook_id for r in self.received if r.verified is None]
+        assert not unverified, f"requests that did not verify: {unverified}"
+        return [r.verified for r in self.received]

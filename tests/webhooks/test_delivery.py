@@ -18,10 +18,10 @@ from tests.webhooks.receiver import Receiver
 
 
 @pytest.fixture
-def settings(settings):
+def settings(settings, receiver):
     return settings.model_copy(
         update={
-            "webhook_allow_networks": ["127.0.0.1/32"],
+            "webhook_allow_networks": [f"127.0.0.1:{receiver.port}"],
             "webhook_require_https": False,
             "webhook_retry_schedule": [0.05, 0.05, 0.05, 0.05, 0.05],
             "webhook_read_timeout": 0.5,
@@ -386,14 +386,23 @@ async def test_embargoed_alert_is_delivered_when_the_embargo_ends(
     assert len(receiver.received) == 1
 
 
-async def test_preview_counts_subscriptions(client, world):
+async def test_preview_counts_only_the_callers_own_subscriptions(client, world):
     await _subscribe(client, world["DE_admin"], "https://hooks.de.example/a")
     await _subscribe(client, world["DE_admin"], "https://hooks.de.example/b", max_tlp="clear")
-    preview = await client.post(
-        "/api/v1/alerts/preview-audience",
-        json={"kind": "seized_weapon", "handling": {"tlp": "green", "audience": "community"}},
-        headers=world["KE"].headers,
-    )
-    counts = {a["id"]: a["subscriptions"] for a in preview.json()["agencies"]}
-    assert counts[str(world["DE"].agency.id)] == 1  # the clear-only one does not take green
-    assert counts[str(world["JO"].agency.id)] == 0
+    await _subscribe(client, world["KE_admin"], "https://hooks.ke.example/a")
+    body = {"kind": "seized_weapon", "handling": {"tlp": "green", "audience": "community"}}
+
+    async def counts(actor) -> dict[str, int | None]:
+        preview = await client.post(
+            "/api/v1/alerts/preview-audience", json=body, headers=actor.headers
+        )
+        assert preview.status_code == 200, preview.text
+        return {a["id"]: a["subscriptions"] for a in preview.json()["agencies"]}
+
+    ids = {code: str(world[code].agency.id) for code in ("KE", "DE", "JO")}
+    from_ke = await counts(world["KE"])
+    # Another agency's count, tried against chosen filters, would reveal its filters.
+    assert from_ke == {ids["KE"]: 1, ids["DE"]: None, ids["JO"]: None}
+    from_de = await counts(world["DE"])
+    assert from_de[ids["DE"]] == 1  # the clear-only one does not take green
+    assert from_de[ids["KE"]] is None

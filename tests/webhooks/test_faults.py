@@ -21,6 +21,7 @@ from app.core.principal import Role
 from app.webhooks.delivery import DeliveryWorker
 from app.webhooks.models import Delivery
 from app.webhooks.signing import message_id
+from tests import live
 from tests.conftest import TEST_JWT_SECRET
 from tests.factories import make_actor, make_agency, post_alert, seizure_body
 from tests.webhooks.receiver import Receiver
@@ -30,10 +31,16 @@ DEADLINE = 90.0
 
 
 @pytest.fixture
-def settings(settings):
+def port() -> int:
+    """The receiver's port, chosen first: the allow-list names it."""
+    return live.free_port()
+
+
+@pytest.fixture
+def settings(settings, port):
     return settings.model_copy(
         update={
-            "webhook_allow_networks": ["127.0.0.1/32"],
+            "webhook_allow_networks": [f"127.0.0.1:{port}"],
             "webhook_require_https": False,
             "webhook_retry_schedule": [0.2, 0.2, 0.2, 0.2, 0.2, 0.2],
             "webhook_poll_seconds": 0.1,
@@ -63,13 +70,13 @@ async def _queue(client, db, app, receiver: Receiver) -> set[str]:
     return {message_id(d.id) for d in rows}
 
 
-def _worker_env(db_url: str) -> dict[str, str]:
+def _worker_env(db_url: str, port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRACEWIRE_")}
     env.update(
         TRACEWIRE_DATABASE_URL=db_url,
         TRACEWIRE_ENVIRONMENT="test",
         TRACEWIRE_JWT_SECRET=TEST_JWT_SECRET,
-        TRACEWIRE_WEBHOOK_ALLOW_NETWORKS="127.0.0.1/32",
+        TRACEWIRE_WEBHOOK_ALLOW_NETWORKS=f"127.0.0.1:{port}",
         TRACEWIRE_WEBHOOK_REQUIRE_HTTPS="false",
         TRACEWIRE_WEBHOOK_LEASE_SECONDS="5",
         TRACEWIRE_WEBHOOK_POLL_SECONDS="0.1",
@@ -100,12 +107,12 @@ async def _wait_for_all_delivered(db: Database) -> None:
         await asyncio.sleep(0.2)
 
 
-async def test_worker_killed_mid_batch_loses_nothing(client, db, app, db_url, settings):
-    receiver = Receiver(delay=0.3)  # slow answers keep deliveries in flight
+async def test_worker_killed_mid_batch_loses_nothing(client, db, app, db_url, settings, port):
+    receiver = Receiver(port=port, delay=0.3)  # slow answers keep deliveries in flight
     await receiver.start()
     try:
         expected = await _queue(client, db, app, receiver)
-        env = _worker_env(db_url)
+        env = _worker_env(db_url, port)
         first = subprocess.Popen([sys.executable, "-m", "app", "worker"], env=env)
         try:
             await _wait_for(lambda: len(receiver.received) >= 6)
@@ -136,10 +143,10 @@ async def test_worker_killed_mid_batch_loses_nothing(client, db, app, db_url, se
     assert states == {"delivered"}
 
 
-async def test_two_workers_never_send_the_same_delivery(client, db, app, settings, backend):
+async def test_two_workers_never_send_the_same_delivery(client, db, app, settings, backend, port):
     if backend != "postgres":
         pytest.skip("SKIP LOCKED claims are the PostgreSQL path; SQLite runs one writer")
-    receiver = Receiver()
+    receiver = Receiver(port=port)
     await receiver.start()
     databases = [Database(settings), Database(settings)]
     workers = [DeliveryWorker(d, settings, name=f"w{i}") for i, d in enumerate(databases)]

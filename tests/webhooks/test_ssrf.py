@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 
 import httpx
@@ -12,12 +11,14 @@ from app.webhooks.ssrf import (
     SystemResolver,
     UrlRefused,
     address_allowed,
+    allow_list,
     check_url_syntax,
+    is_public,
     resolve_and_check,
 )
 
 PUBLIC = "93.184.216.34"
-LOOPBACK_ONLY = [ipaddress.ip_network("127.0.0.1/32")]
+LOOPBACK_ONLY = allow_list(["127.0.0.1:9000"])
 
 
 class FakeResolver:
@@ -44,7 +45,8 @@ def resolver(**by_label: list[str]) -> FakeResolver:
     [PUBLIC, "8.8.8.8", "2606:4700:4700::1111", "64:ff9b::808:808", "2002:808:808::"],
 )
 def test_public_addresses_allowed(ip):
-    assert address_allowed(ip, [])
+    assert address_allowed(ip, 443, [])
+    assert is_public(ip)
 
 
 @pytest.mark.parametrize(
@@ -61,7 +63,8 @@ def test_public_addresses_allowed(ip):
     ],
 )  # fmt: skip
 def test_non_public_addresses_refused(ip):
-    assert not address_allowed(ip, [])
+    assert not address_allowed(ip, 443, [])
+    assert not is_public(ip)
 
 
 @pytest.mark.parametrize(
@@ -69,7 +72,39 @@ def test_non_public_addresses_refused(ip):
     [("127.0.0.1", True), ("::ffff:127.0.0.1", True), ("127.0.0.2", False), ("10.0.0.1", False)],
 )
 def test_allow_list_admits_only_its_networks(ip, allowed):
-    assert address_allowed(ip, LOOPBACK_ONLY) is allowed
+    assert address_allowed(ip, 9000, LOOPBACK_ONLY) is allowed
+
+
+@pytest.mark.parametrize("port", [8000, 80, 443, 5432, 9001])
+def test_allow_list_admits_only_its_port(port):
+    # 127.0.0.1:9000 allowed is not the API on :8000 nor the database on :5432.
+    assert not address_allowed("127.0.0.1", port, LOOPBACK_ONLY)
+
+
+def test_allow_list_entries_name_networks_and_ports():
+    entries = allow_list(["10.1.0.0/16:443", "[fd00::7]:8443", " 127.0.0.1:9000 "])
+    assert [(str(e.network), e.port) for e in entries] == [
+        ("10.1.0.0/16", 443),
+        ("fd00::7/128", 8443),
+        ("127.0.0.1/32", 9000),
+    ]
+    assert address_allowed("10.1.200.3", 443, entries)
+    assert not address_allowed("10.1.200.3", 8443, entries)
+    assert address_allowed("fd00::7", 8443, entries)
+
+
+@pytest.mark.parametrize(
+    "entry",
+    ["127.0.0.1/32", "127.0.0.1", "10.0.0.0/8:", "127.0.0.1:0", "127.0.0.1:65536",
+     "127.0.0.1:http", "::1", "[::1]", "fd00::/8:443", "host.example:443", ":443"],
+)  # fmt: skip
+def test_settings_refuse_allow_entries_without_a_port(entry):
+    from pydantic import ValidationError
+
+    from app.core.config import Settings
+
+    with pytest.raises(ValidationError, match="webhook_allow_networks"):
+        Settings(environment="dev", webhook_allow_networks=[entry])
 
 
 @pytest.mark.parametrize(
@@ -167,6 +202,8 @@ async def test_allow_list_admits_loopback_receiver():
     assert await resolve_and_check(url, dns, LOOPBACK_ONLY) == ["127.0.0.1"]
     with pytest.raises(UrlRefused):
         await resolve_and_check(url, dns, [])
+    with pytest.raises(UrlRefused, match="refused address"):
+        await resolve_and_check(httpx.URL("http://127.0.0.1:8000/api/v1/me"), dns, LOOPBACK_ONLY)
 
 
 async def test_rebinding_each_lookup_judged_on_its_own_answer():

@@ -1,0 +1,112 @@
+"""What each side of a hit learns of the other (DESIGN §5): the disclosure rule, twice.
+
+A side that may see the other record sees the hit as it is (the other alert, the real
+tier). A side that may not see it learns only who holds a matching record and how to
+reach them, under one tier word for every match (so probing with chosen makes or
+calibres tells it nothing). And when the other record is `red`, `amber+strict` or for
+its originator alone, that side learns nothing at all (no hit listed, 404, no
+`hit.created`) until the other record's owner discloses the hit.
+
+`shown_filter` is the SQL form (hit lists and look-ups); `view_of` the Python form
+(read models and notifications). The hit list, the hit look-up, the console and the
+`hit.created` fan-out all go through them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import col
+
+from app.alerts.models import Alert, Audience, Tlp
+from app.core.errors import Forbidden
+from app.core.principal import Principal, Role
+from app.hits.models import Hit, HitTier
+from app.sharing import visibility
+
+BLIND_TLPS = frozenset({Tlp.red, Tlp.amber_strict})
+# The one tier a side sees when it may not see the other record: the serial matched.
+UNIFORM_TIER = HitTier.candidate
+
+
+class HitView(StrEnum):
+    """How much one side of a hit learns of the other side."""
+
+    full = "full"  # the other alert and the real tier
+    contact = "contact"  # agency, country, contact; the uniform tier
+    hidden = "hidden"  # nothing: the hit does not exist for this side
+
+
+def keeps_hits_blind(tlp: str, audience: str) -> bool:
+    """Whether a record keeps its hits from agencies that may not see it (until disclosed)."""
+    return Tlp(tlp) in BLIND_TLPS or Audience(audience) is Audience.originator
+
+
+def view_of(
+    *, sees_other: bool, sees_other_content: bool, other_blind: bool, disclosed: bool
+) -> HitView:
+    """One side's view of a hit: from whether it may see the other record (and its content),
+    whether that record keeps its hits blind, and whether its owner disclosed the hit."""
+    if sees_other:
+        return HitView.full if sees_other_content else HitView.contact
+    if other_blind and not disclosed:
+        return HitView.hidden
+    return HitView.contact
+
+
+def tier_shown(view: HitView, tier: str) -> HitTier:
+    """The tier a side is shown: the real one only when it may see the other record."""
+    return HitTier(tier) if view is HitView.full else UNIFORM_TIER
+
+
+def _blind_filter() -> ColumnElement[bool]:
+    return sa.or_(
+        col(Alert.tlp).in_([t.value for t in BLIND_TLPS]),
+        Alert.audience == Audience.originator.value,
+    )
+
+
+def _known(
+    agency_id: uuid.UUID,
+    other_alert: ColumnElement[uuid.UUID],
+    disclosed_at: ColumnElement[datetime | None],
+    now: datetime | None,
+    dialect: str,
+) -> ColumnElement[bool]:
+    hidden_other = sa.exists().where(
+        Alert.id == other_alert,
+        _blind_filter(),
+        sa.not_(visibility.visible_filter(agency_id, now, dialect=dialect)),
+    )
+    return sa.or_(disclosed_at.is_not(None), sa.not_(hidden_other))
+
+
+def shown_filter(
+    agency_id: uuid.UUID, *, dialect: str, now: datetime | None = None
+) -> ColumnElement[bool]:
+    """SQL over `hit`: the hits on the agency's records that it may know of."""
+    return sa.or_(
+        sa.and_(
+            Hit.agency_a_id == agency_id,
+            _known(agency_id, col(Hit.alert_b_id), col(Hit.disclosed_by_b_at), now, dialect),
+        ),
+        sa.and_(
+            Hit.agency_b_id == agency_id,
+            _known(agency_id, col(Hit.alert_a_id), col(Hit.disclosed_by_a_at), now, dialect),
+        ),
+    )
+
+
+def disclosed_to(hit: Hit, side: str) -> bool:
+    """Whether the other side's owner disclosed the hit to `side` (`a` or `b`)."""
+    return (hit.disclosed_by_b_at if side == "a" else hit.disclosed_by_a_at) is not None
+
+
+def require_discloser(principal: Principal) -> None:
+    """Disclosing a blind hit is a decision of the owner's focal point or administrator."""
+    if principal.kind != "user" or principal.role not in (Role.focal_point, Role.agency_admin):
+        raise Forbidden("Only a focal point or an agency administrator may disclose a hit.")

@@ -1,0 +1,194 @@
+"""What a reader is shown of an alert: one decision for every channel that renders one.
+
+An alert reaches a reader in one of three forms: its *content*; a *reference* (id, kind,
+TLP, status, version and link: enough to fetch it through the API, which applies the
+reader's own rights again); or a *tombstone* (a withdrawn alert: identity, withdrawal
+time and reason). Channels that send later (webhook deliveries, their retries and
+replays) render here at send time from the alert's current state, so what was true when
+an event was written is never sent once it is no longer true (DESIGN §6).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.agencies.models import Agency, AgencyStatus, ApiClient, User
+from app.alerts.models import Alert, AlertStatus, Tlp
+from app.core.principal import ROLE_SCOPES, Principal, Role, Scope
+from app.sharing import service as sharing
+from app.sharing import visibility
+from app.sharing.visibility import AlertFacts
+
+
+class Form(StrEnum):
+    content = "content"
+    reference = "reference"
+    tombstone = "tombstone"
+
+
+def read_form(alert: Alert, reader: Principal) -> Form:
+    """The API's form of a visible alert: its content, or its tombstone once withdrawn."""
+    return Form.content if visibility.sees_content(alert, reader) else Form.tombstone
+
+
+def delivery_form(alert: Alert, reader: Principal) -> Form:
+    """The form a delivery carries to a reader whose agency may see the alert now.
+
+    A withdrawn alert travels as a tombstone (the originator's own endpoint included);
+    a `red` one as a reference, whatever the reader's scopes; content only to a reader
+    holding `alerts:read` that the API would show the content.
+    """
+    if alert.status == AlertStatus.withdrawn:
+        return Form.tombstone
+    if alert.tlp == Tlp.red or not reader.has_scope(Scope.alerts_read):
+        return Form.reference
+    if read_form(alert, reader) is not Form.content:
+        return Form.reference
+    return Form.content
+
+
+def reference(alert: Alert, base_url: str) -> dict[str, Any]:
+    """Enough to fetch the alert through the API, nothing of its content."""
+    return {
+        "id": str(alert.id),
+        "kind": alert.kind,
+        "tlp": alert.tlp,
+        "status": alert.status,
+        "version": alert.version,
+        "url": f"{base_url}/api/v1/alerts/{alert.id}",
+    }
+
+
+def tombstone(alert: Alert, base_url: str) -> dict[str, Any]:
+    """A withdrawn alert as the API shows its tombstone: identity, time and reason."""
+    return {
+        "id": str(alert.id),
+        "kind": alert.kind,
+        "status": alert.status,
+        "version": alert.version,
+        "url": f"{base_url}/api/v1/alerts/{alert.id}",
+        "tombstone": True,
+        "originator_agency_id": str(alert.originator_agency_id),
+        "withdrawn_at": alert.withdrawn_at.isoformat() if alert.withdrawn_at else None,
+        "withdrawal_reason": alert.withdrawal_reason,
+    }
+
+
+def content(alert: Alert, base_url: str) -> dict[str, Any]:
+    """The alert's content as a delivery carries it."""
+    return reference(alert, base_url) | {
+        "title": alert.title,
+        "summary": alert.summary,
+        "country": alert.country,
+        "occurred_at": alert.occurred_at.isoformat() if alert.occurred_at else None,
+        "tags": alert.tags,
+        "originator_agency_id": str(alert.originator_agency_id),
+        "details": alert.details,
+    }
+
+
+def render(alert: Alert, form: Form, base_url: str) -> dict[str, Any]:
+    """The alert in `form`."""
+    if form is Form.content:
+        return content(alert, base_url)
+    if form is Form.tombstone:
+        return tombstone(alert, base_url)
+    return reference(alert, base_url)
+
+
+# --- deliveries -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reach:
+    """What the sharing rule needs about one alert, loaded once for all its readers."""
+
+    facts: AlertFacts
+    live_group_members: Mapping[uuid.UUID, frozenset[uuid.UUID]]
+
+
+async def reach_of(session: AsyncSession, alert: Alert) -> Reach:
+    """The alert's sharing facts and the current members of its recipient groups."""
+    facts = await sharing.facts_of(session, alert)
+    return Reach(facts, await sharing.live_group_members(session, facts.recipient_groups))
+
+
+def may_see(reach: Reach, agency: Agency, at: datetime) -> bool:
+    """The sharing rule (the API's own predicate), as of `at`, for one agency."""
+    return visibility.can_see(
+        reach.facts,
+        agency.id,
+        agency_active=agency.status == AgencyStatus.active,
+        live_group_members=reach.live_group_members,
+        now=at,
+    )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Send `body` now, or wait until `defer_until`, or never (`refused` says why)."""
+
+    body: dict[str, Any] | None = None
+    defer_until: datetime | None = None
+    refused: str | None = None
+
+
+def for_delivery(
+    alert: Alert, reach: Reach, agency: Agency, reader: Principal, *, now: datetime, base_url: str
+) -> Verdict:
+    """What a delivery about `alert` to `agency`'s endpoint may carry, decided now."""
+    if may_see(reach, agency, now):
+        return Verdict(body=render(alert, delivery_form(alert, reader), base_url))
+    until = alert.embargo_until
+    if until is not None and until > now and may_see(reach, agency, until):
+        # Embargoed again (or longer) since the event: it is due when the embargo ends.
+        return Verdict(defer_until=until)
+    return Verdict(refused="access withdrawn before sending")
+
+
+def subscriber(
+    agency_id: uuid.UUID, manager: User | ApiClient | None, *, name: str = "subscription"
+) -> Principal:
+    """The reader a subscription stands for: its agency, with its manager's live rights.
+
+    A subscription carries content only while the principal that manages it (who
+    created it or last changed it) may itself read alerts: a client holding only
+    `webhooks:manage` gets references, and so does a subscription whose manager has
+    left, been deactivated or revoked.
+    """
+    if isinstance(manager, User) and manager.agency_id == agency_id:
+        if manager.is_active and manager.deleted_at is None:
+            role = Role(manager.role)
+            return Principal("user", manager.id, agency_id, role, ROLE_SCOPES[role], name, "")
+    if isinstance(manager, ApiClient) and manager.agency_id == agency_id:
+        if manager.revoked_at is None:
+            known = {s.value for s in Scope}
+            scopes = frozenset(Scope(s) for s in manager.scopes.split() if s in known)
+            return Principal("client", manager.id, agency_id, None, scopes, name, "")
+    return Principal("client", uuid.UUID(int=0), agency_id, None, frozenset(), name, "")
+
+
+async def managers(
+    session: AsyncSession, wanted: Iterable[tuple[str | None, uuid.UUID | None]]
+) -> dict[tuple[str, uuid.UUID], User | ApiClient]:
+    """The users and API clients named as subscription managers, by (kind, id)."""
+    pairs = list(wanted)
+    users = {m for kind, m in pairs if kind == "user" and m is not None}
+    clients = {m for kind, m in pairs if kind == "client" and m is not None}
+    found: dict[tuple[str, uuid.UUID], User | ApiClient] = {}
+    if users:
+        for user in (await session.exec(select(User).where(col(User.id).in_(users)))).all():
+            found["user", user.id] = user
+    if clients:
+        query = select(ApiClient).where(col(ApiClient.id).in_(clients))
+        for client in (await session.exec(query)).all():
+            found["client", client.id] = client
+    return found
