@@ -7,8 +7,8 @@ public key that verified them (the settings hold it): existing heads, which were
 against their own stored key, prove nothing and are dropped; the worker signs anew.
 
 Revision ID: 3e7d51c0a9b2
-Revises: 7c0a5e1d2b94
-Create Date: 2026-12-01 21:01:00.000000
+Revises: 5e1b7c9a2d40
+Create Date: 2026-12-01 23:38:00.000000
 """
 
 from collections.abc import Sequence
@@ -20,7 +20,7 @@ from alembic import op
 import app.core.types
 
 revision: str = "3e7d51c0a9b2"
-down_revision: str | None = "7c0a5e1d2b94"
+down_revision: str | None = "5e1b7c9a2d40"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
