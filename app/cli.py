@@ -17,6 +17,11 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from app.core.config import ConfigurationError, Settings, get_settings
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
+
     from app.core.db import Database
 
 cli = typer.Typer(
@@ -76,11 +81,11 @@ def _unreachable(settings: Settings, exc: BaseException) -> str:
 
 
 def _warn_if_exposed(settings: Settings, host: str) -> None:
-    """In `dev` placeholder secrets are accepted: say so loudly when others can connect."""
+    """In `dev` placeholder database passwords pass: say so loudly when others can connect."""
     if settings.environment == "dev" and not is_loopback(host):
         log.warning(
-            "listening on %s in the dev environment: placeholder secrets are accepted and "
-            "anyone who can reach this address can use them; bind 127.0.0.1 or set "
+            "listening on %s in the dev environment: placeholder database passwords are "
+            "accepted and anyone who can reach this address can use them; bind 127.0.0.1 or set "
             "TRACEWIRE_ENVIRONMENT=prod",
             host,
         )
@@ -119,6 +124,7 @@ def serve(
     configure_logging(settings.log_level, json_format=settings.log_json)
     _warn_if_exposed(settings, host or settings.host)
     asyncio.run(_migrate(settings))
+    settings.audit_signing_seed()  # generated into the data directory on first start if unset
     if demo:
         # Unless an external URL is configured, print the address this process listens on.
         listening = f"http://{host or settings.host}:{port or settings.port}"
@@ -150,6 +156,7 @@ def worker() -> None:
     settings = get_settings()
     configure_logging(settings.log_level, json_format=settings.log_json)
     asyncio.run(_migrate(settings))
+    settings.audit_signing_seed()  # generated into the data directory on first start if unset
 
     async def run() -> None:
         db = Database(settings)
@@ -282,28 +289,119 @@ audit_cli = typer.Typer(help="The audit trail.", no_args_is_help=True)
 cli.add_typer(audit_cli, name="audit")
 
 
+def _audit_key(settings: Settings, *, signing: bool) -> Ed25519PrivateKey | Ed25519PublicKey:
+    """The audit key the command needs, from the settings or a key file; exit 2 without one."""
+    from app.audit import heads
+
+    try:
+        key = heads.signing_key(settings) if signing else heads.verify_key(settings)
+    except (heads.NoAuditKey, OSError, ValueError) as exc:
+        console.print(f"[red]{exc}[/red]", soft_wrap=True)
+        raise typer.Exit(2) from None
+    if key is None:
+        console.print("[red]no audit signing key here: set TRACEWIRE_AUDIT_SIGNING_KEY[/red]")
+        raise typer.Exit(2)
+    return key
+
+
 @audit_cli.command("verify")
-def audit_verify() -> None:
-    """Check the whole audit chain; exit 1 and name the first broken record if any."""
+def audit_verify(
+    against: Annotated[
+        Path | None,
+        typer.Option(
+            help="A head printed earlier by `tracewire audit head` and kept elsewhere: the "
+            "chain must still extend it.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+) -> None:
+    """Check the whole audit chain and its signed heads; exit 1 naming the first broken record."""
     from app.audit import service as audit
+    from app.audit.heads import SignedHead
+
+    settings = get_settings()
+    key = _audit_key(settings, signing=False)
+    witnessed = None
+    if against is not None:
+        try:
+            witnessed = SignedHead.from_json(against.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            console.print(f"[red]{against}: {exc}[/red]")
+            raise typer.Exit(2) from None
 
     async def run() -> audit.Verdict:
-        db = await _connected(get_settings())
+        db = await _connected(settings)
         try:
             async with db.session() as session:
-                return await audit.verify(session)
+                return await audit.verify(session, key, against=witnessed)  # type: ignore[arg-type]
         finally:
             await db.dispose()
 
     verdict = asyncio.run(run())
-    if verdict.ok:
-        head = f", signed head at {verdict.signed_head_seq}" if verdict.signed_head_seq else ""
-        console.print(f"audit chain intact: {verdict.checked} records{head}")
-        return
-    console.print(
-        f"[red]audit chain broken at record {verdict.first_broken_seq}: {verdict.reason}[/red]"
-    )
-    raise typer.Exit(1)
+    if not verdict.ok:
+        console.print(
+            f"[red]audit chain broken at record {verdict.first_broken_seq}: {verdict.reason}[/red]",
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
+    parts = [f"audit chain intact: {verdict.checked} records"]
+    if verdict.signed_head_seq:
+        parts.append(f"signed head at {verdict.signed_head_seq}")
+    if verdict.witnessed_seq:
+        parts.append(f"extends the witnessed head at {verdict.witnessed_seq}")
+    if verdict.unchained:
+        parts.append(f"{verdict.unchained} committed records not linked yet")
+    console.print(", ".join(parts) + f" (key {verdict.key_id})", soft_wrap=True)
+
+
+@audit_cli.command("head")
+def audit_head(
+    out: Annotated[
+        Path | None, typer.Option(help="Also write the head to this file.", dir_okay=False)
+    ] = None,
+) -> None:
+    """Sign the chain's current head and print it, for a witness to keep outside this system."""
+    from app.audit import chain
+    from app.audit import service as audit
+    from app.audit.heads import SignedHead
+
+    settings = get_settings()
+    key = _audit_key(settings, signing=True)
+
+    async def run() -> SignedHead | None:
+        db = await _connected(settings)
+        try:
+            async with db.session() as session:
+                await chain.sweep(session)  # what a crashed process left, so the head covers it
+                head = await audit.sign_head(session, key)  # type: ignore[arg-type]
+                await session.commit()
+                return head
+        finally:
+            await db.dispose()
+
+    try:
+        head = asyncio.run(run())
+    except audit.ChainBroken as exc:
+        console.print(f"[red]refusing to sign: {exc}[/red]", soft_wrap=True)
+        raise typer.Exit(1) from None
+    if head is None:
+        console.print("[red]the audit chain is empty: nothing to sign yet[/red]")
+        raise typer.Exit(1)
+    text = head.to_json() + "\n"
+    if out is not None:
+        out.write_text(text, encoding="utf-8")
+    typer.echo(text, nl=False)
+
+
+@audit_cli.command("public-key")
+def audit_public_key() -> None:
+    """Print the public key heads are checked with (TRACEWIRE_AUDIT_PUBLIC_KEY for an auditor)."""
+    from app.audit import heads
+
+    key = _audit_key(get_settings(), signing=False)
+    public = key.public_key() if isinstance(key, heads.Ed25519PrivateKey) else key
+    typer.echo(f"{heads.public_key_text(public)}  key id {heads.key_id(public)}")
 
 
 agencies_cli = typer.Typer(help="The agencies.", no_args_is_help=True)

@@ -17,7 +17,8 @@ from datetime import timedelta
 from sqlmodel import col, delete
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.audit import service as audit
+from app.audit import heads as audit_heads
+from app.audit import jobs as audit_jobs
 from app.auth.models import AuthSession, RevokedToken
 from app.core.config import Settings
 from app.core.db import Database
@@ -59,17 +60,14 @@ async def match_released_alerts(session: AsyncSession) -> int:
 
 
 def schedules(settings: Settings) -> tuple[Schedule, ...]:
-    """The default jobs, plus signing the audit head when a signing key is configured."""
-    if settings.audit_signing_key is None:
+    """The default jobs, plus signing the audit head (everywhere but a verify-only host)."""
+    key = audit_heads.signing_key(settings)
+    if key is None:
         return DEFAULT_SCHEDULES
-    key = audit.load_signing_key(settings.audit_signing_key.get_secret_value())
-
-    async def sign_audit_head(session: AsyncSession) -> int:
-        return 1 if await audit.sign_head(session, key) else 0
-
+    signer = audit_jobs.head_signer(key)
     return (
         *DEFAULT_SCHEDULES,
-        Schedule("sign_audit_head", sign_audit_head, settings.audit_sign_every_seconds),
+        Schedule("sign_audit_head", signer, settings.audit_sign_every_seconds),
     )
 
 
@@ -78,6 +76,7 @@ DEFAULT_SCHEDULES = (
     Schedule("match_released_alerts", match_released_alerts, 15.0),
     Schedule("purge_expired_auth", purge_expired_auth, 3600.0),
     Schedule("purge_idempotency_records", purge_idempotency_records, 3600.0),
+    Schedule("link_audit_records", audit_jobs.link_leftovers, 5.0),
 )
 
 

@@ -28,7 +28,7 @@ import httpx
 
 from app.core import migrate
 from app.core.db import Database, create_engine
-from tests.conftest import TEST_JWT_SECRET, settings_for
+from tests.conftest import TEST_AUDIT_SIGNING_KEY, TEST_JWT_SECRET, settings_for
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432"
@@ -72,6 +72,7 @@ def service_env(database_url: str, **extra: str) -> dict[str, str]:
         TRACEWIRE_DATABASE_URL=database_url,
         TRACEWIRE_ENVIRONMENT="test",
         TRACEWIRE_JWT_SECRET=TEST_JWT_SECRET,
+        TRACEWIRE_AUDIT_SIGNING_KEY=TEST_AUDIT_SIGNING_KEY,
         TRACEWIRE_LOG_LEVEL="WARNING",
         TRACEWIRE_RATE_LIMIT_PER_MINUTE="0",
         TRACEWIRE_TOKEN_RATE_LIMIT_PER_MINUTE="0",
@@ -126,11 +127,11 @@ def processes() -> Iterator[list[Proc]]:
                 proc.popen.kill()
 
 
-def start_api(procs: list[Proc], env: dict[str, str], name: str = "api") -> Proc:
-    """`tracewire serve` (one uvicorn process) on a free port."""
+def start_api(procs: list[Proc], env: dict[str, str], name: str = "api", cwd: Path = ROOT) -> Proc:
+    """`tracewire serve` (one uvicorn process) on a free port, from the checkout at `cwd`."""
     port = free_port()
     popen = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "app", "serve", "--port", str(port)], env=env, cwd=ROOT
+        [sys.executable, "-m", "app", "serve", "--port", str(port)], env=env, cwd=cwd
     )
     proc = Proc(name, popen, f"http://127.0.0.1:{port}")
     procs.append(proc)

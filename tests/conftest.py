@@ -7,10 +7,12 @@ PostgreSQL (from TRACEWIRE_TEST_POSTGRES_URL; skipped with a reason when unset).
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import os
 import secrets
 import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -28,6 +30,9 @@ from app.main import create_app
 from tests.secrets_seen import remember
 
 POSTGRES_ENV = "TRACEWIRE_TEST_POSTGRES_URL"
+# Code under test that reads the settings from the environment (get_settings) generates its
+# secrets into a throw-away directory, never into the checkout.
+os.environ.setdefault("TRACEWIRE_DATA_DIR", tempfile.mkdtemp(prefix="tracewire-test-data-"))
 CAPTURED_LOGS: list[str] = []
 
 
@@ -58,7 +63,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 TEST_JWT_SECRET = secrets.token_urlsafe(48)
-remember(TEST_JWT_SECRET)
+# The audit head signing key (an Ed25519 seed) of in-process tests; servers started by tests
+# without one generate their own into their data directory.
+TEST_AUDIT_SIGNING_KEY = base64.b64encode(secrets.token_bytes(32)).decode()
+remember(TEST_JWT_SECRET, TEST_AUDIT_SIGNING_KEY)
 
 
 def _postgres_url() -> str | None:
@@ -76,6 +84,7 @@ def settings_for(database_url: str, **overrides: object) -> Settings:
         "environment": "test",
         "database_url": database_url,
         "jwt_secret": TEST_JWT_SECRET,
+        "audit_signing_key": TEST_AUDIT_SIGNING_KEY,
         # Cheap hashing keeps a suite with hundreds of logins fast; the production
         # parameters are checked by tests/core/test_security.py.
         "password_hash_memory_kib": 1024,

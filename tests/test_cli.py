@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import os
 import re
@@ -9,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -188,6 +191,151 @@ def test_serve_demo_prints_the_console_url_it_listens_on(tmp_path):
     finally:
         server.terminate()
         server.communicate(timeout=30)
+
+
+async def _as_insider(db_url: str, *statements: tuple[str, dict[str, object]]) -> None:
+    """SQL run by someone who owns the database: the append-only triggers turned off first."""
+    from sqlalchemy import text
+
+    from app.core.db import create_engine
+    from tests.conftest import settings_for
+
+    engine = create_engine(settings_for(db_url))
+    try:
+        async with engine.begin() as conn:
+            if engine.dialect.name == "sqlite":
+                for name in ("record_no_update", "record_no_delete", "head_no_delete"):
+                    await conn.execute(text(f"DROP TRIGGER IF EXISTS audit_{name}"))
+            else:
+                await conn.execute(text("ALTER TABLE audit_record DISABLE TRIGGER USER"))
+                await conn.execute(text("ALTER TABLE audit_head DISABLE TRIGGER USER"))
+            for statement, params in statements:
+                await conn.execute(text(statement), params)
+            if engine.dialect.name != "sqlite":  # the test database is shared: restore them
+                await conn.execute(text("ALTER TABLE audit_record ENABLE TRIGGER USER"))
+                await conn.execute(text("ALTER TABLE audit_head ENABLE TRIGGER USER"))
+    finally:
+        await engine.dispose()
+
+
+def test_a_witnessed_head_catches_a_cut_tail(db_url, tmp_path):
+    """`audit head` gives a head to keep elsewhere; `audit verify --against` proves the chain
+    still extends it, and names the cut once the last records are deleted."""
+    import asyncio
+
+    env = _env(db_url)
+    assert _run(["demo"], env, tmp_path).returncode == 0
+    head = _run(["audit", "head", "--out", "witness.json"], env, tmp_path)
+    assert head.returncode == 0, head.stdout + head.stderr
+    witness = json.loads((tmp_path / "witness.json").read_text())
+    assert json.loads(head.stdout) == witness
+    assert set(witness) == {"format", "seq", "hash", "signed_at", "key_id", "signature"}
+    assert (tmp_path / "data" / "audit-signing-key").stat().st_mode & 0o777 == 0o600
+    intact = _run(["audit", "verify", "--against", "witness.json"], env, tmp_path)
+    assert intact.returncode == 0, intact.stdout + intact.stderr
+    assert f"extends the witnessed head at {witness['seq']}" in intact.stdout
+    cut = witness["seq"] - 3
+    asyncio.run(
+        _as_insider(
+            db_url,
+            ("DELETE FROM audit_record WHERE seq >= :cut", {"cut": cut}),
+            ("DELETE FROM audit_head", {}),
+        )
+    )
+    assert _run(["audit", "verify"], env, tmp_path).returncode == 0  # nothing left to see...
+    broken = _run(["audit", "verify", "--against", "witness.json"], env, tmp_path)
+    assert broken.returncode == 1  # ...but the witness remembers
+    assert f"audit chain broken at record {cut}: the chain was cut" in broken.stdout
+    assert f"below the witnessed head at record {witness['seq']}" in broken.stdout
+    # A head signed by another key is not taken as a witness.
+    forged = _run(
+        ["audit", "head", "--out", "other.json"],
+        {**env, "TRACEWIRE_AUDIT_SIGNING_KEY": base64.b64encode(os.urandom(32)).decode()},
+        tmp_path,
+    )
+    assert forged.returncode == 0, forged.stdout + forged.stderr
+    refused = _run(["audit", "verify", "--against", "other.json"], env, tmp_path)
+    assert refused.returncode == 1
+    assert "the witnessed head is not signed by the configured key" in refused.stdout
+
+
+PUBLISHED_DEV_SECRET = "dev-only-insecure-jwt-secret-change-me-0000"
+
+
+def test_without_a_secret_one_is_generated_and_the_published_one_signs_nothing(db_url, tmp_path):
+    """The default environment with no JWT secret: a random one is generated into the data
+    directory (mode 0600) and kept across restarts; a token forged with the secret that used
+    to be the default is refused."""
+    from jose import jwt
+
+    env = _env(db_url, TRACEWIRE_ADMIN_PASSWORD="a very long admin password")
+    del env["TRACEWIRE_ENVIRONMENT"], env["TRACEWIRE_JWT_SECRET"]  # a careless deployment
+    assert _run(["create-admin", "root@tracewire.example"], env, tmp_path).returncode == 0
+    secret_file = tmp_path / "data" / "jwt-secret"
+    assert secret_file.stat().st_mode & 0o777 == 0o600
+    assert secret_file.parent.stat().st_mode & 0o777 == 0o700
+    secret = secret_file.read_text().strip()
+    assert len(secret) >= 48 and secret != PUBLISHED_DEV_SECRET
+
+    with _serving(env, tmp_path) as base:
+        token = httpx.post(
+            f"{base}/api/v1/auth/token",
+            data={
+                "grant_type": "password",
+                "username": "root@tracewire.example",
+                "password": "a very long admin password",
+            },
+        ).json()["access_token"]
+        assert httpx.get(f"{base}/api/v1/me", headers=_bearer(token)).status_code == 200
+        claims = jwt.get_unverified_claims(token)
+        forged = jwt.encode(
+            claims, PUBLISHED_DEV_SECRET, algorithm="HS256", headers={"kid": "default"}
+        )
+        assert httpx.get(f"{base}/api/v1/me", headers=_bearer(forged)).status_code == 401
+    assert (tmp_path / "data" / "audit-signing-key").stat().st_mode & 0o777 == 0o600
+    with _serving(env, tmp_path) as base:  # restarted: the same secret, the token still good
+        assert httpx.get(f"{base}/api/v1/me", headers=_bearer(token)).status_code == 200
+    assert secret_file.read_text().strip() == secret
+
+
+@pytest.mark.parametrize("environment", ["dev", "test"])
+def test_a_published_placeholder_secret_is_refused_in_every_environment(tmp_path, environment):
+    env = _env(f"sqlite+aiosqlite:///{tmp_path}/p.db", TRACEWIRE_ENVIRONMENT=environment)
+    env["TRACEWIRE_JWT_SECRET"] = PUBLISHED_DEV_SECRET
+    result = _run(["migrate"], env, tmp_path)
+    assert result.returncode != 0
+    assert "placeholder secret refused" in result.stderr
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@contextlib.contextmanager
+def _serving(env: dict[str, str], cwd: Path) -> Iterator[str]:
+    """`tracewire serve` on a free port; its base URL once it answers."""
+    port = _free_port()
+    server = subprocess.Popen(
+        [*TRACEWIRE, "serve", "--port", str(port)],
+        env={**env, "TRACEWIRE_LOG_LEVEL": "WARNING"},
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            if time.monotonic() > deadline or server.poll() is not None:
+                pytest.fail("server did not become ready")
+            time.sleep(0.2)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 # --- daily operations -----------------------------------------------------------------

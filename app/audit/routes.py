@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
-from app.audit import service
+from app.audit import heads, service
 from app.auth.deps import CurrentPrincipal
 from app.core.db import SessionDep
 from app.core.errors import problem_responses
@@ -48,6 +48,9 @@ class VerifyRead(OutputModel):
     first_broken_seq: int | None
     reason: str | None
     signed_head_seq: int | None
+    witnessed_seq: int | None = None
+    unchained: int = 0
+    key_id: str | None = None
 
 
 # 404: an agency admin naming another agency in `agency` (rights.audit_agency); Schemathesis
@@ -88,8 +91,11 @@ async def list_audit(
 
 
 @router.get("/verify", response_model=VerifyRead, responses=problem_responses(401, 403))
-async def verify_audit(session: SessionDep, principal: CurrentPrincipal) -> VerifyRead:
-    """Check the whole chain; names the first broken record (platform admins)."""
+async def verify_audit(
+    request: Request, session: SessionDep, principal: CurrentPrincipal
+) -> VerifyRead:
+    """Check the chain and its signed heads; names the first broken record (platform admins)."""
     rights.require_platform_admin(principal)
-    verdict = await service.verify(session)
+    key = heads.verify_key(request.app.state.settings)  # from the settings, never the database
+    verdict = await service.verify(session, key)
     return VerifyRead(**verdict.__dict__)

@@ -1,10 +1,7 @@
-"""Append to the audit chain (in the caller's transaction), read it, and verify it."""
+"""Append to the audit trail (in the caller's transaction), read it, verify it, sign its head."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,44 +9,23 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
-from sqlmodel import col, select
+from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.audit import chain, heads
+from app.audit.chain import GENESIS, chain_hash
+from app.audit.heads import SignedHead
 from app.audit.models import AuditHead, AuditRecord
+from app.core.db import AFTER_COMMIT
 from app.core.logging import client_ip_var, request_id_var
 from app.core.principal import Principal
 from app.core.types import utcnow
 
-GENESIS = "0" * 64
-# Every appender takes this transaction-scoped lock on PostgreSQL, so two writers can
-# never both read the same tail and fork the chain; it is released at commit.
-_PG_AUDIT_LOCK = 7_245_102
-HASHED_FIELDS = (
-    "seq", "at", "actor_id", "actor_kind", "actor_name", "agency_id", "action",
-    "object_type", "object_id", "outcome", "request_id", "client_ip", "details",
-)  # fmt: skip
-
-
-def canonical(record: AuditRecord) -> str:
-    """The record's canonical JSON (sorted keys, no spaces, UTC times, string ids)."""
-    values: dict[str, Any] = {}
-    for name in HASHED_FIELDS:
-        value = getattr(record, name)
-        if isinstance(value, datetime):
-            value = value.isoformat(timespec="microseconds")
-        elif isinstance(value, uuid.UUID):
-            value = str(value)
-        values[name] = value
-    return json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def chain_hash(prev_hash: str, record: AuditRecord) -> str:
-    """SHA-256 over the previous hash and this record's canonical JSON."""
-    return hashlib.sha256(f"{prev_hash}\n{canonical(record)}".encode()).hexdigest()
+_PENDING = "tracewire.audit.pending"
 
 
 @dataclass(frozen=True)
@@ -85,57 +61,46 @@ async def record(
 async def record_many(
     session: AsyncSession, principal: Principal | None, entries: Sequence[Entry]
 ) -> None:
-    """Append records in order; they join the chain when the transaction commits."""
-    pending: list[AuditRecord] = session.info.setdefault(_PENDING, [])
+    """Append records in order; they are written when the transaction commits."""
+    pending: list[dict[str, Any]] = session.info.setdefault(_PENDING, [])
     for entry in entries:
         pending.append(
-            AuditRecord(
-                at=utcnow(),
-                actor_id=principal.id if principal else None,
-                actor_kind=principal.kind
+            {
+                "at": utcnow(),
+                "actor_id": principal.id if principal else None,
+                "actor_kind": principal.kind
                 if principal
                 else ("anonymous" if entry.actor_name else "worker"),
-                actor_name=entry.actor_name or (principal.name if principal else None),
-                agency_id=entry.agency_id or (principal.agency_id if principal else None),
-                action=entry.action,
-                object_type=entry.object_type,
-                object_id=str(entry.object_id) if entry.object_id is not None else None,
-                outcome=entry.outcome,
-                request_id=request_id_var.get(),
-                client_ip=client_ip_var.get(),
-                details=entry.details or {},
-                prev_hash="",
-                hash="",
-            )
+                "actor_name": entry.actor_name or (principal.name if principal else None),
+                "agency_id": entry.agency_id or (principal.agency_id if principal else None),
+                "action": entry.action,
+                "object_type": entry.object_type,
+                "object_id": str(entry.object_id) if entry.object_id is not None else None,
+                "outcome": entry.outcome,
+                "request_id": request_id_var.get(),
+                "client_ip": client_ip_var.get(),
+                "details": entry.details or {},
+            }
         )
 
 
-# The chain is extended at the very end of the transaction that the records describe,
-# so the chain lock is held only for the tail read, the insert and the commit. Taken at
-# the first `record()` instead, it was held across the rest of the request, and every
-# writer of every process queued behind it (bench/RESULTS.md, ingest).
-_PENDING = "tracewire.audit.pending"
-
-
+# Records are written at the very end of the transaction they describe, in one statement,
+# without a lock: on PostgreSQL they are linked right after the commit (a step queued for
+# `Session.commit()`). SQLite's transactions already hold its only writer slot, so records
+# are linked in place there, and so they are on PostgreSQL when the commit is made some
+# other way (`async with session.begin()`, rare: seeding), under the lock until it ends.
 @event.listens_for(Session, "before_commit")
-def _append_pending(session: Session) -> None:
-    pending: list[AuditRecord] | None = session.info.pop(_PENDING, None)
-    if not pending:
+def _write_pending(session: Session) -> None:
+    rows: list[dict[str, Any]] | None = session.info.pop(_PENDING, None)
+    if not rows:
         return
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_AUDIT_LOCK)))
-    tail = session.execute(
-        sa.select(AuditRecord.seq, AuditRecord.hash).order_by(sa.desc(AuditRecord.seq)).limit(1)
-    ).first()
-    seq, prev_hash = (tail[0], tail[1]) if tail else (0, GENESIS)
-    for row in pending:
-        seq += 1
-        row.seq = seq
-        row.prev_hash = prev_hash
-        row.hash = chain_hash(prev_hash, row)
-        prev_hash = row.hash
-        session.add(row)
-    session.flush()
+    conn = session.connection()
+    conn.execute(sa.insert(chain.TABLE), rows)
+    steps: list[Any] | None = session.info.get(AFTER_COMMIT)
+    if conn.dialect.name == "sqlite" or steps is None:
+        chain.chain_pending(conn, lock_timeout_ms=None)
+    elif chain.link_after_commit not in steps:
+        steps.append(chain.link_after_commit)
 
 
 @event.listens_for(Session, "after_rollback")
@@ -161,93 +126,205 @@ async def record_reads(
 
 @dataclass
 class Verdict:
+    """What `verify` found: intact, or the first broken record and why."""
+
     ok: bool
     checked: int
     first_broken_seq: int | None = None
     reason: str | None = None
-    signed_head_seq: int | None = None
+    signed_head_seq: int | None = None  # the last head in the database it checked
+    witnessed_seq: int | None = None  # the head kept outside that the chain still extends
+    unchained: int = 0  # committed records not linked yet (the sweep links them)
+    key_id: str | None = None  # the key the heads were checked with
 
 
-async def verify(session: AsyncSession, *, batch: int = 5000) -> Verdict:
-    """Walk the whole chain: gap-free sequence, each hash, each link, and the signed head."""
-    prev_hash, expected_seq, checked = GENESIS, 1, 0
-    last_hashes: dict[int, str] = {}
+class ChainBroken(Exception):
+    """The chain does not verify; a head is never signed over it."""
+
+    def __init__(self, verdict: Verdict) -> None:
+        super().__init__(
+            f"audit chain broken at record {verdict.first_broken_seq}: {verdict.reason}"
+        )
+        self.verdict = verdict
+
+
+async def verify(
+    session: AsyncSession,
+    key: Ed25519PublicKey | None = None,
+    *,
+    against: SignedHead | None = None,
+    batch: int = 5000,
+) -> Verdict:
+    """Walk the whole chain: gap-free sequence, each hash and link, and every signed head.
+
+    With `key` (from the settings, never from the database), each head stored in the database
+    must carry its signature and still match its record, and none may lie beyond the chain's
+    end. With `against` (a head kept outside), the chain must still reach and match it.
+    """
+    if against is not None:
+        if key is None:
+            raise ValueError("checking a witnessed head needs the verification key")
+        if not against.signed_by(key):
+            return Verdict(
+                False,
+                0,
+                against.seq,
+                f"the witnessed head is not signed by the configured key {heads.key_id(key)}",
+                key_id=heads.key_id(key),
+            )
+    return await _walk(session, key, against=against, batch=batch)
+
+
+async def _walk(
+    session: AsyncSession,
+    key: Ed25519PublicKey | None,
+    *,
+    start: SignedHead | None = None,
+    against: SignedHead | None = None,
+    batch: int = 5000,
+) -> Verdict:
+    kid = heads.key_id(key) if key is not None else None
+    checked, signed_seq = 0, None
+
+    def broken(seq: int, reason: str) -> Verdict:
+        return Verdict(False, checked, seq, reason, signed_seq, key_id=kid)
+
+    prev_hash, expected = GENESIS, 1
+    if start is not None:  # a head already trusted: check it still holds, then go on from it
+        anchor = (
+            await session.exec(select(AuditRecord).where(col(AuditRecord.seq) == start.seq))
+        ).first()
+        if anchor is None or anchor.hash != start.hash:
+            return broken(start.seq, _REWRITTEN.format(which="the head signed last"))
+        prev_hash, expected = start.hash, start.seq + 1
     while True:
         rows = (
             await session.exec(
                 select(AuditRecord)
-                .where(col(AuditRecord.seq) >= expected_seq)
+                .where(col(AuditRecord.seq) >= expected)
                 .order_by(col(AuditRecord.seq))
                 .limit(batch)
             )
         ).all()
         if not rows:
             break
+        signed = await _heads_between(session, rows[0].seq, rows[-1].seq) if key else {}
         for row in rows:
-            if row.seq != expected_seq:
-                return Verdict(False, checked, expected_seq, f"record {expected_seq} is missing")
+            assert row.seq is not None and row.hash is not None  # the query says so
+            if row.seq != expected:
+                return broken(expected, f"record {expected} is missing")
             if row.prev_hash != prev_hash:
-                return Verdict(False, checked, row.seq, "does not link to the record before it")
+                return broken(row.seq, "does not link to the record before it")
             if chain_hash(prev_hash, row) != row.hash:
-                return Verdict(False, checked, row.seq, "content does not match its hash")
-            prev_hash, expected_seq, checked = row.hash, row.seq + 1, checked + 1
-            last_hashes[row.seq] = row.hash
-    head = (
-        await session.exec(select(AuditHead).order_by(col(AuditHead.seq).desc()).limit(1))
-    ).first()
-    if head is None:
-        return Verdict(True, checked)
-    if not _signature_ok(head):
-        return Verdict(False, checked, head.seq, "the signed head's signature is invalid")
-    if head.seq >= expected_seq:
-        return Verdict(
-            False, checked, expected_seq, f"the chain was cut below signed record {head.seq}"
+                return broken(row.seq, "content does not match its hash")
+            head = signed.get(row.seq)
+            if head is not None and key is not None:
+                if not head.signed_by(key):
+                    return broken(
+                        row.seq, f"its signed head is not signed by the configured key {kid}"
+                    )
+                if head.hash != row.hash:
+                    return broken(row.seq, _REWRITTEN.format(which="its signed head"))
+                signed_seq = row.seq
+            if against is not None and row.seq == against.seq and row.hash != against.hash:
+                return broken(row.seq, _REWRITTEN.format(which="the witnessed head"))
+            prev_hash, expected, checked = row.hash, row.seq + 1, checked + 1
+    end = expected - 1
+    if key is not None:
+        beyond = (
+            await session.exec(
+                select(AuditHead).where(col(AuditHead.seq) > end).order_by(col(AuditHead.seq))
+            )
+        ).first()
+        if beyond is not None:
+            if SignedHead.from_row(beyond).signed_by(key):
+                return broken(
+                    end + 1, _CUT.format(end=end, which=f"the head signed at record {beyond.seq}")
+                )
+            return broken(
+                beyond.seq,
+                f"a head beyond the chain's end is not signed by the configured key {kid}",
+            )
+    if against is not None and against.seq > end:
+        return broken(
+            end + 1, _CUT.format(end=end, which=f"the witnessed head at record {against.seq}")
         )
-    stored = await session.get(AuditRecord, head.seq)
-    if stored is None or stored.hash != head.hash:
-        return Verdict(False, checked, head.seq, "the chain no longer extends the signed head")
-    return Verdict(True, checked, signed_head_seq=head.seq)
+    unchained = (
+        await session.exec(
+            select(func.count()).select_from(AuditRecord).where(col(AuditRecord.seq).is_(None))
+        )
+    ).one()
+    return Verdict(
+        True,
+        checked,
+        signed_head_seq=signed_seq or (start.seq if start else None),
+        witnessed_seq=against.seq if against else None,
+        unchained=unchained,
+        key_id=kid,
+    )
 
 
-def _head_message(seq: int, hash_: str) -> bytes:
-    return f"tracewire-audit-head:{seq}:{hash_}".encode()
+_REWRITTEN = "no longer matches {which}: the chain was rewritten at or before this record"
+_CUT = "the chain was cut: it ends at record {end}, below {which}"
 
 
-def _signature_ok(head: AuditHead) -> bool:
-    try:
-        key = Ed25519PublicKey.from_public_bytes(base64.b64decode(head.public_key))
-        key.verify(base64.b64decode(head.signature), _head_message(head.seq, head.hash))
-    except (InvalidSignature, ValueError):
-        return False
-    return True
+async def _heads_between(session: AsyncSession, low: int, high: int) -> dict[int, SignedHead]:
+    rows = await session.exec(
+        select(AuditHead).where(col(AuditHead.seq) >= low, col(AuditHead.seq) <= high)
+    )
+    return {row.seq: SignedHead.from_row(row) for row in rows}
 
 
-async def sign_head(session: AsyncSession, private_key: Ed25519PrivateKey) -> AuditHead | None:
-    """Sign the current head, so that cutting the chain's tail is detected (a worker job)."""
+async def sign_head(
+    session: AsyncSession, key: Ed25519PrivateKey, *, extends: SignedHead | None = None
+) -> SignedHead | None:
+    """Sign the chain's last record, once the chain checks out from the last trusted head.
+
+    The walk starts at `extends` (the head this process signed last) or else at the newest
+    head in the database that this key signed, so a rewritten or cut chain is refused
+    (ChainBroken) instead of being signed over. None when the chain is empty.
+    """
+    public = key.public_key()
+    start = extends or await _last_own_head(session, public)
+    verdict = await _walk(session, public, start=start)
+    if not verdict.ok:
+        raise ChainBroken(verdict)
     tail = (
-        await session.exec(select(AuditRecord).order_by(col(AuditRecord.seq).desc()).limit(1))
+        await session.exec(
+            select(AuditRecord.seq, AuditRecord.hash)
+            .where(col(AuditRecord.seq).is_not(None))
+            .order_by(col(AuditRecord.seq).desc())
+            .limit(1)
+        )
     ).first()
-    if tail is None or await session.get(AuditHead, tail.seq) is not None:
+    if tail is None:
         return None
-    from cryptography.hazmat.primitives import serialization
-
-    public = private_key.public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    seq, hash_ = tail
+    stored = await session.get(AuditHead, seq)
+    if stored is not None and SignedHead.from_row(stored).signed_by(public):
+        return SignedHead.from_row(stored)
+    head = heads.sign(key, seq, hash_)
+    insert = (postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert)(
+        AuditHead
     )
-    head = AuditHead(
-        seq=tail.seq,
-        hash=tail.hash,
-        signature=base64.b64encode(private_key.sign(_head_message(tail.seq, tail.hash))).decode(),
-        public_key=base64.b64encode(public).decode(),
-    )
-    session.add(head)
-    await session.flush()
+    await session.exec(insert.values(**head.to_row().model_dump()).on_conflict_do_nothing())  # type: ignore[call-overload]
     return head
 
 
-def load_signing_key(seed_b64: str) -> Ed25519PrivateKey:
-    """The Ed25519 key from its base64 32-byte seed (TRACEWIRE_AUDIT_SIGNING_KEY)."""
-    return Ed25519PrivateKey.from_private_bytes(base64.b64decode(seed_b64))
+async def _last_own_head(session: AsyncSession, key: Ed25519PublicKey) -> SignedHead | None:
+    """The newest head in the database that `key` signed (a foreign one is skipped here;
+    `verify` reports it)."""
+    rows = await session.exec(
+        select(AuditHead)
+        .where(AuditHead.key_id == heads.key_id(key))
+        .order_by(col(AuditHead.seq).desc())
+        .limit(100)
+    )
+    for row in rows:
+        head = SignedHead.from_row(row)
+        if head.signed_by(key):
+            return head
+    return None
 
 
 async def list_records(
@@ -264,7 +341,7 @@ async def list_records(
     limit: int,
 ) -> list[AuditRecord]:
     """Records newest first, filtered; keyset on `seq`."""
-    query = select(AuditRecord)
+    query = select(AuditRecord).where(col(AuditRecord.seq).is_not(None))
     for column, value in (
         (AuditRecord.agency_id, agency_id),
         (AuditRecord.actor_id, actor_id),

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import ipaddress
 import json
+import os
 import re
+import secrets
+import stat
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -22,9 +27,12 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 from sqlalchemy.engine import make_url
 
-# Well-known development values: accepted in `dev` only, refused everywhere else.
-DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me-0000"  # noqa: S105
+# Secrets that look like the examples in the source and docs. A JWT secret like these is
+# refused in every environment (a published value signs tokens anybody can forge).
 PLACEHOLDER_MARKERS = ("change-me", "changeme", "changethis", "dev-only", "placeholder")
+# Generated into the data directory on first start when the settings name none.
+JWT_SECRET_FILE = "jwt-secret"  # noqa: S105 - a file name
+AUDIT_KEY_FILE = "audit-signing-key"
 # Database passwords that come with images and tutorials: as good as none.
 DEFAULT_DATABASE_PASSWORDS = ("postgres", "password", "secret", "tracewire")
 
@@ -83,6 +91,8 @@ class Settings(BaseSettings):
     )
 
     environment: Literal["dev", "test", "prod"] = "dev"
+    # Where generated secrets live (JWT secret, audit signing key), mode 0700/0600.
+    data_dir: Path = Path("data")
     # Secret: a PostgreSQL URL carries the password (`database_url.get_secret_value()`).
     database_url: SecretStr = SecretStr("sqlite+aiosqlite:///./tracewire.db")
     database_pool_size: int = Field(default=10, ge=1, le=200)
@@ -136,8 +146,12 @@ class Settings(BaseSettings):
     trace_urgent_ack_days: int = Field(default=1, ge=1)
     trace_urgent_response_days: int = Field(default=3, ge=1)
 
-    # Ed25519 seed (base64, 32 bytes) that signs the audit chain's head; required in prod.
+    # The Ed25519 key that signs the audit chain's head: its base64 32-byte seed, here or in
+    # a file (required in prod); elsewhere, without either, generated into `data_dir`.
     audit_signing_key: SecretStr | None = None
+    audit_signing_key_file: Path | None = None
+    # For a host that only verifies (an auditor's): the base64 raw 32-byte public key.
+    audit_public_key: str | None = None
     audit_sign_every_seconds: float = Field(default=300.0, gt=0)
 
     # Webhooks.
@@ -194,14 +208,15 @@ class Settings(BaseSettings):
     @field_validator("audit_signing_key")
     @classmethod
     def _check_audit_key(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None:
-            return None
-        try:
-            seed = base64.b64decode(value.get_secret_value(), validate=True)
-        except ValueError:
-            raise ValueError("must be base64") from None
-        if len(seed) != 32:
-            raise ValueError("must decode to a 32-byte Ed25519 seed")
+        if value is not None:
+            decode_key(value.get_secret_value())
+        return value
+
+    @field_validator("audit_public_key")
+    @classmethod
+    def _check_audit_public_key(cls, value: str | None) -> str | None:
+        if value is not None:
+            decode_key(value)
         return value
 
     @field_validator("database_url")
@@ -228,7 +243,13 @@ class Settings(BaseSettings):
             given = self.jwt_secret
             if given is not None and len(given.get_secret_value().encode()) < 32:
                 raise ValueError("TRACEWIRE_JWT_SECRET: must be at least 32 bytes")
-            secret = self.jwt_secret or SecretStr(DEV_JWT_SECRET)
+            if given is None and self.environment == "prod":
+                raise ValueError("TRACEWIRE_JWT_SECRET or TRACEWIRE_JWT_KEYS: required in prod")
+            secret = given or SecretStr(
+                read_or_create_secret(
+                    self.data_dir / JWT_SECRET_FILE, lambda: secrets.token_urlsafe(48)
+                )
+            )
             self.jwt_keys = [JwtKey(kid="default", alg="HS256", secret=secret)]
         kids = [k.kid for k in self.jwt_keys]
         if len(set(kids)) != len(kids):
@@ -240,20 +261,40 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"TRACEWIRE_JWT_ACTIVE_KID: key {active.kid} signs, so it needs `private_key_file`"
             )
+        for key in self.jwt_keys:
+            if key.secret is not None and _is_placeholder(key.secret.get_secret_value()):
+                raise ValueError(
+                    f"TRACEWIRE_JWT_SECRET / TRACEWIRE_JWT_KEYS: key {key.kid}: placeholder "
+                    "secret refused; set a random one, or unset both (outside prod) to have "
+                    f"one generated into {self.data_dir / JWT_SECRET_FILE}"
+                )
         if self.environment != "dev":
-            for key in self.jwt_keys:
-                if key.secret is not None and _is_placeholder(key.secret.get_secret_value()):
-                    raise ValueError(
-                        f"TRACEWIRE_JWT_SECRET / TRACEWIRE_JWT_KEYS: key {key.kid}: "
-                        "placeholder secret refused outside dev"
-                    )
             if _has_placeholder_password(self.database_url.get_secret_value()):
                 raise ValueError(
                     "TRACEWIRE_DATABASE_URL: placeholder database password refused outside dev"
                 )
-        if self.environment == "prod" and self.audit_signing_key is None:
-            raise ValueError("TRACEWIRE_AUDIT_SIGNING_KEY: required in prod")
+        if (
+            self.environment == "prod"
+            and self.audit_signing_key is None
+            and self.audit_signing_key_file is None
+        ):
+            raise ValueError(
+                "TRACEWIRE_AUDIT_SIGNING_KEY or TRACEWIRE_AUDIT_SIGNING_KEY_FILE: required in prod"
+            )
         return self
+
+    def audit_signing_seed(self) -> bytes | None:
+        """The audit head key's 32-byte seed: settings, its file, or generated (not in prod)."""
+        if self.audit_signing_key is not None:
+            return decode_key(self.audit_signing_key.get_secret_value())
+        if self.audit_signing_key_file is not None:
+            path = self.audit_signing_key_file
+            return decode_key(read_secret_file(path), str(path))
+        if self.environment == "prod" or self.audit_public_key is not None:
+            return None  # a verifying host: it signs nothing
+        path = self.data_dir / AUDIT_KEY_FILE
+        seed = read_or_create_secret(path, lambda: base64.b64encode(os.urandom(32)).decode())
+        return decode_key(seed, str(path))
 
     @property
     def active_jwt_key(self) -> JwtKey:
@@ -283,7 +324,52 @@ class Settings(BaseSettings):
 
 def _is_placeholder(value: str) -> bool:
     lowered = value.lower()
-    return value == DEV_JWT_SECRET or any(marker in lowered for marker in PLACEHOLDER_MARKERS)
+    return any(marker in lowered for marker in PLACEHOLDER_MARKERS)
+
+
+def decode_key(value: str, where: str | None = None) -> bytes:
+    """A base64 32-byte Ed25519 key (seed or public key); ValueError (naming `where`) if not."""
+    prefix = f"{where}: " if where else ""
+    try:
+        raw = base64.b64decode(value.strip(), validate=True)
+    except ValueError:
+        raise ValueError(f"{prefix}must be base64") from None  # never quote the value
+    if len(raw) != 32:
+        raise ValueError(f"{prefix}must decode to 32 bytes (an Ed25519 key)")
+    return raw
+
+
+def read_secret_file(path: Path) -> str:
+    """A secret kept in a file (surrounding whitespace dropped); never empty."""
+    value = path.read_text(encoding="utf-8").strip()
+    if not value:
+        raise ValueError(f"{path} is empty")
+    return value
+
+
+def read_or_create_secret(path: Path, generate: Callable[[], str]) -> str:
+    """The secret in `path`, which is created (mode 0600) from `generate()` if missing.
+
+    Several processes may start at once: the file is written under another name and linked
+    into place, so a reader sees either no file or the whole of the one that won.
+    """
+    if not path.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        scratch = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(generate() + "\n")
+                out.flush()
+                os.fsync(out.fileno())
+            with contextlib.suppress(FileExistsError):  # another process was first: use its
+                os.link(scratch, path)
+        finally:
+            scratch.unlink()
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ValueError(f"{path} is open to other users (mode {mode & 0o777:o}): chmod 600 it")
+    return read_secret_file(path)
 
 
 def _has_placeholder_password(url: str) -> bool:

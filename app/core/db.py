@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -52,6 +52,29 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+# `session.info` key, present only while `Session.commit()` runs: a list where a module may
+# queue async steps (taking the session) to run once the transaction has committed and its
+# connection is back in the pool. A commit made another way (`async with session.begin()`)
+# has no such list, and the module must do the work before the commit instead.
+AFTER_COMMIT = "tracewire.after_commit"
+AfterCommitStep = Callable[[AsyncSession], Awaitable[None]]
+
+
+class Session(AsyncSession):
+    """An AsyncSession whose `commit()` runs the steps queued under `AFTER_COMMIT`."""
+
+    async def commit(self) -> None:
+        """Commit, then run the queued steps."""
+        steps: list[AfterCommitStep] = []
+        self.info[AFTER_COMMIT] = steps
+        try:
+            await super().commit()
+        finally:
+            self.info.pop(AFTER_COMMIT, None)
+        for step in steps:
+            await step(self)
+
+
 class Database:
     """The engine and session factory one process shares."""
 
@@ -59,7 +82,7 @@ class Database:
         self.settings = settings
         self.engine = create_engine(settings)
         self.sessionmaker = async_sessionmaker(
-            self.engine, class_=AsyncSession, expire_on_commit=False, autoflush=False
+            self.engine, class_=Session, expire_on_commit=False, autoflush=False
         )
 
     def session(self) -> AsyncSession:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 
 import pytest
 from sqlalchemy import text
 from sqlmodel import col, select
 
+from app.audit import heads
 from app.audit import service as audit
 from app.audit.models import AuditRecord
 from app.core.db import Database
@@ -142,7 +141,7 @@ async def _unlock(db, backend: str) -> None:
 
 async def _verdict(db) -> audit.Verdict:
     async with db.session() as session:
-        return await audit.verify(session)
+        return await audit.verify(session, heads.verify_key(db.settings))
 
 
 async def test_the_database_refuses_edits(client, db, people):
@@ -186,9 +185,8 @@ async def test_tampering_is_detected_and_named(client, db, people, backend, tamp
 async def test_cutting_the_tail_below_a_signed_head_is_detected(client, db, people, backend):
     for _ in range(3):
         await post_alert(client, people["focal"], seizure_body())
-    key = audit.load_signing_key(base64.b64encode(os.urandom(32)).decode())
     async with db.session() as session:
-        head = await audit.sign_head(session, key)
+        head = await audit.sign_head(session, heads.signing_key(db.settings))
         await session.commit()
     assert (await _verdict(db)).signed_head_seq == head.seq
     await _unlock(db, backend)

@@ -115,3 +115,20 @@ def test_generate_then_query(server: str, database: str) -> None:
     load = next(line for line in report.splitlines() if line.startswith("| GET /api/v1/alerts |"))
     cells = [c.strip() for c in load.strip("|").split("|")]
     assert int(cells[2].replace(",", "")) > 0 and cells[7] == "0"  # answers, and no errors
+
+
+def test_audited_reads(server: str, database: str) -> None:
+    out = bench(
+        "bench.audit",
+        *("--server", server, "--database", database, "--clients", "4"),
+        *("--seconds", "1", "--alerts", "3"),
+    )
+    row = next(line for line in out.splitlines() if line.startswith("| GET /api/v1/alerts"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert int(cells[2].replace(",", "")) > 0 and cells[7] == "0"  # answers, and no errors
+    pages = int(
+        re.search(r"Pages answered 200 \(with warm-up\): ([\d,]+)", out)[1].replace(",", "")
+    )
+    assert f"new `alert.list` records: {pages:,};" in out
+    assert "(gap-free: yes), not linked: 0." in out
+    assert "audit chain intact" in out

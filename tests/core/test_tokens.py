@@ -601,7 +601,7 @@ def test_short_jwt_secret_shorthand_is_refused() -> None:
         _settings([], jwt_secret="too-short")
 
 
-@pytest.mark.parametrize("environment", ["test", "prod"])
+@pytest.mark.parametrize("environment", ["dev", "test", "prod"])
 @pytest.mark.parametrize(
     "secret",
     [
@@ -612,34 +612,45 @@ def test_short_jwt_secret_shorthand_is_refused() -> None:
         "dev-only-insecure-jwt-secret-change-me-0000",
     ],
 )
-def test_placeholder_secret_is_refused_outside_dev(environment: str, secret: str) -> None:
+def test_placeholder_secret_is_refused_in_every_environment(environment: str, secret: str) -> None:
     with pytest.raises(ValidationError, match="placeholder"):
         _settings([_hs_key("k1", secret=secret)], environment=environment)
 
 
-@pytest.mark.parametrize("environment", ["test", "prod"])
-def test_placeholder_in_a_non_active_key_is_refused_outside_dev(environment: str) -> None:
+@pytest.mark.parametrize("environment", ["dev", "test", "prod"])
+def test_placeholder_in_a_non_active_key_is_refused(environment: str) -> None:
     keys = [_hs_key("new"), _hs_key("old", secret="change-me-" + "x" * 32)]
     with pytest.raises(ValidationError, match="placeholder"):
         _settings(keys, environment=environment)
 
 
-@pytest.mark.parametrize("environment", ["test", "prod"])
-def test_default_dev_secret_is_refused_outside_dev(environment: str) -> None:
-    with pytest.raises(ValidationError, match="placeholder"):
-        _settings([], environment=environment)
+def test_no_secret_in_prod_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="required in prod"):
+        _settings([], environment="prod", data_dir=tmp_path)
+    assert not (tmp_path / "jwt-secret").exists()
 
 
-def test_placeholder_secret_is_accepted_in_dev() -> None:
-    ring = _ring([_hs_key("k1", secret="please-change-me-" + "x" * 32)], environment="dev")
-    assert ring.verify(ring.sign({"sub": "u"}, ttl=TTL))["sub"] == "u"
-
-
-def test_default_dev_secret_is_accepted_in_dev() -> None:
-    settings = _settings([], environment="dev")
-    assert [key.kid for key in settings.jwt_keys] == ["default"]
+@pytest.mark.parametrize("environment", ["dev", "test"])
+def test_no_secret_generates_one_into_the_data_directory(environment: str, tmp_path: Path) -> None:
+    settings = _settings([], environment=environment, data_dir=tmp_path / "data")
+    secret_file = tmp_path / "data" / "jwt-secret"
+    assert secret_file.stat().st_mode & 0o777 == 0o600
+    secret = secret_file.read_text().strip()
+    assert len(secret) >= 48 and settings.jwt_keys[0].secret.get_secret_value() == secret
     ring = KeyRing(settings)
-    assert ring.verify(ring.sign({"sub": "u"}, ttl=TTL))["sub"] == "u"
+    token = ring.sign({"sub": "u"}, ttl=TTL)
+    # The next start reads the same secret: tokens issued before it still verify.
+    again = KeyRing(_settings([], environment=environment, data_dir=tmp_path / "data"))
+    assert again.verify(token)["sub"] == "u"
+    with pytest.raises(InvalidToken):  # and the old published constant signs nothing
+        again.verify(
+            jwt.encode(
+                _full_claims(),
+                "dev-only-insecure-jwt-secret-change-me-0000",
+                algorithm="HS256",
+                headers={"kid": "default"},
+            )
+        )
 
 
 def test_duplicate_kids_are_refused() -> None:

@@ -1,0 +1,202 @@
+"""Linking audit records into the hash chain: in order, each exactly once, none left out.
+
+A record is inserted by the transaction it describes, without a place in the chain (`seq`,
+`prev_hash`, `hash` are NULL), so no request holds a lock for it. Linking gives the
+committed, unlinked records the next places in insertion order; it runs
+
+- on PostgreSQL, right after the writing transaction commits, in a short transaction of its
+  own under an advisory lock (one linking run at a time across every process; one run in
+  flight per process, which covers every commit made before it started);
+- on SQLite, just before the writing transaction commits: it already holds the database's
+  only writer slot (BEGIN IMMEDIATE), so it links in place;
+- and in the worker's sweep, for anything a crashed process committed but did not link.
+
+Each run links every unlinked record it can see, not only its own, under the lock and only
+`WHERE seq IS NULL`; the database refuses to set `seq` twice (trigger) or to give two
+records one `seq` (unique index).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import uuid
+import weakref
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.audit.models import AuditRecord
+
+log = logging.getLogger("tracewire.audit")
+
+GENESIS = "0" * 64
+HASHED_FIELDS = (
+    "seq", "at", "actor_id", "actor_kind", "actor_name", "agency_id", "action",
+    "object_type", "object_id", "outcome", "request_id", "client_ip", "details",
+)  # fmt: skip
+TABLE = cast(sa.Table, AuditRecord.__table__)  # type: ignore[attr-defined]
+# Every linking run holds this transaction-scoped lock on PostgreSQL, so two runs never read
+# the same tail; it is released at their commit, a few milliseconds later.
+_PG_CHAIN_LOCK = 7_245_102
+# A run that cannot get the lock this fast leaves its records to the next run or the sweep
+# (nothing is lost: they are committed); a request never waits on it for longer.
+LOCK_TIMEOUT_MS = 1000
+SWEEP_LOCK_TIMEOUT_MS = 10_000
+BATCH = 1000
+
+_UNLINKED = sa.select(TABLE).where(TABLE.c.seq.is_(None)).order_by(TABLE.c.id).limit(BATCH)
+_TAIL = (
+    sa.select(TABLE.c.seq, TABLE.c.hash)
+    .where(TABLE.c.seq.is_not(None))
+    .order_by(TABLE.c.seq.desc())
+    .limit(1)
+)
+_LINK = (
+    sa.update(TABLE)
+    .where(TABLE.c.id == sa.bindparam("_id"), TABLE.c.seq.is_(None))
+    .values(seq=sa.bindparam("_seq"), prev_hash=sa.bindparam("_prev"), hash=sa.bindparam("_hash"))
+)
+
+
+def canonical(record: Mapping[str, Any] | AuditRecord) -> str:
+    """The record's canonical JSON (sorted keys, no spaces, UTC times, string ids)."""
+    values: dict[str, Any] = {}
+    for name in HASHED_FIELDS:
+        value = record[name] if isinstance(record, Mapping) else getattr(record, name)
+        if isinstance(value, datetime):
+            value = value.isoformat(timespec="microseconds")
+        elif isinstance(value, uuid.UUID):
+            value = str(value)
+        values[name] = value
+    return json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def chain_hash(prev_hash: str, record: Mapping[str, Any] | AuditRecord) -> str:
+    """SHA-256 over the previous hash and this record's canonical JSON."""
+    return hashlib.sha256(f"{prev_hash}\n{canonical(record)}".encode()).hexdigest()
+
+
+def link(rows: Sequence[dict[str, Any]], tail: tuple[int, str]) -> tuple[int, str]:
+    """Give each row, in order, the next `seq`, the previous hash and its own; the new tail."""
+    seq, prev_hash = tail
+    for row in rows:
+        seq += 1
+        row["seq"], row["prev_hash"] = seq, prev_hash
+        row["hash"] = prev_hash = chain_hash(prev_hash, row)
+    return seq, prev_hash
+
+
+# PostgreSQL: one statement links a whole batch.
+_LINK_PG = sa.text(
+    "UPDATE audit_record AS r SET seq = v.seq, prev_hash = v.prev, hash = v.hash "
+    "FROM unnest(CAST(:ids AS bigint[]), CAST(:seqs AS bigint[]), CAST(:prevs AS text[]), "
+    "CAST(:hashes AS text[])) AS v(id, seq, prev, hash) WHERE r.id = v.id AND r.seq IS NULL"
+)
+
+
+def chain_pending(
+    conn: Connection, *, lock_timeout_ms: int | None = LOCK_TIMEOUT_MS, durable: bool = True
+) -> int:
+    """Link every committed record not in the chain yet, in insertion order; how many.
+
+    `durable=False` (a linking run of its own) does not wait for its commit to reach the disk:
+    links lost in a crash leave their records unlinked, for the sweep to link again, and any
+    later commit that waits (a signed head's) makes them durable first.
+    """
+    postgres = conn.dialect.name == "postgresql"
+    if postgres:
+        timeout = "0" if lock_timeout_ms is None else str(int(lock_timeout_ms))
+        conn.execute(
+            sa.text(
+                "SELECT set_config('lock_timeout', :timeout, true), "
+                "set_config('synchronous_commit', :sync, true), pg_advisory_xact_lock(:key)"
+            ),
+            {"timeout": timeout, "sync": "on" if durable else "off", "key": _PG_CHAIN_LOCK},
+        )
+    row = conn.execute(_TAIL).first()
+    tail = (row[0], row[1]) if row else (0, GENESIS)
+    linked = 0
+    while True:
+        rows = [dict(r._mapping) for r in conn.execute(_UNLINKED)]
+        if not rows:
+            return linked
+        tail = link(rows, tail)
+        if postgres:
+            conn.execute(
+                _LINK_PG,
+                {
+                    "ids": [r["id"] for r in rows],
+                    "seqs": [r["seq"] for r in rows],
+                    "prevs": [r["prev_hash"] for r in rows],
+                    "hashes": [r["hash"] for r in rows],
+                },
+            )
+        else:
+            conn.execute(
+                _LINK,
+                [
+                    {"_id": r["id"], "_seq": r["seq"], "_prev": r["prev_hash"], "_hash": r["hash"]}
+                    for r in rows
+                ],
+            )
+        linked += len(rows)
+        if len(rows) < BATCH:
+            return linked
+
+
+class _Linker:
+    """One linking run at a time per engine and process; a run covers every commit before it."""
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.committed = 0  # commits that asked for a run
+        self.covered = 0  # commits that a finished run started after
+
+    async def after_commit(self, engine: AsyncEngine) -> None:
+        self.committed += 1
+        ticket = self.committed
+        async with self.lock:
+            if self.covered >= ticket:  # a run that began after our commit saw our records
+                return
+            target = self.committed
+            async with engine.begin() as conn:
+                await conn.run_sync(lambda sync: chain_pending(sync, durable=False))
+            self.covered = target
+
+
+_linkers: weakref.WeakKeyDictionary[Engine, tuple[asyncio.AbstractEventLoop, _Linker]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def link_after_commit(session: AsyncSession) -> None:
+    """Link what the session just committed (queued by the append hook on PostgreSQL)."""
+    engine = session.bind
+    if not isinstance(engine, AsyncEngine):
+        return  # not one of ours; the sweep links them
+    loop = asyncio.get_running_loop()
+    known = _linkers.get(engine.sync_engine)
+    if known is None or known[0] is not loop:
+        known = _linkers[engine.sync_engine] = (loop, _Linker())
+    try:
+        await known[1].after_commit(engine)
+    except Exception:  # the records are committed: the next run or the sweep links them
+        log.warning("audit records left unlinked for the sweep", exc_info=True)
+
+
+async def sweep(session: AsyncSession) -> int:
+    """Link whatever was committed but not linked (a process died in between); how many."""
+    conn = await session.connection()
+    if (await conn.execute(sa.select(TABLE.c.id).where(TABLE.c.seq.is_(None)).limit(1))).first():
+        return await conn.run_sync(
+            lambda sync: chain_pending(sync, lock_timeout_ms=SWEEP_LOCK_TIMEOUT_MS)
+        )
+    return 0  # the usual case: nothing to do, and no lock taken for it
