@@ -7,7 +7,7 @@ public key that verified them (the settings hold it): existing heads, which were
 against their own stored key, prove nothing and are dropped; the worker signs anew.
 
 Revision ID: 3e7d51c0a9b2
-Revises: 5e1b7c9a2d40
+Revises: 3b8e61f0c2a7
 Create Date: 2026-12-01 23:38:00.000000
 """
 
@@ -20,7 +20,7 @@ from alembic import op
 import app.core.types
 
 revision: str = "3e7d51c0a9b2"
-down_revision: str | None = "5e1b7c9a2d40"
+down_revision: str | None = "3b8e61f0c2a7"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
