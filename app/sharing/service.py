@@ -107,16 +107,18 @@ async def get_group(
 OPERATOR_REFUSED = "is the platform operator's agency, which never receives alerts or joins groups"
 
 
-async def _require_agencies(
+async def require_agencies(
     session: AsyncSession,
     ids: Iterable[uuid.UUID],
     field: str,
     *,
     addressed_to: uuid.UUID | None = None,
+    indexed: bool = True,
 ) -> None:
     """Every agency named exists and none is the operator's (DESIGN §2); one query.
 
-    `addressed_to`, a trace request's addressee, is held to the same rule.
+    `addressed_to`, a trace request's addressee, is held to the same rule; `indexed`
+    names a list's entries (`field.0`), otherwise `field` itself is at fault.
     """
     wanted = list(ids)
     asked = [*wanted, addressed_to] if addressed_to is not None else wanted
@@ -129,10 +131,11 @@ async def _require_agencies(
     if found.get(addressed_to):
         raise InvalidInput.on("body.details.addressed_to", f"{addressed_to} {OPERATOR_REFUSED}")
     for index, agency_id in enumerate(wanted):
+        at = f"{field}.{index}" if indexed else field
         if agency_id not in found:
-            raise InvalidInput.on(f"{field}.{index}", f"no agency {agency_id}")
+            raise InvalidInput.on(at, f"no agency {agency_id}")
         if found[agency_id]:
-            raise InvalidInput.on(f"{field}.{index}", f"{agency_id} {OPERATOR_REFUSED}")
+            raise InvalidInput.on(at, f"{agency_id} {OPERATOR_REFUSED}")
 
 
 async def create_group(
@@ -141,8 +144,8 @@ async def create_group(
     """Create a group owned by the principal's agency (its administrators only)."""
     owner = data.owner_agency_id or principal.agency_id
     rights.require_agency_manager(principal, owner)
-    await _require_agencies(session, [owner], "body.owner_agency_id")
-    await _require_agencies(session, data.members, "body.members")
+    await require_agencies(session, [owner], "body.owner_agency_id")
+    await require_agencies(session, data.members, "body.members")
     group = SharingGroup(
         owner_agency_id=owner,
         name=data.name,
@@ -450,7 +453,7 @@ async def validate_handling(
             raise InvalidInput.on(f"{field}.{name}", f"{twice[0]} is named twice")
     rules.check_tlp_rules(facts, kind=kind, field=field)
     rules.check_ceiling(facts, ceiling, kind=kind, addressed_to=addressed_to, field=field)
-    await _require_agencies(
+    await require_agencies(
         session,
         handling.recipient_agencies,
         f"{field}.recipient_agencies",

@@ -19,6 +19,7 @@ from app.core.errors import InvalidInput
 from app.core.principal import Principal
 from app.core.types import utcnow
 from app.sharing import parties
+from app.sharing import service as sharing
 from app.traces import service as traces
 from app.traces.models import TraceRequest, TraceState
 from app.traces.schemas import TraceForward
@@ -71,4 +72,5 @@ async def _target(session: AsyncSession, trace: TraceRequest, agency_id: uuid.UU
         raise InvalidInput.on(field, f"a request is forwarded within {own.country} only")
     if target.status != AgencyStatus.active:
         raise InvalidInput.on(field, "the agency is suspended")
+    await sharing.require_agencies(session, [target.id], field, indexed=False)
     return target

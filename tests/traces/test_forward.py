@@ -7,6 +7,7 @@ import uuid
 import pytest
 from sqlmodel import select
 
+from app.agencies.models import Agency
 from app.audit.models import AuditRecord
 from app.core.principal import Role
 from app.events.models import Event
@@ -20,6 +21,11 @@ async def parties(client, db, app):
     hashing = app.state.auth.hashing
     ke, de, de2, co = [await make_agency(db, country=c) for c in ("KE", "DE", "DE", "CO")]
     suspended = await make_agency(db, country="DE", status="suspended")
+    operator = await make_agency(db, country="DE")
+    async with db.session() as session:
+        row = await session.get(Agency, operator.id)
+        row.is_operator = True
+        await session.commit()
     return {
         "requester": await make_actor(client, db, hashing, ke, Role.focal_point),
         "addressee": await make_actor(client, db, hashing, de, Role.focal_point),
@@ -27,6 +33,7 @@ async def parties(client, db, app):
         "forwardee": await make_actor(client, db, hashing, de2, Role.focal_point),
         "third_party": await make_actor(client, db, hashing, co, Role.focal_point),
         "suspended": suspended,
+        "operator": operator,
     }
 
 
@@ -162,6 +169,7 @@ async def test_forward_spawns_a_linked_request_for_the_new_agency(client, db, pa
         ("addressee", "third_party", 422),  # another country
         ("addressee", "addressee", 422),  # itself
         ("addressee", "suspended", 422),
+        ("addressee", "operator", 422),  # the platform operator's agency (DESIGN §2)
         ("addressee", "nobody", 422),
     ],
 )
@@ -170,6 +178,7 @@ async def test_who_may_forward_and_where(client, parties, actor, target, status)
     to = {
         "nobody": uuid.uuid4(),
         "suspended": parties["suspended"].id,
+        "operator": parties["operator"].id,
     }.get(target) or parties[target].agency.id
     answer = await client.post(
         f"/api/v1/trace-requests/{trace_id}/forward",
