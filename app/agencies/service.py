@@ -99,10 +99,10 @@ async def get_agency(session: AsyncSession, agency_id: uuid.UUID) -> Agency:
 async def update_agency(
     session: AsyncSession, principal: Principal, agency_id: uuid.UUID, data: AgencyUpdate
 ) -> Agency:
-    """Change an agency, including suspending or reactivating it (operator staff only)."""
-    rights.require_platform_admin(principal)
-    agency = await get_agency(session, agency_id)
+    """Change an agency: register entry and status (operator staff), contact (its admins)."""
     changes = data.model_dump(exclude_unset=True)
+    rights.require_agency_editor(principal, agency_id, set(changes))
+    agency = await get_agency(session, agency_id)
     for field in ("name", "country", "type", "is_focal_point", "status"):
         if field in changes and changes[field] is None:
             raise InvalidInput.on(f"body.{field}", "may not be null")

@@ -47,6 +47,30 @@ def require_agency_manager(principal: Principal, agency_id: uuid.UUID) -> None:
     raise NotFound("No such agency.")
 
 
+AGENCY_OWN_FIELDS = frozenset({"contact_email"})
+
+
+def require_agency_editor(principal: Principal, agency_id: uuid.UUID, fields: set[str]) -> None:
+    """Who changes which fields of an agency's directory entry.
+
+    The operator keeps the register (name, country, type, focal-point flag, status); the
+    contact address that counterparts are sent to (hits, register checks) is the agency's
+    own, set by its administrators after registration: an operator who could change it
+    could route other agencies' contact to a mailbox it reads.
+    """
+    if principal.is_platform_admin:
+        if agency_id != principal.agency_id and fields & AGENCY_OWN_FIELDS:
+            raise Forbidden(
+                "An agency's contact address is changed by that agency's administrators."
+            )
+        return
+    require_agency_manager(principal, agency_id)
+    if fields - AGENCY_OWN_FIELDS:
+        raise Forbidden(
+            "Only a platform administrator changes an agency's name, country, type or status."
+        )
+
+
 def require_agency_overseer(principal: Principal, agency_id: uuid.UUID) -> bool:
     """The principal may *list* users and clients of `agency_id`; True when it is an
     operator looking at another agency (the read then goes into that agency's trail)."""

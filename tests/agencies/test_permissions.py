@@ -124,7 +124,9 @@ EXPECTED = {
     "list_agencies": EVERYONE,
     "get_agency": EVERYONE,
     "create_agency": PLATFORM_ONLY,
-    "update_agency": PLATFORM_ONLY,
+    # The register fields (the body changes is_focal_point) are the operator's; an agency
+    # admin may change only its own contact address, and learns nothing of another agency.
+    "update_agency": PLATFORM_ONLY | {"other_admin": 404},
     "create_user": MANAGE,
     "list_users": OVERSEE,
     "get_user": OVERSEE,

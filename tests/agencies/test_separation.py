@@ -498,3 +498,29 @@ async def test_create_admin_flags_the_operator_agency(client, settings):
     )
     assert me.json()["role"] == "platform_admin" and me.json()["agency"]["is_operator"] is True
     assert "alerts:read:red" not in me.json()["scopes"]
+
+
+async def test_an_agencys_contact_address_is_its_own(client, world):
+    """Counterparts are sent to an agency's contact (hits, checks): the operator cannot
+    re-route it; the agency's administrators set it, and only it."""
+    path = f"/api/v1/agencies/{world.b.id}"
+    taken = await client.patch(
+        path, json={"contact_email": "desk@operator.example"}, headers=world.staff.headers
+    )
+    assert taken.status_code == 403, taken.text
+    own = await client.patch(
+        path, json={"contact_email": "desk@b.example"}, headers=world.b_admin.headers
+    )
+    assert own.status_code == 200, own.text
+    assert own.json()["contact_email"] == "desk@b.example"
+    for field, value in (("status", "suspended"), ("country", "KE"), ("name", "Renamed")):
+        refused = await client.patch(path, json={field: value}, headers=world.b_admin.headers)
+        assert refused.status_code == 403, (field, refused.text)
+    refused = await client.patch(
+        path, json={"contact_email": "x@b.example"}, headers=world.b_focal.headers
+    )
+    assert refused.status_code == 403
+    suspended = await client.patch(path, json={"status": "suspended"}, headers=world.staff.headers)
+    assert suspended.status_code == 200
+    current = await client.get(path, headers=world.staff.headers)
+    assert current.json()["contact_email"] == "desk@b.example"
