@@ -17,6 +17,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
 
 import aiohttp
 import sqlalchemy as sa
@@ -41,6 +42,8 @@ from app.webhooks.models import (
 
 log = logging.getLogger("tracewire.webhooks")
 RESPONSE_EXCERPT_BYTES = 256
+# The longest a receiver's Retry-After may push a delivery back.
+RETRY_AFTER_CAP_SECONDS = 86400
 
 
 @dataclass
@@ -390,7 +393,7 @@ class DeliveryWorker:
             return None
         delay = schedule[attempts - 1] * (1 + random.random() * 0.2)  # noqa: S311 - jitter
         if outcome.retry_after is not None and outcome.status_code in (429, 503):
-            delay = max(delay, min(outcome.retry_after, 86400))
+            delay = max(delay, min(outcome.retry_after, RETRY_AFTER_CAP_SECONDS))
         return delay
 
     async def _disable(self, session: AsyncSession, sub: Subscription, outcome: Outcome) -> None:
@@ -433,14 +436,17 @@ def excerpt(answer: bytes, *, public: bool) -> str | None:
 
 
 def _retry_after(value: str | None) -> float | None:
+    """Seconds a receiver asks us to wait (RFC 9110 §10.2.3), or None when unreadable.
+
+    Only ASCII digits count as delay-seconds (`"²".isdigit()` is true), and dates that
+    do not fit a datetime are ignored: a receiver's header never fails the worker.
+    """
+    value = (value or "").strip()
     if not value:
         return None
-    if value.isdigit():
-        return float(value)
-    with contextlib.suppress(TypeError, ValueError):
-        from email.utils import parsedate_to_datetime
-
-        return max(
-            0.0, (parsedate_to_datetime(value) - datetime.now().astimezone()).total_seconds()
-        )
+    if value.isascii() and value.isdigit():
+        return float(min(int(value[:12]), RETRY_AFTER_CAP_SECONDS))
+    with contextlib.suppress(TypeError, ValueError, OverflowError, IndexError):
+        when = parsedate_to_datetime(value)
+        return max(0.0, (when - datetime.now().astimezone()).total_seconds())
     return None

@@ -44,6 +44,7 @@ class Receiver:
     delay: float = 0.0
     status: int = 200
     answer: bytes = b"ok"
+    reply_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     _server: uvicorn.Server | None = None
     _task: asyncio.Task | None = None
 
@@ -79,7 +80,7 @@ class Receiver:
         if self.fail_next > 0:
             self.fail_next -= 1
             status = 500
-        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.start", "status": status, "headers": self.reply_headers})
         answer = self.answer if status < 300 else b"nope"
         await send({"type": "http.response.body", "body": answer})
 

@@ -406,3 +406,40 @@ async def test_preview_counts_only_the_callers_own_subscriptions(client, world):
     from_de = await counts(world["DE"])
     assert from_de[ids["DE"]] == 1  # the clear-only one does not take green
     assert from_de[ids["KE"]] is None
+
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "honoured"),
+    [
+        (b"\xb2", False),  # "²": str.isdigit() says yes, int() says no
+        (b"Fri, 31 Dec 99999 23:59:59 GMT", False),
+        (b"Mon, 32 Jan 2026 00:00:00 GMT", False),
+        (b"99999999999999999999", True),  # capped at a day
+    ],
+)
+async def test_a_receivers_retry_after_never_stops_the_worker(
+    client, db, settings, world, receiver, retry_after, honoured
+):
+    """An unreadable Retry-After counts as absent (the schedule decides); a huge one is
+    capped; either way the attempt is recorded and the worker goes on."""
+    from datetime import timedelta
+
+    from app.core.types import utcnow
+    from app.webhooks.delivery import RETRY_AFTER_CAP_SECONDS
+
+    settings = settings.model_copy(update={"webhook_retry_schedule": [0.05]})
+    await _subscribe(client, world["DE_admin"], receiver.url)
+    receiver.status = 503
+    receiver.reply_headers = [(b"retry-after", retry_after)]
+    await post_alert(client, world["KE"], seizure_body())
+    await _drain(db, settings, rounds=10)
+    async with db.session() as session:
+        delivery = (await session.exec(select(Delivery))).one()
+    assert delivery.last_status_code == 503
+    if honoured:
+        assert delivery.status == "pending" and delivery.attempts == 1
+        wait = delivery.next_attempt_at - utcnow()
+        assert timedelta(hours=23) < wait <= timedelta(seconds=RETRY_AFTER_CAP_SECONDS)
+    else:
+        assert delivery.status == "failed" and delivery.attempts == 2
