@@ -26,6 +26,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit import service as audit
+from app.core import concurrency
 from app.core.config import Settings
 from app.core.db import Database
 from app.core.types import utcnow
@@ -310,20 +311,27 @@ class DeliveryWorker:
             return
         now = utcnow()
         async with self.db.session() as session:
+            # Subscriptions first, locked in id order, as an admin's change locks them
+            # (app/core/concurrency.py): a failure count is added to what the admin left,
+            # never written over a re-enable made while the message was in flight.
+            sub_ids = sorted({sub.id for (_, sub), _ in results})
+            subs = {
+                s.id: s
+                for s in (
+                    await session.exec(
+                        concurrency.for_change(
+                            select(Subscription)
+                            .where(col(Subscription.id).in_(sub_ids))
+                            .order_by(col(Subscription.id))
+                        )
+                    )
+                ).all()
+            }
             ids = [delivery.id for (delivery, _), _ in results]
             deliveries = {
                 d.id: d
                 for d in (
                     await session.exec(select(Delivery).where(col(Delivery.id).in_(ids)))
-                ).all()
-            }
-            sub_ids = {sub.id for (_, sub), _ in results}
-            subs = {
-                s.id: s
-                for s in (
-                    await session.exec(
-                        select(Subscription).where(col(Subscription.id).in_(sub_ids))
-                    )
                 ).all()
             }
             entries: list[audit.Entry] = []
@@ -403,6 +411,7 @@ class DeliveryWorker:
         sub.disabled_reason = (
             "410 Gone" if outcome.status_code == 410 else f"{sub.consecutive_failures} failures"
         )
+        concurrency.bump(sub)
         await events.record(
             session,
             EventType.subscription_disabled,

@@ -161,8 +161,9 @@ async def _move(session: AsyncSession, sub: Subscription) -> str:
 
 async def delete(session: AsyncSession, principal: Principal, sub_id: uuid.UUID) -> None:
     """Stop delivering: pending deliveries are cancelled."""
-    sub = await get(session, principal, sub_id)
+    sub = await get(session, principal, sub_id, for_change=True)
     sub.deleted_at = utcnow()
+    concurrency.bump(sub)
     session.add(sub)
     await session.exec(
         sa.update(Delivery)
@@ -182,7 +183,7 @@ async def rotate_secret(
     session: AsyncSession, principal: Principal, sub_id: uuid.UUID, settings: Settings
 ) -> tuple[Subscription, str]:
     """A new secret; the old one keeps signing alongside it for the overlap period."""
-    sub = await get(session, principal, sub_id)
+    sub = await get(session, principal, sub_id, for_change=True)
     secret = new_webhook_secret()
     sub.previous_secret = sub.secret
     sub.previous_secret_expires_at = utcnow() + timedelta(
@@ -190,7 +191,7 @@ async def rotate_secret(
     )
     sub.secret = secret
     _managed_by(sub, principal)
-    sub.updated_at = utcnow()
+    concurrency.bump(sub)
     session.add(sub)
     await session.flush()
     await audit.record(

@@ -408,7 +408,6 @@ async def test_preview_counts_only_the_callers_own_subscriptions(client, world):
     assert from_de[ids["KE"]] is None
 
 
-
 @pytest.mark.parametrize(
     ("retry_after", "honoured"),
     [
@@ -443,3 +442,48 @@ async def test_a_receivers_retry_after_never_stops_the_worker(
         assert timedelta(hours=23) < wait <= timedelta(seconds=RETRY_AFTER_CAP_SECONDS)
     else:
         assert delivery.status == "failed" and delivery.attempts == 2
+
+
+async def test_a_reenable_while_a_message_is_in_flight_is_not_written_over(
+    client, db, settings, world, receiver
+):
+    """The worker records a failure on the subscription as the admin left it: an admin's
+    re-enable committed while the failing message was in flight stays; the failure
+    count starts again from it instead of disabling the subscription once more."""
+    import uuid as uuid_
+
+    from app.core import concurrency
+    from app.webhooks.models import Subscription
+
+    settings = settings.model_copy(update={"webhook_disable_after_failures": 3})
+    sub = await _subscribe(client, world["DE_admin"], receiver.url)
+    sub_id = uuid_.UUID(sub["id"])
+    async with db.session() as session:
+        row = await session.get(Subscription, sub_id)
+        row.consecutive_failures = 2  # one more failure would disable it
+        session.add(row)
+        await session.commit()
+    receiver.status = 500
+    await post_alert(client, world["KE"], seizure_body())
+    worker = DeliveryWorker(db, settings)
+    try:
+        async with db.session() as admin:
+            locked = await concurrency.get_for_change(admin, Subscription, sub_id)
+            locked.consecutive_failures = 0  # the admin's reset, as PATCH status=active does
+            concurrency.bump(locked)
+            admin.add(locked)
+            await admin.flush()
+            sending = asyncio.create_task(worker.run_once())
+            for _ in range(100):  # SQLite queues the worker behind this writer instead
+                if receiver.received:
+                    break
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.3)  # the worker is now recording the failure
+            await admin.commit()
+        await asyncio.wait_for(sending, 30)
+    finally:
+        await worker.aclose()
+    async with db.session() as session:
+        stored = await session.get(Subscription, sub_id)
+    assert stored.consecutive_failures == 1 and stored.status == "active"
+    assert stored.version == sub["version"] + 1
