@@ -154,13 +154,17 @@ async def _upsert(
     a, b = sorted((alert, other), key=lambda x: x.id.hex)
     existing = (
         await session.exec(
-            select(Hit).where(Hit.alert_a_id == a.id, Hit.alert_b_id == b.id, Hit.serial_key == key)
+            concurrency.for_change(
+                select(Hit).where(
+                    Hit.alert_a_id == a.id, Hit.alert_b_id == b.id, Hit.serial_key == key
+                )
+            )
         )
     ).first()
     if existing is not None:
         if TIER_RANK[tier] > TIER_RANK[HitTier(existing.tier)]:
             existing.tier = tier.value
-            existing.updated_at = utcnow()
+            concurrency.bump(existing)
             session.add(existing)
         return None
     values = {
@@ -301,12 +305,16 @@ async def set_status(
 
 
 async def disclose(session: AsyncSession, principal: Principal, hit_id: uuid.UUID) -> Hit:
-    """Tell the other side of a hit that our record keeps blind who holds it (audited, once)."""
-    hit = await get_hit(session, principal, hit_id)
+    """Tell the other side of a hit that our record keeps blind who holds it (audited, once).
+
+    Under the hit's row lock (app/core/concurrency.py): of two disclosures at once, the
+    second finds it done and tells no one again.
+    """
+    hit = await get_hit(session, principal, hit_id, for_change=True)
     side = parties.hit_side(hit, principal)
     disclosure.require_discloser(principal)
-    column = col(Hit.disclosed_by_a_at) if side == "a" else col(Hit.disclosed_by_b_at)
-    if getattr(hit, column.key) is not None:
+    done = hit.disclosed_by_a_at if side == "a" else hit.disclosed_by_b_at
+    if done is not None:
         return hit
     other_side = "b" if side == "a" else "a"
     mine = await session.get(Alert, hit.alert_a_id if side == "a" else hit.alert_b_id)
@@ -318,24 +326,20 @@ async def disclose(session: AsyncSession, principal: Principal, hit_id: uuid.UUI
     ):
         raise Conflict("The other agency already knows of this hit: there is nothing to disclose.")
     now = utcnow()
-    # A conditional UPDATE: of two disclosures at once, one tells the other side.
-    claimed = await session.exec(
-        sa.update(Hit)
-        .where(col(Hit.id) == hit.id, column.is_(None))
-        .values({column.key: now, "updated_at": now})
-    )  # type: ignore[call-overload]
-    await session.refresh(hit)
-    if claimed.rowcount:
-        view = await _agency_view(session, hit, other_side, other_agency, mine)
-        await _tell(session, hit, other_agency, view)
-        await audit.record(
-            session,
-            principal,
-            "hit.disclose",
-            object_type="hit",
-            object_id=hit.id,
-            details={"to_agency_id": str(other_agency)},
-        )
+    setattr(hit, "disclosed_by_a_at" if side == "a" else "disclosed_by_b_at", now)
+    concurrency.bump(hit, now)
+    session.add(hit)
+    await session.flush()
+    view = await _agency_view(session, hit, other_side, other_agency, mine)
+    await _tell(session, hit, other_agency, view)
+    await audit.record(
+        session,
+        principal,
+        "hit.disclose",
+        object_type="hit",
+        object_id=hit.id,
+        details={"to_agency_id": str(other_agency)},
+    )
     return hit
 
 

@@ -358,3 +358,25 @@ async def test_hits_stay_in_step_with_the_sql_rule(client, db, world):
         for hit in every:
             answer = await client.get(f"/api/v1/hits/{hit.id}", headers=world[code].headers)
             assert (answer.status_code == 200) == (str(hit.id) in listed), (code, hit.id)
+
+
+async def test_parallel_disclosures_tell_the_other_side_once(client, db, world):
+    """Four disclosures at once (PostgreSQL: four transactions on the hit's row lock):
+    each answers 200, the other side is told once, the trail has one record, the
+    hit's version moved once."""
+    ke, de = world["KE"], world["DE"]
+    await post_alert(client, ke, _alert("PD-8080", _blind_handlings(world)["red"]))
+    await post_alert(client, de, _alert("PD-8080"))
+    hit = (await _hits(client, ke))[0]
+    answers = await asyncio.gather(
+        *(client.post(f"/api/v1/hits/{hit['id']}/disclose", headers=ke.headers) for _ in range(4))
+    )
+    assert [a.status_code for a in answers] == [200] * 4, [a.text for a in answers]
+    assert len(await _told(db, de.agency.id)) == 1
+    async with db.session() as session:
+        records = (
+            await session.exec(select(AuditRecord).where(AuditRecord.action == "hit.disclose"))
+        ).all()
+        stored = await session.get(Hit, uuid.UUID(hit["id"]))
+    assert len(records) == 1
+    assert stored.version == hit["version"] + 1
