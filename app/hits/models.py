@@ -50,7 +50,12 @@ class Hit(SQLModel, table=True):
     # kept blind (app/sharing/disclosure.py); null: not disclosed.
     disclosed_by_a_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     disclosed_by_b_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    version: int = 1  # bumps on every decision (ETag / If-Match, app/core/concurrency.py)
+    # Each side's version (its ETag / If-Match, app/core/concurrency.py): it bumps on what
+    # that side can see change (its decision, its disclosure, a tier it is shown), never on
+    # the other side's decision or a tier it is not shown, which a shared counter would
+    # tell it (app/sharing/disclosure.py).
+    version_a: int = 1
+    version_b: int = 1
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 

@@ -49,7 +49,7 @@ async def get_hit(
     """One hit."""
     hit = await service.get_hit(session, principal, hit_id)
     read = await service.read_one(session, principal, hit)
-    response.headers["ETag"] = concurrency.etag(hit.version)
+    response.headers["ETag"] = concurrency.etag(read.version)
     return read
 
 
@@ -62,8 +62,9 @@ async def _decide(
     response: Response,
 ) -> HitRead:
     hit = await service.set_status(session, principal, hit_id, status, if_match=if_match)  # type: ignore[arg-type]
-    response.headers["ETag"] = concurrency.etag(hit.version)
-    return await service.read_one(session, principal, hit)
+    read = await service.read_one(session, principal, hit)
+    response.headers["ETag"] = concurrency.etag(read.version)
+    return read
 
 
 @router.post("/{hit_id}/confirm", response_model=HitRead, responses=DECISION_ERRORS)

@@ -164,7 +164,13 @@ async def _upsert(
     if existing is not None:
         if TIER_RANK[tier] > TIER_RANK[HitTier(existing.tier)]:
             existing.tier = tier.value
-            concurrency.bump(existing)
+            # Only a side shown the real tier sees it change (disclosure.tier_shown).
+            records = {a.id: a, b.id: b}
+            for side in ("a", "b"):
+                agency_id, other_alert = _side(existing, side, records)
+                view = await _agency_view(session, existing, side, agency_id, other_alert, now)
+                if view is disclosure.HitView.full:
+                    _bump(existing, side, now)
             session.add(existing)
         return None
     values = {
@@ -198,6 +204,20 @@ async def _upsert(
         view = await _agency_view(session, hit, side, agency_id, other_alert, now)
         await _tell(session, hit, agency_id, view)
     return hit
+
+
+def side_version(hit: Hit, side: str) -> int:
+    """The hit's version as `side` knows it (its ETag)."""
+    return hit.version_a if side == "a" else hit.version_b
+
+
+def _bump(hit: Hit, side: str, now: datetime | None = None) -> None:
+    """One more change that `side` can see, of a hit locked for change."""
+    if side == "a":
+        hit.version_a += 1
+    else:
+        hit.version_b += 1
+    hit.updated_at = now or utcnow()
 
 
 def _side(hit: Hit, side: str, records: dict[uuid.UUID, Alert]) -> tuple[uuid.UUID, Alert]:
@@ -291,11 +311,11 @@ async def set_status(
     """Confirm or dismiss a hit for the principal's side (409 if that is its status already)."""
     hit = await get_hit(session, principal, hit_id, for_change=True)
     side = parties.require_hit_actor(hit, principal)
-    concurrency.check_version(hit.version, if_match, required=False, what="hit")
+    concurrency.check_version(side_version(hit, side), if_match, required=False, what="hit")
     if getattr(hit, f"status_{side}") == status.value:
         raise Conflict(f"The hit is {status.value} for your side already.")
     setattr(hit, f"status_{side}", status.value)
-    concurrency.bump(hit)
+    _bump(hit, side)
     session.add(hit)
     await session.flush()
     await audit.record(
@@ -327,7 +347,7 @@ async def disclose(session: AsyncSession, principal: Principal, hit_id: uuid.UUI
         raise Conflict("The other agency already knows of this hit: there is nothing to disclose.")
     now = utcnow()
     setattr(hit, "disclosed_by_a_at" if side == "a" else "disclosed_by_b_at", now)
-    concurrency.bump(hit, now)
+    _bump(hit, side, now)
     session.add(hit)
     await session.flush()
     view = await _agency_view(session, hit, other_side, other_agency, mine)
@@ -404,7 +424,7 @@ async def read_models(
         out.append(
             HitRead(
                 id=hit.id,
-                version=hit.version,
+                version=side_version(hit, side),
                 tier=disclosure.tier_shown(view, hit.tier),
                 serial_key=hit.serial_key,
                 status=hit.status_a if side == "a" else hit.status_b,

@@ -363,7 +363,7 @@ async def test_hits_stay_in_step_with_the_sql_rule(client, db, world):
 async def test_parallel_disclosures_tell_the_other_side_once(client, db, world):
     """Four disclosures at once (PostgreSQL: four transactions on the hit's row lock):
     each answers 200, the other side is told once, the trail has one record, the
-    hit's version moved once."""
+    discloser's version of the hit moved once."""
     ke, de = world["KE"], world["DE"]
     await post_alert(client, ke, _alert("PD-8080", _blind_handlings(world)["red"]))
     await post_alert(client, de, _alert("PD-8080"))
@@ -377,6 +377,46 @@ async def test_parallel_disclosures_tell_the_other_side_once(client, db, world):
         records = (
             await session.exec(select(AuditRecord).where(AuditRecord.action == "hit.disclose"))
         ).all()
-        stored = await session.get(Hit, uuid.UUID(hit["id"]))
     assert len(records) == 1
-    assert stored.version == hit["version"] + 1
+    after = await client.get(f"/api/v1/hits/{hit['id']}", headers=ke.headers)
+    assert after.json()["version"] == hit["version"] + 1
+
+
+async def test_a_side_shown_candidate_learns_nothing_from_the_hits_version(client, world):
+    """Probing with chosen makes and calibres moves the real tier; the side that is not
+    shown it must not see its version move either, nor when the other side decides."""
+    ke, de, jo = world["KE"], world["DE"], world["JO"]
+    to_jo = {"tlp": "amber", "audience": "recipients", "recipient_agencies": [str(jo.agency.id)]}
+    await post_alert(
+        client, de, _alert("VP-9090", to_jo, make="Heckler & Koch", calibre="5.56x45mm")
+    )
+    mine = await post_alert(client, ke, _alert("VP-9090", make="Glock", calibre="9x19mm"))
+    first = (await _hits(client, ke))[0]
+    assert first["tier"] == "candidate" and first["other"]["alert_id"] is None
+    guesses = ({"make": "Beretta"}, {"make": "Heckler & Koch"}, {"calibre": "5.56x45mm"})
+    item = {**AKM, "serial_raw": "VP-9090", "make": "Glock", "calibre": "9x19mm"}
+    for guess in guesses:
+        item = {**item, **guess}
+        current = await client.get(f"/api/v1/alerts/{mine['id']}", headers=ke.headers)
+        patched = await client.patch(
+            f"/api/v1/alerts/{mine['id']}",
+            json={"items": [item]},
+            headers={**ke.headers, "If-Match": current.headers["ETag"]},
+        )
+        assert patched.status_code == 200, patched.text
+        seen = await client.get(f"/api/v1/hits/{first['id']}", headers=ke.headers)
+        assert seen.json()["tier"] == "candidate"
+        assert seen.json()["version"] == first["version"], guess
+        assert seen.headers["ETag"] == f'"{first["version"]}"'
+    # Germany may see the Kenyan record: it is shown the real tier, which did move.
+    theirs = (await _hits(client, de))[0]
+    assert theirs["tier"] == "strong" and theirs["version"] > first["version"]
+    decided = await client.post(
+        f"/api/v1/hits/{first['id']}/confirm",
+        headers={**de.headers, "If-Match": f'"{theirs["version"]}"'},
+    )
+    assert decided.status_code == 200 and decided.json()["version"] == theirs["version"] + 1
+    after = (await _hits(client, ke))[0]
+    assert after["version"] == first["version"] and after["status"] == "new"
+    mine_decided = await client.post(f"/api/v1/hits/{first['id']}/confirm", headers=ke.headers)
+    assert mine_decided.json()["version"] == first["version"] + 1
