@@ -81,7 +81,12 @@ async def create_agency(
     async def run() -> AgencyRead:
         return AgencyRead.model_validate(await service.create_agency(session, principal, data))
 
-    return await idempotent(session, principal, request, idempotency_key, status_code=201, run=run)
+    async def reread(first: dict) -> AgencyRead:
+        return AgencyRead.model_validate(await service.get_agency(session, uuid.UUID(first["id"])))
+
+    return await idempotent(
+        session, principal, request, idempotency_key, status_code=201, run=run, reread=reread
+    )
 
 
 @router.get("/agencies", response_model=AgencyPage, tags=["agencies"], responses=READ_ERRORS)
@@ -183,7 +188,13 @@ async def create_user(
         user = await service.create_user(session, principal, agency_id, data, hashing=hashing)
         return UserRead.model_validate(user)
 
-    return await idempotent(session, principal, request, idempotency_key, status_code=201, run=run)
+    async def reread(first: dict) -> UserRead:
+        user = await service.get_user(session, principal, uuid.UUID(first["id"]))
+        return UserRead.model_validate(user)
+
+    return await idempotent(
+        session, principal, request, idempotency_key, status_code=201, run=run, reread=reread
+    )
 
 
 @router.get(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -47,6 +48,16 @@ def _etag(read: AlertRead) -> dict[str, str]:
     return {"ETag": f'"{read.version}"'}
 
 
+def _reread(session: AsyncSession, principal: Principal) -> Callable[[Any], Awaitable[AlertRead]]:
+    """A repeated POST's answer: the alert as `GET /alerts/{id}` shows it to the caller now."""
+
+    async def reread(first: Any) -> AlertRead:
+        alert = await service.read_alert(session, principal, uuid.UUID(first["id"]))
+        return await _one(session, principal, alert)
+
+    return reread
+
+
 @router.post("", response_model=AlertRead, status_code=201, responses=BODY_ERRORS)
 async def create_alert(
     request: Request,
@@ -61,7 +72,14 @@ async def create_alert(
         return await _one(session, principal, await service.create_alert(session, principal, data))
 
     return await idempotent(
-        session, principal, request, idempotency_key, status_code=201, run=run, headers_of=_etag
+        session,
+        principal,
+        request,
+        idempotency_key,
+        status_code=201,
+        run=run,
+        reread=_reread(session, principal),
+        headers_of=_etag,
     )
 
 
@@ -176,7 +194,14 @@ async def publish_alert(
         return await _one(session, principal, alert)
 
     return await idempotent(
-        session, principal, request, idempotency_key, status_code=200, run=run, headers_of=_etag
+        session,
+        principal,
+        request,
+        idempotency_key,
+        status_code=200,
+        run=run,
+        reread=_reread(session, principal),
+        headers_of=_etag,
     )
 
 
@@ -196,5 +221,12 @@ async def withdraw_alert(
         return await _one(session, principal, alert)
 
     return await idempotent(
-        session, principal, request, idempotency_key, status_code=200, run=run, headers_of=_etag
+        session,
+        principal,
+        request,
+        idempotency_key,
+        status_code=200,
+        run=run,
+        reread=_reread(session, principal),
+        headers_of=_etag,
     )

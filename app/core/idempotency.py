@@ -1,4 +1,11 @@
-"""`Idempotency-Key` on POST: a repeat gets the first answer and stores nothing new."""
+"""`Idempotency-Key` on POST: a repeat does nothing again and answers as the first did.
+
+The repeat gets the first answer's status and the object it made or changed, read again
+through the route's own read path under the caller's rights *now* (`reread`): never the
+stored body, which may hold content the caller may no longer see (the alert withdrawn
+or re-marked since, the token down-scoped, the role lowered). A caller that may no longer
+read the object gets that read path's refusal.
+"""
 
 from __future__ import annotations
 
@@ -50,9 +57,10 @@ async def idempotent(
     *,
     status_code: int,
     run: Callable[[], Awaitable[Any]],
+    reread: Callable[[Any], Awaitable[Any]],
     headers_of: Callable[[Any], dict[str, str]] | None = None,
 ) -> JSONResponse:
-    """Run `run()` once per (principal, key); replay its answer to any repeat."""
+    """Run `run()` once per (principal, key); answer a repeat with `reread(first_body)`."""
     if key is not None and (not 0 < len(key) <= MAX_KEY_LENGTH or not key.isprintable()):
         raise InvalidInput.on(f"header.{KEY_HEADER}", f"1 to {MAX_KEY_LENGTH} printable characters")
     fingerprint = ""
@@ -66,10 +74,12 @@ async def idempotent(
                     "this key was already used for a different request",
                     "idempotency-key-reused",
                 )
+            current = await reread(stored.body)
+            fresh = headers_of(current) if headers_of else {}
             return JSONResponse(
-                stored.body,
+                jsonable_encoder(current),
                 status_code=stored.status_code,
-                headers={**stored.headers, "Idempotent-Replayed": "true"},
+                headers={**stored.headers, **fresh, "Idempotent-Replayed": "true"},
             )
         if stored is not None:  # expired: the key may be used afresh
             await session.delete(stored)

@@ -49,7 +49,13 @@ async def create_group(
         group = await service.create_group(session, principal, data)
         return await service.group_read(session, principal, group)
 
-    return await idempotent(session, principal, request, idempotency_key, status_code=201, run=run)
+    async def reread(first: dict) -> SharingGroupRead:
+        group = await service.get_group(session, principal, uuid.UUID(first["id"]))
+        return await service.group_read(session, principal, group)
+
+    return await idempotent(
+        session, principal, request, idempotency_key, status_code=201, run=run, reread=reread
+    )
 
 
 @router.get("/sharing-groups", response_model=SharingGroupPage, responses=READ_ERRORS)

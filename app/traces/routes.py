@@ -57,10 +57,15 @@ async def _step(
             await forward.forward(session, principal, alert_id, forward_to)
         else:
             await service.act(session, principal, alert_id, action, text=text, response=response)
+        return await current()
+
+    async def current(_first: object = None) -> TraceRead:
         trace, alert = await service.get_trace(session, principal, alert_id)
         return await service.read_model(session, principal, trace, alert, full=True)
 
-    return await idempotent(session, principal, request, key, status_code=200, run=run)
+    return await idempotent(
+        session, principal, request, key, status_code=200, run=run, reread=current
+    )
 
 
 @router.get("", response_model=TracePage, responses=READ_ERRORS)

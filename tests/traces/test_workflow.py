@@ -299,3 +299,38 @@ async def test_a_repeated_step_with_the_same_key_replays_the_first_answer(client
         f"/api/v1/trace-requests/{trace_id}/acknowledge", headers=parties["addressee"].headers
     )
     assert fresh.status_code == 409
+
+
+async def test_a_replayed_step_is_read_again_under_the_callers_rights_now(client, db, parties):
+    """A repeat with the same key changes nothing and answers with the trace request as
+    the caller may read it *now*: a token narrowed since gets the read path's refusal,
+    a withdrawal since gives the tombstone, never the content stored with the first."""
+    from tests.factories import bearer, client_login, make_client
+    from tests.secrets_seen import remember
+
+    trace_id = await _new_trace(client, parties)
+    api_client, secret = await make_client(
+        db, parties["addressee"].agency, "alerts:read traces:write"
+    )
+    full = bearer((await client_login(client, api_client.id, secret))["access_token"])
+    step = f"/api/v1/trace-requests/{trace_id}/acknowledge"
+    first = await client.post(step, headers={**full, "Idempotency-Key": "k1"})
+    assert first.status_code == 200 and first.json()["title"], first.text
+    narrowed = await client.post(
+        "/api/v1/auth/token",
+        data={"grant_type": "client_credentials", "scope": "traces:write"},
+        auth=(str(api_client.id), secret),
+    )
+    assert narrowed.status_code == 200, narrowed.text
+    remember(narrowed.json()["access_token"])
+    narrow = bearer(narrowed.json()["access_token"])
+    replayed = await client.post(step, headers={**narrow, "Idempotency-Key": "k1"})
+    assert replayed.status_code == 403, replayed.text
+    assert first.json()["title"] not in replayed.text
+
+    withdrawn = await _do(client, parties, trace_id, "withdraw", "requester")
+    assert withdrawn.status_code == 200, withdrawn.text
+    replayed = await client.post(step, headers={**full, "Idempotency-Key": "k1"})
+    assert replayed.status_code == 200 and replayed.headers["Idempotent-Replayed"] == "true"
+    assert replayed.json()["tombstone"] is True and replayed.json()["title"] is None
+    assert first.json()["title"] not in replayed.text
