@@ -17,6 +17,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -54,6 +56,20 @@ def delivery_form(alert: Alert, reader: Principal) -> Form:
     if read_form(alert, reader) is not Form.content:
         return Form.reference
     return Form.content
+
+
+def shown_in_delivery_log(
+    alert_id: ColumnElement[Any], agency_id: uuid.UUID, *, dialect: str
+) -> ColumnElement[bool]:
+    """Which rows of its delivery log an agency is shown: a WHERE clause over `alert_id`.
+
+    Rows of no alert (pings, hits, notices) and of alerts the agency may see now, a
+    tombstone included. A message waiting for an embargo to end, or cancelled because the
+    agency may no longer see its alert, is left out: its row alone would tell that the
+    alert exists, that it was addressed to the agency and when its embargo ends.
+    """
+    visible = select(Alert.id).where(visibility.visible_filter(agency_id, dialect=dialect))
+    return sa.or_(alert_id.is_(None), alert_id.in_(visible))
 
 
 def reference(alert: Alert, base_url: str) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from app.core.principal import Principal
 from app.core.types import utcnow
 from app.events import service as events
 from app.events.models import EventType
-from app.sharing import rights
+from app.sharing import render, rights
 from app.webhooks import outbox, prepare, ssrf
 from app.webhooks.models import Delivery, DeliveryStatus, Subscription, SubscriptionStatus
 from app.webhooks.schemas import SubscriptionCreate, SubscriptionUpdate
@@ -232,7 +232,10 @@ async def list_deliveries(
 ) -> tuple[Sequence[Delivery], str | None]:
     """The subscription's deliveries, newest first."""
     sub = await get(session, principal, sub_id)
-    query = select(Delivery).where(Delivery.subscription_id == sub.id)
+    shown = render.shown_in_delivery_log(
+        col(Delivery.alert_id), sub.agency_id, dialect=session.bind.dialect.name
+    )
+    query = select(Delivery).where(Delivery.subscription_id == sub.id, shown)
     if status:
         query = query.where(Delivery.status == status.value)
     return await keyset_page(
@@ -242,7 +245,12 @@ async def list_deliveries(
 
 async def retry(session: AsyncSession, principal: Principal, delivery_id: uuid.UUID) -> Delivery:
     """Send a failed or cancelled delivery again, now (same `webhook-id`, rendered anew)."""
-    delivery = await session.get(Delivery, delivery_id)
+    shown = render.shown_in_delivery_log(
+        col(Delivery.alert_id), principal.agency_id, dialect=session.bind.dialect.name
+    )
+    delivery = (
+        await session.exec(select(Delivery).where(Delivery.id == delivery_id, shown))
+    ).first()
     if delivery is None:
         raise NotFound("No such delivery.")
     sub = await get(session, principal, delivery.subscription_id)
@@ -295,10 +303,14 @@ async def replay(
     The copies are rendered when sent, like every delivery: what the agency may see then.
     """
     sub = await get(session, principal, sub_id)
+    shown = render.shown_in_delivery_log(
+        col(Delivery.alert_id), sub.agency_id, dialect=session.bind.dialect.name
+    )
     rows = (
         await session.exec(
             select(Delivery).where(
                 Delivery.subscription_id == sub.id,
+                shown,
                 Delivery.url_epoch == sub.url_epoch,
                 col(Delivery.created_at) >= since,
                 col(Delivery.status).in_(

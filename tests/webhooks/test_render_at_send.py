@@ -10,6 +10,7 @@ real receiver on 127.0.0.1 that verifies every signature with `standardwebhooks`
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -555,3 +556,43 @@ def test_the_log_keeps_at_most_256_bytes_of_a_public_answer():
     assert cut == "x" * 255 and len(cut.encode()) <= 256
     assert excerpt(b"short", public=True) == "short"
     assert excerpt(b"short", public=False) is None
+
+
+async def test_the_delivery_log_never_tells_of_an_alert_the_agency_may_not_see(
+    client, db, settings, world, receiver
+):
+    """A message waiting for an embargo, or cancelled because the agency may no longer
+    see its alert, is not in the agency's log, cannot be retried, is not replayed; once
+    the alert is released it is there."""
+    sub = await _subscribe(client, world["JO_admin"].headers, receiver)
+    log = f"/api/v1/subscriptions/{sub['id']}/deliveries"
+    de, jo = str(world["DE"].agency.id), str(world["JO"].agency.id)
+    to_both = _embargoed(tlp="amber", audience="recipients", recipient_agencies=[de, jo])
+    waiting = await post_alert(client, world["KE"], seizure_body(handling=to_both))
+    dropped = await post_alert(client, world["KE"], seizure_body(handling=to_both))
+    only_de = {"handling": {**to_both, "recipient_agencies": [de]}}
+    await _patch(client, world["KE"], dropped, only_de)
+
+    listed = await client.get(log, headers=world["JO_admin"].headers)
+    assert listed.status_code == 200
+    assert listed.json()["items"] == []
+    for alert in (waiting, dropped):
+        assert alert["id"] not in listed.text
+    queued = {d.alert_id: d for d in await _deliveries(db)}
+    assert set(queued) == {uuid.UUID(waiting["id"]), uuid.UUID(dropped["id"])}
+
+    await _after_embargo(db, settings)
+    cancelled = queued[uuid.UUID(dropped["id"])]
+    retried = await client.post(
+        f"/api/v1/deliveries/{cancelled.id}/retry", headers=world["JO_admin"].headers
+    )
+    assert retried.status_code == 404
+    replayed = await client.post(
+        f"/api/v1/subscriptions/{sub['id']}/replay",
+        json={"since": "2020-01-01T00:00:00Z"},
+        headers=world["JO_admin"].headers,
+    )
+    assert replayed.status_code == 200, replayed.text
+    listed = await client.get(log, headers=world["JO_admin"].headers)
+    shown = {item["alert_id"] for item in listed.json()["items"]}
+    assert shown == {waiting["id"]} and dropped["id"] not in listed.text
