@@ -19,7 +19,7 @@ from app.audit import service as audit
 from app.core import concurrency
 from app.core.errors import Conflict, NotFound
 from app.core.pagination import keyset_page
-from app.core.principal import Principal
+from app.core.principal import Principal, Scope
 from app.core.types import new_id, utcnow
 from app.events import service as events
 from app.events.models import EventType
@@ -261,6 +261,26 @@ async def _tell(
         agency_ids=[agency_id],
         data={"hit_id": str(hit.id), "tier": disclosure.tier_shown(view, hit.tier).value},
     )
+
+
+async def notice_for(
+    session: AsyncSession, reader: Principal, hit_id: uuid.UUID
+) -> dict[str, str] | None:
+    """The `hit.created` data that `reader` may be sent *now* (a delivery, at send time).
+
+    None when it may no longer know of the hit (the other record became blind to it) or
+    may not read hits at all (a subscription whose manager lacks `alerts:read`); else the
+    tier as `GET /hits/{id}` shows it to that agency now.
+    """
+    if not reader.has_scope(Scope.alerts_read):
+        return None
+    hit = await session.get(Hit, hit_id)
+    if hit is None or reader.agency_id not in (hit.agency_a_id, hit.agency_b_id):
+        return None
+    shown = await read_models(session, reader, [hit])
+    if not shown:
+        return None
+    return {"hit_id": str(hit.id), "tier": shown[0].tier.value}
 
 
 async def get_hit(

@@ -23,6 +23,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.agencies.models import Agency, AgencyStatus
 from app.alerts.models import Alert
 from app.core.principal import Principal
+from app.events.models import EventType
+from app.hits import service as hits
 from app.sharing import render
 from app.webhooks import outbox
 from app.webhooks.models import Delivery, DeliveryStatus, Subscription, SubscriptionStatus
@@ -134,6 +136,8 @@ async def prepare(
             base_url=base_url,
             poll_seconds=poll_seconds,
         )
+        if not isinstance(outcome, _Hold) and delivery.event_type == EventType.hit_created:
+            outcome = await _hit_notice(session, delivery, reader)
         if isinstance(outcome, _Hold):
             _apply(delivery, outcome)
             continue
@@ -213,6 +217,22 @@ def _judge(
     data = dict(envelope["data"])
     data.pop("version", None)  # the event's version; the alert block says what is current
     data["alert"] = verdict.body
+    return _encode({**envelope, "data": data})
+
+
+async def _hit_notice(
+    session: AsyncSession, delivery: Delivery, reader: Principal
+) -> bytes | _Hold:
+    """A `hit.created` as the subscription's agency may learn of the hit now (the tier it
+    is shown), or cancelled when it may no longer know of it."""
+    envelope = outbox.stored_envelope(delivery)
+    try:
+        hit_id = uuid.UUID(str(envelope["data"]["hit_id"]))
+    except (KeyError, TypeError, ValueError):
+        return _Hold(reason="access withdrawn before sending")
+    data = await hits.notice_for(session, reader, hit_id)
+    if data is None:
+        return _Hold(reason="access withdrawn before sending")
     return _encode({**envelope, "data": data})
 
 

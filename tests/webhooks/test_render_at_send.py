@@ -596,3 +596,48 @@ async def test_the_delivery_log_never_tells_of_an_alert_the_agency_may_not_see(
     listed = await client.get(log, headers=world["JO_admin"].headers)
     shown = {item["alert_id"] for item in listed.json()["items"]}
     assert shown == {waiting["id"]} and dropped["id"] not in listed.text
+
+
+# --- hit notices --------------------------------------------------------------------------
+
+MATCHING = {"category": "small_arm", "make": "Kalashnikov Concern", "calibre": "7.62x39mm"}
+
+
+def _serialised(serial: str) -> dict:
+    return seizure_body(items=[{**MATCHING, "serial_raw": serial}])
+
+
+@pytest.mark.parametrize(("remarked", "told"), [("red", None), ("amber", "candidate")])
+async def test_a_hit_notice_says_what_the_agency_may_learn_when_it_is_sent(
+    client, db, settings, world, receiver, remarked, told
+):
+    """Queued as `strong` while Germany could see the Kenyan record; re-marked before it
+    is sent: red keeps the hit blind to Germany (no notice), amber to Jordan alone leaves
+    Germany the uniform tier."""
+    await _subscribe(client, world["DE_admin"].headers, receiver, event_types=["hit.created"])
+    kenyan = await post_alert(client, world["KE"], _serialised("HN-4711"))
+    await post_alert(client, world["DE"], _serialised("HN-4711"))
+    jo = str(world["JO"].agency.id)
+    handling = {"tlp": remarked, "audience": "recipients", "recipient_agencies": [jo]}
+    await _patch(client, world["KE"], kenyan, {"handling": handling})
+    await _drain(db, settings)
+    shown = (await client.get("/api/v1/hits", headers=world["DE"].headers)).json()["items"]
+    if told is None:
+        assert receiver.received == [] and shown == []
+    else:
+        (event,) = receiver.events()
+        assert event["data"]["tier"] == told == shown[0]["tier"]
+        assert event["data"]["hit_id"] == shown[0]["id"]
+
+
+async def test_a_subscription_that_may_not_read_hits_gets_no_hit_notice(
+    client, db, settings, world, receiver
+):
+    _, headers = await _client_actor(client, db, world["DE"].agency, "webhooks:manage")
+    await _subscribe(client, headers, receiver, event_types=["hit.created"])
+    await post_alert(client, world["KE"], _serialised("HN-4712"))
+    await post_alert(client, world["DE"], _serialised("HN-4712"))
+    await _drain(db, settings)
+    assert receiver.received == []
+    (delivery,) = [d for d in await _deliveries(db) if d.event_type == "hit.created"]
+    assert delivery.status == "cancelled"
