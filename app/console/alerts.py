@@ -33,6 +33,7 @@ from app.core.db import SessionDep
 from app.core.errors import AppError, InvalidInput
 from app.core.types import utcnow
 from app.hits import service as hits
+from app.sharing.render import history_shown
 from app.traces import service as traces
 from app.traces.models import OPEN_STATES
 
@@ -48,7 +49,6 @@ KIND_NAMES = {
     "trace_request": "Trace request",
     "suspicious_procurement": "Suspicious procurement",
 }
-HISTORY_ACTIONS = ("alert.create", "alert.update", "alert.publish", "alert.withdraw")
 CHOICES = {
     "kinds": KIND_NAMES,
     "statuses": [s.value for s in AlertStatus],
@@ -299,7 +299,7 @@ async def _alert_view(
             before_seq=None,
             limit=500,
         )
-        history = [r for r in records if r.action in HISTORY_ACTIONS]
+        history = history_shown(alert, p, records)
     trace = None
     if alert.kind == AlertKind.trace_request and alert.status != AlertStatus.draft:
         try:

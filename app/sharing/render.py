@@ -58,6 +58,46 @@ def delivery_form(alert: Alert, reader: Principal) -> Form:
     return Form.content
 
 
+@dataclass(frozen=True)
+class HistoryLine:
+    """One line of an alert's history of versions, as one reader is shown it."""
+
+    at: datetime
+    action: str
+    actor_name: str | None  # the person, for the originator's own staff only
+    details: dict[str, Any]
+
+
+HISTORY_ACTIONS = ("alert.create", "alert.update", "alert.publish", "alert.withdraw")
+
+
+def history_shown(alert: Alert, reader: Principal, records: Iterable[Any]) -> list[HistoryLine]:
+    """An alert's history of versions (audit records of it) as `reader` may be shown it.
+
+    The originator's agency sees every change with who made it and which fields moved.
+    Any other reader sees only what happened since publication, as versions and status:
+    not the drafts, not who, not which fields (a changed `handling` would tell that the
+    audience was changed, and the creation record its first marking).
+    """
+    own = reader.agency_id == alert.originator_agency_id
+    lines: list[HistoryLine] = []
+    for record in records:
+        if record.action not in HISTORY_ACTIONS:
+            continue
+        if own:
+            lines.append(
+                HistoryLine(record.at, record.action, record.actor_name, dict(record.details))
+            )
+            continue
+        if alert.published_at is None or record.at < alert.published_at:
+            continue
+        if record.action == "alert.create" and record.details.get("status") != "published":
+            continue
+        kept = {k: record.details[k] for k in ("version", "status") if k in record.details}
+        lines.append(HistoryLine(record.at, record.action, None, kept))
+    return lines
+
+
 def shown_in_delivery_log(
     alert_id: ColumnElement[Any], agency_id: uuid.UUID, *, dialect: str
 ) -> ColumnElement[bool]:

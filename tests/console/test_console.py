@@ -672,3 +672,31 @@ async def test_replay_since_and_audit_paging_refuse_what_they_cannot_read(client
     for before in ("\u00b2", "\u0663", "-1", "9" * 40):
         answer = await client.get("/console/admin/audit", params={"before": before})
         assert answer.status_code == 200, before
+
+
+async def test_a_recipient_sees_the_history_since_publication_as_versions_only(client, world):
+    """The originator's history names who changed which fields, drafts included; a
+    recipient's shows versions and status since publication, nothing before, no one."""
+    csrf = await console_login(client, world["ke_focal"].email)
+    posted = await client.post(
+        "/console/alerts/new", data=seizure_form(csrf, str(world["de"].id), action="save")
+    )
+    url = posted.headers["location"]
+    form = seizure_form(csrf, str(world["de"].id), action="save", title="Renamed", version="1")
+    assert (await client.post(url + "/edit", data=form)).status_code == 303
+    assert (await client.post(url + "/publish", data={"csrf_token": csrf})).status_code == 303
+
+    def history(page: str) -> str:
+        found = re.search(r"<h2>History of versions</h2>(.*?)</table>", page, re.S)
+        assert found, "no history table"
+        return found.group(1)
+
+    own = history((await client.get(url)).text)
+    assert "create" in own and "title" in own and world["ke_focal"].email in own
+    await console_login(client, world["de_focal"].email)
+    page = await client.get(url)
+    assert page.status_code == 200
+    theirs = history(page.text)
+    assert "publish" in theirs
+    for hidden in ("create", "update", "title", "items", "handling", world["ke_focal"].email):
+        assert hidden not in theirs, hidden
