@@ -18,10 +18,12 @@ from typing import Annotated, Any
 from fastapi import Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
-from sqlmodel import JSON, Column, Field, SQLModel, col, delete
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import JSON, Column, Field, SQLModel, col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.core.errors import InvalidInput
+from app.core.errors import Conflict, InvalidInput
 from app.core.principal import Principal
 from app.core.types import UTCDateTime, utcnow
 
@@ -66,8 +68,8 @@ async def idempotent(
     fingerprint = ""
     if key is not None:
         fingerprint = _fingerprint(request.method, request.url.path, await request.body())
-        stored = await session.get(IdempotencyRecord, (principal.id, key))
-        if stored is not None and stored.created_at > utcnow() - RETENTION:
+        stored = await _claim(session, principal.id, key, fingerprint)
+        if stored is not None:
             if stored.fingerprint != fingerprint:
                 raise InvalidInput.on(
                     f"header.{KEY_HEADER}",
@@ -81,25 +83,59 @@ async def idempotent(
                 status_code=stored.status_code,
                 headers={**stored.headers, **fresh, "Idempotent-Replayed": "true"},
             )
-        if stored is not None:  # expired: the key may be used afresh
-            await session.delete(stored)
-            await session.flush()
     result = await run()
     body = jsonable_encoder(result)
     headers = headers_of(result) if headers_of else {}
     if key is not None:
-        session.add(
-            IdempotencyRecord(
-                principal_id=principal.id,
-                key=key,
-                fingerprint=fingerprint,
-                status_code=status_code,
-                body=body,
-                headers=headers,
-            )
-        )
+        mine = await session.get(IdempotencyRecord, (principal.id, key))
+        assert mine is not None  # claimed above, in this transaction
+        mine.status_code, mine.body, mine.headers = status_code, body, headers
+        session.add(mine)
         await session.flush()
     return JSONResponse(body, status_code=status_code, headers=headers)
+
+
+async def _claim(
+    session: AsyncSession, principal_id: uuid.UUID, key: str, fingerprint: str
+) -> IdempotencyRecord | None:
+    """Take `key` for this request (None), or the first request's record to replay.
+
+    The key is taken before the request runs: a second request with the same key at the
+    same time waits on it (PostgreSQL: the unique index, then the row lock; SQLite: the
+    single writer) and then replays the first one's answer, or takes the key itself if
+    the first one failed and left nothing.
+    """
+    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    for _ in range(3):
+        taken = await session.exec(
+            insert(IdempotencyRecord)
+            .values(
+                principal_id=principal_id,
+                key=key,
+                fingerprint=fingerprint,
+                status_code=0,
+                body=None,
+                headers={},
+                created_at=utcnow(),
+            )
+            .on_conflict_do_nothing(index_elements=["principal_id", "key"])
+        )  # type: ignore[call-overload]
+        if taken.rowcount:
+            return None
+        query = (
+            select(IdempotencyRecord)
+            .where(IdempotencyRecord.principal_id == principal_id, IdempotencyRecord.key == key)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        stored = (await session.exec(query)).first()
+        if stored is None:
+            continue  # the first request failed: nothing to replay, the key is free
+        if stored.created_at > utcnow() - RETENTION:
+            return stored
+        await session.delete(stored)  # expired: the key may be used afresh
+        await session.flush()
+    raise Conflict("This Idempotency-Key is in use by another request; repeat it.")
 
 
 def _fingerprint(method: str, path: str, body: bytes) -> str:

@@ -196,6 +196,21 @@ async def test_idempotency_key_replays_the_first_answer(client, db, ke):
     assert other.json()["errors"][0]["field"] == "header.Idempotency-Key"
 
 
+async def test_parallel_repeats_of_one_key_all_get_the_first_answer(client, ke):
+    """Eight at once (PostgreSQL: eight transactions): one runs, the others wait for it
+    and replay its answer; one alert is stored."""
+    headers = {**ke.headers, "Idempotency-Key": "post-parallel"}
+    body = seizure_body(title="Posted once")
+    answers = await asyncio.gather(
+        *(client.post("/api/v1/alerts", json=body, headers=headers) for _ in range(8))
+    )
+    assert [a.status_code for a in answers] == [201] * 8, [a.text for a in answers]
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert sum(a.headers.get("idempotent-replayed") == "true" for a in answers) == 7
+    listed = (await client.get("/api/v1/alerts", headers=ke.headers)).json()["items"]
+    assert [a["title"] for a in listed] == ["Posted once"]
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [
