@@ -90,14 +90,17 @@ async def group_read(
 
 
 async def get_group(
-    session: AsyncSession, principal: Principal, group_id: uuid.UUID
+    session: AsyncSession, principal: Principal, group_id: uuid.UUID, *, for_change: bool = False
 ) -> SharingGroup:
-    """A live group the principal's agency owns or belongs to, or 404."""
+    """A live group the principal's agency owns or belongs to, or 404 (`for_change`: locked,
+    so that membership changes of one group happen one at a time)."""
     query = select(SharingGroup).where(
         SharingGroup.id == group_id,
         col(SharingGroup.deleted_at).is_(None),
         _group_visible_filter(principal),
     )
+    if for_change:
+        query = concurrency.for_change(query, SharingGroup)
     group = (await session.exec(query)).first()
     if group is None:
         raise NotFound("No such sharing group.")
@@ -208,7 +211,7 @@ async def add_member(
     session: AsyncSession, principal: Principal, group_id: uuid.UUID, agency_id: uuid.UUID
 ) -> SharingGroup:
     """Add an agency to a group (idempotent)."""
-    group = await get_group(session, principal, group_id)
+    group = await get_group(session, principal, group_id, for_change=True)
     _require_group_manager(principal, group)
     agency = await session.get(Agency, agency_id)
     if agency is None:
@@ -235,7 +238,7 @@ async def remove_member(
     session: AsyncSession, principal: Principal, group_id: uuid.UUID, agency_id: uuid.UUID
 ) -> SharingGroup:
     """Remove an agency from a group: it loses access to the group's alerts at once."""
-    group = await get_group(session, principal, group_id)
+    group = await get_group(session, principal, group_id, for_change=True)
     _require_group_manager(principal, group)
     if agency_id == group.owner_agency_id:
         raise Conflict("The owning agency cannot leave its own group.")

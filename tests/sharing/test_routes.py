@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -66,6 +67,28 @@ async def test_group_visibility_and_management(client, world):
     assert owner_leaves.status_code == 409
     assert (await client.delete(url, headers=ke["admin"].headers)).status_code == 204
     assert (await client.get(url, headers=ke["admin"].headers)).status_code == 404
+
+
+async def test_parallel_puts_of_one_member_all_answer_200(client, db, world):
+    """PUT is idempotent under concurrency too (PostgreSQL: six transactions on the
+    group's row lock): each answers 200, one membership and one audit record."""
+    from sqlmodel import select
+
+    from app.audit.models import AuditRecord
+
+    ke, de = world["KE"], world["DE"]
+    group = await _group(client, ke["admin"], [])
+    url = f"/api/v1/sharing-groups/{group['id']}/members/{de['admin'].agency.id}"
+    answers = await asyncio.gather(
+        *(client.put(url, headers=ke["admin"].headers) for _ in range(6))
+    )
+    assert [a.status_code for a in answers] == [200] * 6, [a.text for a in answers]
+    assert {a.json()["member_count"] for a in answers} == {2}
+    async with db.session() as session:
+        added = (
+            await session.exec(select(AuditRecord).where(AuditRecord.action == "group.add_member"))
+        ).all()
+    assert len(added) == 1
 
 
 async def test_hidden_members_are_for_the_owner(client, world):
