@@ -175,6 +175,19 @@ async def list_alerts(
     return page, None
 
 
+async def activity(
+    session: AsyncSession, principal: Principal, since: datetime, *, limit: int = 2000
+) -> list[tuple[str, datetime]]:
+    """(kind, time) of the visible alerts changed since `since`, newest first, for charts.
+
+    Identity fields only, through the list's own query: nothing of any content is read.
+    """
+    rules.require_alert_reader(principal)
+    dialect = session.bind.dialect.name
+    query = list_query(dialect, principal, AlertFilters(updated_since=since), limit=limit)
+    return [(a.kind, a.sort_at) for a in (await session.exec(query)).all()]
+
+
 async def read_models(
     session: AsyncSession, principal: Principal, alerts: Sequence[Alert]
 ) -> list[AlertRead]:

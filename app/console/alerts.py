@@ -87,14 +87,8 @@ async def dashboard(request: Request, session: SessionDep, live: LiveDep) -> HTM
     todo.sort(key=lambda t: (not t.overdue, t.response_due))
     hit_rows, _ = await hits.list_hits(session, p, status=None, limit=5, cursor=None)
     recent, _ = await alerts.list_alerts(session, p, alerts.AlertFilters(), limit=8)
-    # The chart counts identity fields only (kind, time) of the visible alerts: the same
-    # query as the list, without reading any content.
-    since = utcnow() - timedelta(days=190)
     months = charts.months_back(utcnow(), 6)
-    query = alerts.list_query(
-        session.bind.dialect.name, p, alerts.AlertFilters(updated_since=since), limit=2000
-    )
-    rows = [(a.kind, a.sort_at) for a in (await session.exec(query)).all()]
+    rows = await alerts.activity(session, p, utcnow() - timedelta(days=190))
     return render(
         request,
         "dashboard.html",
