@@ -202,7 +202,7 @@ async def _live_user(session: AsyncSession, principal: Principal, user_id: uuid.
 async def get_user(session: AsyncSession, principal: Principal, user_id: uuid.UUID) -> User:
     """A live user the principal manages (operators: of any agency, audited there), or 403/404."""
     user = await _live_user(session, principal, user_id)
-    if rights.require_agency_overseer(principal, user.agency_id):
+    if rights.require_agency_overseer(principal, user.agency_id, missing="No such user."):
         await record_on_agency(
             session, principal, user.agency_id, "user.read", object_type="user", object_id=user.id
         )
@@ -211,7 +211,7 @@ async def get_user(session: AsyncSession, principal: Principal, user_id: uuid.UU
 
 async def _managed_user(session: AsyncSession, principal: Principal, user_id: uuid.UUID) -> User:
     user = await _live_user(session, principal, user_id)
-    rights.require_agency_manager(principal, user.agency_id)
+    rights.require_agency_manager(principal, user.agency_id, missing="No such user.")
     rights.require_role_grant(principal, Role(user.role))
     return user
 
@@ -348,7 +348,7 @@ async def _get_client(
     client = await session.get(ApiClient, client_id)
     if client is None or client.revoked_at is not None:
         raise NotFound("No such API client.")
-    rights.require_agency_manager(principal, client.agency_id)
+    rights.require_agency_manager(principal, client.agency_id, missing="No such API client.")
     return client
 
 

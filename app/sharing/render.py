@@ -64,7 +64,8 @@ class HistoryLine:
 
     at: datetime
     action: str
-    actor_name: str | None  # the person, for the originator's own staff only
+    agency_id: uuid.UUID | None  # whose act it was
+    actor_name: str | None  # the person, shown to their own agency only
     details: dict[str, Any]
 
 
@@ -77,7 +78,9 @@ def history_shown(alert: Alert, reader: Principal, records: Iterable[Any]) -> li
     The originator's agency sees every change with who made it and which fields moved.
     Any other reader sees only what happened since publication, as versions and status:
     not the drafts, not who, not which fields (a changed `handling` would tell that the
-    audience was changed, and the creation record its first marking).
+    audience was changed, and the creation record its first marking). A person is named
+    only to their own agency: a record made by another agency (the forwarder of a trace
+    request, which creates the copy) shows that agency, not its staff.
     """
     own = reader.agency_id == alert.originator_agency_id
     lines: list[HistoryLine] = []
@@ -85,8 +88,9 @@ def history_shown(alert: Alert, reader: Principal, records: Iterable[Any]) -> li
         if record.action not in HISTORY_ACTIONS:
             continue
         if own:
+            name = record.actor_name if record.agency_id == reader.agency_id else None
             lines.append(
-                HistoryLine(record.at, record.action, record.actor_name, dict(record.details))
+                HistoryLine(record.at, record.action, record.agency_id, name, dict(record.details))
             )
             continue
         if alert.published_at is None or record.at < alert.published_at:
@@ -94,7 +98,7 @@ def history_shown(alert: Alert, reader: Principal, records: Iterable[Any]) -> li
         if record.action == "alert.create" and record.details.get("status") != "published":
             continue
         kept = {k: record.details[k] for k in ("version", "status") if k in record.details}
-        lines.append(HistoryLine(record.at, record.action, None, kept))
+        lines.append(HistoryLine(record.at, record.action, record.agency_id, None, kept))
     return lines
 
 

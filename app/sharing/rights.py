@@ -31,10 +31,14 @@ def require_admin(principal: Principal) -> None:
         raise Forbidden("Only an agency administrator may manage users and API clients.")
 
 
-def require_agency_manager(principal: Principal, agency_id: uuid.UUID) -> None:
+def require_agency_manager(
+    principal: Principal, agency_id: uuid.UUID, *, missing: str = "No such agency."
+) -> None:
     """The principal may change users, clients, groups or policy of `agency_id`, or is refused.
 
     Only that agency's own administrators may; running the platform gives no such right.
+    Another agency's admin gets the 404 of the thing it asked for (`missing`), the same
+    answer as for an id that does not exist.
     """
     require_admin(principal)
     if principal.agency_id == agency_id:
@@ -44,7 +48,7 @@ def require_agency_manager(principal: Principal, agency_id: uuid.UUID) -> None:
             "A platform administrator does not manage another agency's users, API clients, "
             "sharing groups or policy; that agency's administrators do."
         )
-    raise NotFound("No such agency.")
+    raise NotFound(missing)
 
 
 AGENCY_OWN_FIELDS = frozenset({"contact_email"})
@@ -71,7 +75,9 @@ def require_agency_editor(principal: Principal, agency_id: uuid.UUID, fields: se
         )
 
 
-def require_agency_overseer(principal: Principal, agency_id: uuid.UUID) -> bool:
+def require_agency_overseer(
+    principal: Principal, agency_id: uuid.UUID, *, missing: str = "No such agency."
+) -> bool:
     """The principal may *list* users and clients of `agency_id`; True when it is an
     operator looking at another agency (the read then goes into that agency's trail)."""
     require_admin(principal)
@@ -79,7 +85,7 @@ def require_agency_overseer(principal: Principal, agency_id: uuid.UUID) -> bool:
         return False
     if principal.is_platform_admin:
         return True
-    raise NotFound("No such agency.")
+    raise NotFound(missing)
 
 
 def require_role_grant(principal: Principal, role: Role | None) -> None:

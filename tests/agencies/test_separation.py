@@ -29,6 +29,7 @@ from tests.factories import (
     Actor,
     make_actor,
     make_agency,
+    make_client,
     password_login,
     post_alert,
     seizure_body,
@@ -524,3 +525,36 @@ async def test_an_agencys_contact_address_is_its_own(client, world):
     assert suspended.status_code == 200
     current = await client.get(path, headers=world.staff.headers)
     assert current.json()["contact_email"] == "desk@b.example"
+
+
+async def test_another_agencys_user_or_client_id_is_answered_as_an_unknown_one(
+    client, db, app, world: World
+):
+    """An agency admin probing ids learns nothing: another agency's user or client gets
+    the same 404 as an id that does not exist."""
+    other = await make_actor(
+        client, db, app.state.auth.hashing, await make_agency(db, country="KE"), Role.agency_admin
+    )
+    api_client, _ = await make_client(db, world.b)
+    calls = {
+        "user": [
+            ("GET", "/api/v1/users/{}", None),
+            ("PATCH", "/api/v1/users/{}", {"full_name": "X"}),
+            ("DELETE", "/api/v1/users/{}", None),
+        ],
+        "client": [
+            ("POST", "/api/v1/clients/{}/rotate-secret", None),
+            ("DELETE", "/api/v1/clients/{}", None),
+        ],
+    }
+    real = {"user": world.b_focal.user.id, "client": api_client.id}
+    for kind, routes in calls.items():
+        for method, path, body in routes:
+            answers = []
+            for target in (real[kind], uuid.uuid4()):
+                answer = await client.request(
+                    method, path.format(target), json=body, headers=other.headers
+                )
+                answers.append((answer.status_code, answer.json()["detail"]))
+            assert answers[0] == answers[1], (method, path, answers)
+            assert answers[0][0] == 404

@@ -9,8 +9,16 @@ import pytest
 
 from app.agencies.models import ApiClient, User
 from app.alerts.models import Alert
+from app.audit.models import AuditRecord
 from app.core.principal import Scope
-from app.sharing.render import Form, delivery_form, read_form, render, subscriber
+from app.sharing.render import (
+    Form,
+    delivery_form,
+    history_shown,
+    read_form,
+    render,
+    subscriber,
+)
 
 OWN, OTHER = uuid.uuid4(), uuid.uuid4()
 
@@ -87,3 +95,39 @@ def test_only_content_carries_content(form):
 def test_unknown_scopes_of_a_client_grant_nothing():
     reader = subscriber(OTHER, _client(OTHER, "alerts:read something:else"))
     assert reader.scopes == frozenset({Scope.alerts_read})
+
+
+def _record(action: str, agency: uuid.UUID, at: datetime, **details: object) -> AuditRecord:
+    return AuditRecord(
+        action=action,
+        agency_id=agency,
+        actor_name=f"person-of-{agency.hex[:4]}@x.example",
+        object_type="alert",
+        at=at,
+        details=details,
+    )
+
+
+def test_history_names_people_only_to_their_own_agency_and_hides_drafts_from_others():
+    alert = _alert()
+    alert.published_at = datetime(2026, 12, 2, tzinfo=UTC)
+    drafted = _record(
+        "alert.update", OWN, datetime(2026, 12, 1, tzinfo=UTC), version=2, fields=["handling"]
+    )
+    published = _record("alert.publish", OWN, alert.published_at, version=3, status="published")
+    # A forwarded trace request's copy is created by the forwarding agency.
+    copied = _record("alert.create", OTHER, alert.published_at, status="published")
+    records = [copied, published, drafted]
+    own = subscriber(OWN, _user(OWN))
+    mine = history_shown(alert, own, records)
+    assert [(h.action, h.agency_id, h.actor_name) for h in mine] == [
+        ("alert.create", OTHER, None),
+        ("alert.publish", OWN, published.actor_name),
+        ("alert.update", OWN, drafted.actor_name),
+    ]
+    assert mine[2].details["fields"] == ["handling"]
+    theirs = history_shown(alert, subscriber(OTHER, _user(OTHER)), records)
+    assert [(h.action, h.actor_name, h.details) for h in theirs] == [
+        ("alert.create", None, {"status": "published"}),
+        ("alert.publish", None, {"version": 3, "status": "published"}),
+    ]

@@ -487,3 +487,34 @@ async def test_a_reenable_while_a_message_is_in_flight_is_not_written_over(
         stored = await session.get(Subscription, sub_id)
     assert stored.consecutive_failures == 1 and stored.status == "active"
     assert stored.version == sub["version"] + 1
+
+
+async def test_another_agencys_delivery_id_is_answered_as_an_unknown_one(
+    client, db, settings, world, receiver
+):
+    import uuid as uuid_
+
+    await _subscribe(client, world["DE_admin"], receiver.url)
+    receiver.status = 500
+    await post_alert(client, world["KE"], seizure_body())  # community: Jordan sees it too
+    await _drain(db, settings)
+    async with db.session() as session:
+        delivery = (await session.exec(select(Delivery))).one()
+    assert delivery.status == "failed"
+    answers = {}
+    for label, target in (("theirs", delivery.id), ("random", uuid_.uuid4())):
+        for actor in ("JO_admin", "JO"):
+            answer = await client.post(
+                f"/api/v1/deliveries/{target}/retry", headers=world[actor].headers
+            )
+            answers[label, actor] = (answer.status_code, answer.json()["detail"])
+    assert (
+        answers["theirs", "JO_admin"]
+        == answers["random", "JO_admin"]
+        == (
+            404,
+            "No such delivery.",
+        )
+    )
+    assert answers["theirs", "JO"] == answers["random", "JO"]
+    assert answers["theirs", "JO"][0] == 403
