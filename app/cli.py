@@ -150,7 +150,7 @@ def worker() -> None:
 
     from app.core.db import Database
     from app.core.logging import configure_logging
-    from app.webhooks.delivery import DeliveryWorker
+    from app.webhooks.delivery.worker import DeliveryWorker
     from app.worker import Worker, schedules
 
     settings = get_settings()

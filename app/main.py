@@ -33,7 +33,7 @@ from app.interop.taxii_http import TaxiiErrorMiddleware
 from app.ops.routes import router as ops_router
 from app.sharing.routes import router as sharing_router
 from app.traces.routes import router as traces_router
-from app.webhooks.delivery import DeliveryWorker
+from app.webhooks.delivery.worker import DeliveryWorker
 from app.webhooks.routes import router as webhooks_router
 from app.worker import Worker, schedules
 
