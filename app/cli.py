@@ -150,9 +150,11 @@ def worker() -> None:
 
     from app.core.db import Database
     from app.core.logging import configure_logging
-    from app.webhooks.delivery import DeliveryWorker
+    from app.webhooks import outbox
+    from app.webhooks.delivery.worker import DeliveryWorker
     from app.worker import Worker, schedules
 
+    outbox.subscribe()  # the jobs record events (trace.overdue, hit.created)
     settings = get_settings()
     configure_logging(settings.log_level, json_format=settings.log_json)
     asyncio.run(_migrate(settings))
@@ -201,7 +203,9 @@ def create_admin(
 
 def _run_demo(settings: Settings, base_url: str | None = None) -> None:
     from app.seed import DEMO_DOMAIN, seed_demo
+    from app.webhooks import outbox
 
+    outbox.subscribe()  # the demo's alerts and traces record events
     base_url = base_url or settings.public_url
     report = asyncio.run(seed_demo(settings))
     console.print("[bold]Tracewire demo data[/bold] (password for every demo user below):")

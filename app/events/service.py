@@ -1,16 +1,39 @@
-"""Record domain events in the caller's transaction."""
+"""Record domain events in the caller's transaction, and tell the subscribers.
+
+The event log publishes; it never imports its subscribers. Webhooks (and any later
+mail or federation) register a handler with `subscribe()` when a process starts:
+`create_app()`, `tracewire worker` and the CLI commands that write. A handler runs in
+the transaction of the change, so what it writes (outbox rows) commits with it.
+"""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.core.config import get_settings
 from app.events.models import Event, EventType
-from app.webhooks import outbox
+
+Handler = Callable[[AsyncSession, Event], Awaitable[None]]
+
+# By name, so registering again (one create_app() per test) never runs a handler twice.
+_handlers: dict[str, Handler] = {}
+
+
+class NoSubscribers(RuntimeError):
+    """An event to fan out, in a process where no subscriber registered: it would be lost."""
+
+
+def subscribe(name: str, handler: Handler) -> None:
+    """Run `handler(session, event)` for every event recorded with `fan_out`."""
+    _handlers[name] = handler
+
+
+def subscribers() -> list[str]:
+    """The names of the registered handlers."""
+    return list(_handlers)
 
 
 async def record(
@@ -23,9 +46,14 @@ async def record(
     fan_out: bool = True,
 ) -> Event:
     """Append an event; it commits (or not) with the change it describes."""
+    # Refused before anything is written: a process that forgot to register the webhooks
+    # would otherwise commit the change and silently never deliver it.
+    if fan_out and not _handlers:
+        raise NoSubscribers(f"no subscriber registered to receive {type_.value}")
     event = Event(type=type_.value, alert_id=alert_id, agency_ids=list(agency_ids), data=data or {})
     session.add(event)
     await session.flush()
     if fan_out:
-        await outbox.fan_out(session, event, base_url=get_settings().public_url)
+        for handler in _handlers.values():
+            await handler(session, event)
     return event

@@ -19,12 +19,24 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.agencies.models import Agency, AgencyStatus
 from app.alerts.models import TLP_ORDER, Alert, Tlp
+from app.core.config import get_settings
 from app.core.types import new_id, utcnow
+from app.events import service as events
 from app.events.models import Event, EventType
 from app.sharing import render
 from app.webhooks.models import Delivery, DeliveryStatus, Subscription, SubscriptionStatus
 
 NOTIFY_CHANNEL = "tracewire_deliveries"
+
+
+def subscribe() -> None:
+    """Register the outbox with the event log; every process that records events calls this."""
+    events.subscribe("webhooks", on_event_recorded)
+
+
+async def on_event_recorded(session: AsyncSession, event: Event) -> None:
+    """The webhooks' subscriber: write the event's deliveries in the change's transaction."""
+    await fan_out(session, event, base_url=get_settings().public_url)
 
 
 def wants(sub: Subscription, event_type: str, alert: Alert | None) -> bool:

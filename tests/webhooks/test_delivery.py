@@ -10,7 +10,7 @@ from sqlmodel import select
 from standardwebhooks import Webhook
 
 from app.core.principal import Role
-from app.webhooks.delivery import DeliveryWorker
+from app.webhooks.delivery.worker import DeliveryWorker
 from app.webhooks.models import Delivery
 from tests.factories import make_actor, make_agency, post_alert, seizure_body
 from tests.secrets_seen import remember
@@ -425,7 +425,7 @@ async def test_a_receivers_retry_after_never_stops_the_worker(
     from datetime import timedelta
 
     from app.core.types import utcnow
-    from app.webhooks.delivery import RETRY_AFTER_CAP_SECONDS
+    from app.webhooks.delivery.sender import RETRY_AFTER_CAP_SECONDS
 
     settings = settings.model_copy(update={"webhook_retry_schedule": [0.05]})
     await _subscribe(client, world["DE_admin"], receiver.url)

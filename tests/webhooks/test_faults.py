@@ -18,7 +18,7 @@ from sqlmodel import select
 
 from app.core.db import Database
 from app.core.principal import Role
-from app.webhooks.delivery import DeliveryWorker
+from app.webhooks.delivery.worker import DeliveryWorker
 from app.webhooks.models import Delivery
 from app.webhooks.signing import message_id
 from tests import live

@@ -22,7 +22,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from app.agencies.models import ApiClient
 from app.core.principal import Role
 from app.core.types import utcnow
-from app.webhooks.delivery import DeliveryWorker
+from app.webhooks.delivery.worker import DeliveryWorker
 from app.webhooks.models import Delivery, DeliveryAttempt
 from app.webhooks.signing import message_id
 from tests.factories import (
@@ -549,7 +549,7 @@ async def test_the_log_keeps_nothing_of_an_answer_from_a_non_public_address(
 
 
 def test_the_log_keeps_at_most_256_bytes_of_a_public_answer():
-    from app.webhooks.delivery import excerpt
+    from app.webhooks.delivery.sender import excerpt
 
     assert excerpt(b"x" * 5000, public=True) == "x" * 256
     cut = excerpt(b"x" * 255 + "é".encode(), public=True)  # a character split at the cut
