@@ -27,7 +27,7 @@ from app.alerts.schemas import (
     TraceRequestDetails,
 )
 from app.audit import service as audit
-from app.core import concurrency
+from app.core import concurrency, patch
 from app.core.errors import Conflict, FieldError, InvalidInput
 from app.core.principal import Principal
 from app.core.types import utcnow
@@ -104,10 +104,7 @@ async def update_alert(
     concurrency.check_version(alert.version, if_match, required=True, what="alert")
     if alert.status == AlertStatus.withdrawn:
         raise Conflict("A withdrawn alert cannot be changed.")
-    changes = data.model_dump(exclude_unset=True)
-    for field in ("title", "summary", "country", "tags", "items"):
-        if field in changes and changes[field] is None:
-            raise InvalidInput.on(f"body.{field}", "may not be null")
+    changes = patch.changes_of(data, not_null=("title", "summary", "country", "tags", "items"))
     kind = AlertKind(alert.kind)
     if "details" in changes:
         details = _parse_details(kind, data.details)
@@ -128,9 +125,7 @@ async def update_alert(
             )
         alert.addressed_to_agency_id = addressee
         alert.details = details.model_dump(mode="json")
-    for field in ("title", "summary", "country", "occurred_at"):
-        if field in changes:
-            setattr(alert, field, changes[field])
+    patch.apply_changes(alert, changes, fields=("title", "summary", "country", "occurred_at"))
     if "location" in changes:
         alert.location = data.location.model_dump() if data.location else None
     if data.tags is not None:
