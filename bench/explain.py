@@ -3,7 +3,7 @@
     python bench/explain.py --url postgresql://postgres@127.0.0.1:5432/tracewire_bench \\
         --agency SMALL_ID --agency LARGE_ID [--runs 30]
 
-The SQL is built by app.alerts.service.list_query (the code the API runs), compiled
+The SQL is built by app.alerts.query.list_query (the code the API runs), compiled
 for PostgreSQL with its parameters inlined. For each query it prints the plan of one
 run and the p50/p99 of --runs timed executions.
 """
@@ -20,7 +20,7 @@ import asyncpg
 from sqlalchemy.dialects import postgresql
 
 from app.alerts.models import AlertKind
-from app.alerts.service import AlertFilters, list_query
+from app.alerts.query import AlertFilters, list_query
 from app.core.principal import ROLE_SCOPES, Principal, Role
 
 

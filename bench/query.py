@@ -24,7 +24,7 @@ import asyncpg
 
 from app.agencies.models import Agency
 from app.alerts.models import AlertKind
-from app.alerts.service import AlertFilters
+from app.alerts.query import AlertFilters
 from bench.explain import sql_of
 from bench.harness import (
     DEFAULT_PG,

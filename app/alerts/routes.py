@@ -10,6 +10,8 @@ from fastapi import APIRouter, Body, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.alerts import query as alert_query
+from app.alerts import read as alert_read
 from app.alerts import service
 from app.alerts.models import AlertKind, AlertStatus, Tlp
 from app.alerts.schemas import (
@@ -41,7 +43,7 @@ BODY_ERRORS = problem_responses(400, 401, 403, 404, 409, 422)
 
 
 async def _one(session: AsyncSession, principal: Principal, alert: object) -> AlertRead:
-    return (await service.read_models(session, principal, [alert]))[0]  # type: ignore[list-item]
+    return (await alert_read.read_models(session, principal, [alert]))[0]  # type: ignore[list-item]
 
 
 def _etag(read: AlertRead) -> dict[str, str]:
@@ -52,7 +54,7 @@ def _reread(session: AsyncSession, principal: Principal) -> Callable[[Any], Awai
     """A repeated POST's answer: the alert as `GET /alerts/{id}` shows it to the caller now."""
 
     async def reread(first: Any) -> AlertRead:
-        alert = await service.read_alert(session, principal, uuid.UUID(first["id"]))
+        alert = await alert_query.read_alert(session, principal, uuid.UUID(first["id"]))
         return await _one(session, principal, alert)
 
     return reread
@@ -106,7 +108,7 @@ async def list_alerts(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> AlertPage:
     """The alerts your agency may see, newest first."""
-    filters = service.AlertFilters(
+    filters = alert_query.AlertFilters(
         kind=kind,
         status=status,
         country=country,
@@ -119,11 +121,11 @@ async def list_alerts(
         occurred_until=occurred_until,
         updated_since=updated_since,
     )
-    rows, next_cursor = await service.list_alerts(
+    rows, next_cursor = await alert_query.list_alerts(
         session, principal, filters, limit=limit, cursor=cursor
     )
     return AlertPage(
-        items=await service.read_models(session, principal, rows), next_cursor=next_cursor
+        items=await alert_read.read_models(session, principal, rows), next_cursor=next_cursor
     )
 
 
@@ -136,7 +138,7 @@ async def preview_audience(
     data: AudiencePreviewRequest, session: SessionDep, principal: CurrentPrincipal
 ) -> AudiencePreview:
     """Which agencies would receive an alert with this handling, and why (nothing stored)."""
-    return await service.preview_audience(session, principal, data)
+    return await alert_read.preview_audience(session, principal, data)
 
 
 @router.get("/{alert_id}", response_model=AlertRead, responses=READ_ERRORS)
@@ -144,7 +146,9 @@ async def get_alert(
     alert_id: uuid.UUID, response: Response, session: SessionDep, principal: CurrentPrincipal
 ) -> AlertRead:
     """One alert (its tombstone if it was withdrawn and you are not its originator)."""
-    read = await _one(session, principal, await service.read_alert(session, principal, alert_id))
+    read = await _one(
+        session, principal, await alert_query.read_alert(session, principal, alert_id)
+    )
     response.headers.update(_etag(read))
     return read
 
@@ -154,7 +158,7 @@ async def explain_access(
     alert_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
 ) -> AccessRead:
     """Which sharing rule lets your agency see this alert."""
-    return await service.explain_access(session, principal, alert_id)
+    return await alert_read.explain_access(session, principal, alert_id)
 
 
 @router.patch(

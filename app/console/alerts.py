@@ -10,6 +10,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from app.alerts import query as alert_query
+from app.alerts import read as alert_read
 from app.alerts import service as alerts
 from app.alerts.models import AlertKind, AlertStatus, Audience, Tlp
 from app.alerts.schemas import (
@@ -86,16 +88,16 @@ async def dashboard(request: Request, session: SessionDep, live: LiveDep) -> HTM
     ]
     todo.sort(key=lambda t: (not t.overdue, t.response_due))
     hit_rows, _ = await hits.list_hits(session, p, status=None, limit=5, cursor=None)
-    recent, _ = await alerts.list_alerts(session, p, alerts.AlertFilters(), limit=8)
+    recent, _ = await alert_query.list_alerts(session, p, alert_query.AlertFilters(), limit=8)
     months = charts.months_back(utcnow(), 6)
-    rows = await alerts.activity(session, p, utcnow() - timedelta(days=190))
+    rows = await alert_query.activity(session, p, utcnow() - timedelta(days=190))
     return render(
         request,
         "dashboard.html",
         {
             "todo": todo,
             "hits": await hits.read_models(session, p, hit_rows),
-            "recent": await alerts.read_models(session, p, recent),
+            "recent": await alert_read.read_models(session, p, recent),
             "chart": charts.alerts_per_month(rows, months),
             "agencies": await common.directory(session, p),
             "kinds": KIND_NAMES,
@@ -115,7 +117,7 @@ async def alert_list(request: Request, session: SessionDep, live: LiveDep) -> HT
     rows: list[Any] = []
     next_cursor = None
     try:
-        filters = alerts.AlertFilters(
+        filters = alert_query.AlertFilters(
             kind=AlertKind(values["kind"]) if values["kind"] else None,
             status=AlertStatus(values["status"]) if values["status"] else None,
             country=values["country"].upper()[:2] or None,
@@ -125,10 +127,10 @@ async def alert_list(request: Request, session: SessionDep, live: LiveDep) -> HT
             serial=values["serial"][:100] or None,
             q=values["q"][:200] or None,
         )
-        found, next_cursor = await alerts.list_alerts(
+        found, next_cursor = await alert_query.list_alerts(
             session, live.principal, filters, limit=PAGE, cursor=q.get("cursor") or None
         )
-        rows = await alerts.read_models(session, live.principal, found)
+        rows = await alert_read.read_models(session, live.principal, found)
     except ValueError:
         errors.general.append("One of the filters has a value the list does not know.")
     except AppError as exc:
@@ -174,7 +176,7 @@ async def _preview(session: SessionDep, live: Any, kind: str, values: forms.Valu
         body["country"] = country
     try:
         data = AudiencePreviewRequest.model_validate(body)
-        return await alerts.preview_audience(session, live.principal, data)
+        return await alert_read.preview_audience(session, live.principal, data)
     except (AppError, ValidationError) as exc:
         return forms.errors_of(exc)
 
@@ -276,9 +278,9 @@ async def _alert_view(
     status_code: int = 200,
 ) -> HTMLResponse:
     p = live.principal
-    alert = await alerts.read_alert(session, p, alert_id)
-    read = (await alerts.read_models(session, p, [alert]))[0]
-    access = await alerts.explain_access(session, p, alert_id)
+    alert = await alert_query.read_alert(session, p, alert_id)
+    read = (await alert_read.read_models(session, p, [alert]))[0]
+    access = await alert_read.explain_access(session, p, alert_id)
     history: list[Any] = []
     if not read.tombstone:
         records = await audit.list_records(
@@ -324,8 +326,8 @@ async def edit_alert_form(
 ) -> HTMLResponse:
     """The edit form of an alert the agency wrote."""
     p = live.principal
-    alert = await alerts.read_alert(session, p, alert_id)
-    read = (await alerts.read_models(session, p, [alert]))[0]
+    alert = await alert_query.read_alert(session, p, alert_id)
+    read = (await alert_read.read_models(session, p, [alert]))[0]
     values = forms.values_from_alert(read)
     return render(
         request,
@@ -348,7 +350,7 @@ async def edit_alert(
 ) -> Response:
     """Save changes (`If-Match` is the version the form was loaded at)."""
     p = live.principal
-    alert = await alerts.get_visible_alert(session, p, alert_id)
+    alert = await alert_query.get_visible_alert(session, p, alert_id)
     kind = alert.kind
     form = await request.form()
     action = str(form.get("action") or "save")
@@ -371,8 +373,8 @@ async def edit_alert(
                 raise
             errors = forms.errors_of(exc)
             status = exc.status if isinstance(exc, AppError) else 422
-    alert = await alerts.get_visible_alert(session, p, alert_id)
-    read = (await alerts.read_models(session, p, [alert]))[0]
+    alert = await alert_query.get_visible_alert(session, p, alert_id)
+    read = (await alert_read.read_models(session, p, [alert]))[0]
     return render(
         request,
         "alert_form.html",

@@ -1,7 +1,7 @@
 """STIX 2.1 bundles: one alert (`GET /alerts/{id}/stix`) or all an agency may see (CLI).
 
-Both read through app/sharing (the alerts service and `service.released_alerts`) and are
-audited as exports.
+Both read through app/sharing (app/alerts' query and read models, and
+`service.released_alerts`) and are audited as exports.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.agencies.models import Agency
-from app.alerts import service as alerts
+from app.alerts import query as alert_query
+from app.alerts import read as alert_read
 from app.alerts.models import Alert, Tlp
 from app.alerts.schemas import AlertRead
 from app.audit import service as audit
@@ -47,8 +48,8 @@ async def export_alert(
     session: AsyncSession, principal: Principal, alert_id: uuid.UUID
 ) -> dict[str, Any]:
     """The STIX bundle of one visible alert (its tombstone if withdrawn from you)."""
-    alert = await alerts.get_visible_alert(session, principal, alert_id)
-    reads = await alerts.read_models(session, principal, [alert])
+    alert = await alert_query.get_visible_alert(session, principal, alert_id)
+    reads = await alert_read.read_models(session, principal, [alert])
     await audit.record_reads(session, principal, [alert.id], "alert.export_stix")
     return await _bundle(session, reads)
 
@@ -67,7 +68,7 @@ async def export_all(session: AsyncSession, principal: Principal) -> dict[str, A
     alerts_seen = [row[0] for row in rows]
     reads: list[AlertRead] = []
     for start in range(0, len(alerts_seen), 500):
-        reads += await alerts.read_models(session, principal, alerts_seen[start : start + 500])
+        reads += await alert_read.read_models(session, principal, alerts_seen[start : start + 500])
     await audit.record(
         session,
         principal,

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.alerts import read as alert_read
 from app.alerts import service as alerts
 from app.alerts.models import Alert, AlertItem, AlertKind, AlertStatus
 from app.audit import service as audit
@@ -220,7 +221,7 @@ async def scan(
             query = query.where(sa.tuple_(DATE_ADDED, Alert.id) >= mark)
         query = query.order_by(DATE_ADDED, col(Alert.id)).limit(batch)
         rows = (await session.exec(query)).all()
-        reads = await alerts.read_models(session, principal, [row[0] for row in rows])
+        reads = await alert_read.read_models(session, principal, [row[0] for row in rows])
         for (alert, added), read in zip(rows, reads, strict=True):
             for position, obj in enumerate(stix.alert_objects(read)):
                 if after and alert.id == after[1] and position <= after[2]:

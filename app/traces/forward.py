@@ -14,6 +14,7 @@ import uuid
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.agencies.models import Agency, AgencyStatus
+from app.alerts import query as alert_query
 from app.alerts import service as alerts
 from app.core.errors import InvalidInput
 from app.core.principal import Principal
@@ -32,7 +33,7 @@ async def forward(
     trace, _ = await traces.get_trace(session, principal, alert_id)
     parties.require_trace_actor(trace, principal, "addressee")
     # The alert first, then its workflow: the order every change of the two takes.
-    alert = await alerts.get_visible_alert(session, principal, alert_id, for_change=True)
+    alert = await alert_query.get_visible_alert(session, principal, alert_id, for_change=True)
     locked = await traces.lock_trace(session, alert_id)
     assert locked is not None  # a published trace request has its workflow
     source = TraceState(locked.state)

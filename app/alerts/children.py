@@ -1,0 +1,162 @@
+"""Alert child rows: items, tags and recipients, loaded and written, and the search text."""
+
+from __future__ import annotations
+
+import uuid
+
+import sqlalchemy as sa
+from sqlmodel import col, delete, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.alerts import search
+from app.alerts.models import (
+    Alert,
+    AlertItem,
+    AlertRecipientAgency,
+    AlertRecipientGroup,
+    AlertTag,
+    Audience,
+)
+from app.alerts.schemas import Handling, ItemIn
+from app.hits.serials import make_key, serial_key
+from app.sharing import visibility
+
+
+async def items_by_alert(
+    session: AsyncSession, alert_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[AlertItem]]:
+    """The items of each alert, in order, in one query."""
+    if not alert_ids:
+        return {}
+    rows = await session.exec(
+        select(AlertItem)
+        .where(col(AlertItem.alert_id).in_(alert_ids))
+        .order_by(col(AlertItem.alert_id), col(AlertItem.position))
+    )
+    out: dict[uuid.UUID, list[AlertItem]] = {}
+    for item in rows.all():
+        out.setdefault(item.alert_id, []).append(item)
+    return out
+
+
+async def recipients_by_alert(
+    session: AsyncSession, alert_ids: list[uuid.UUID]
+) -> tuple[dict[uuid.UUID, list[uuid.UUID]], dict[uuid.UUID, list[uuid.UUID]]]:
+    """The named recipient agencies and groups of each alert, one query each."""
+    agencies: dict[uuid.UUID, list[uuid.UUID]] = {}
+    groups: dict[uuid.UUID, list[uuid.UUID]] = {}
+    if not alert_ids:
+        return agencies, groups
+    for row in (
+        await session.exec(
+            select(AlertRecipientAgency).where(col(AlertRecipientAgency.alert_id).in_(alert_ids))
+        )
+    ).all():
+        agencies.setdefault(row.alert_id, []).append(row.agency_id)
+    for row in (
+        await session.exec(
+            select(AlertRecipientGroup).where(col(AlertRecipientGroup.alert_id).in_(alert_ids))
+        )
+    ).all():
+        groups.setdefault(row.alert_id, []).append(row.group_id)
+    return agencies, groups
+
+
+async def current_handling(session: AsyncSession, alert: Alert) -> Handling:
+    """The alert's handling as stored: its columns and its recipient rows."""
+    agencies, groups = await recipients_by_alert(session, [alert.id])
+    return Handling(
+        tlp=alert.tlp,
+        audience=alert.audience,
+        recipient_agencies=agencies.get(alert.id, []),
+        recipient_groups=groups.get(alert.id, []),
+        embargo_until=alert.embargo_until,
+        handling_codes=alert.handling_codes,
+    )
+
+
+async def write_children(
+    session: AsyncSession,
+    alert: Alert,
+    *,
+    items: list[ItemIn] | None,
+    tags: list[str] | None,
+    handling: Handling | None,
+    replace: bool = False,
+) -> None:
+    """Items, tags and recipients (each only when given), then the search text."""
+    item_rows: list[AlertItem] | None = None
+    if items is not None:
+        if replace:
+            await session.exec(delete(AlertItem).where(col(AlertItem.alert_id) == alert.id))
+        item_rows = [_item_row(alert.id, position, item) for position, item in enumerate(items)]
+        session.add_all(item_rows)
+    if tags is not None:
+        if replace:
+            await session.exec(delete(AlertTag).where(col(AlertTag.alert_id) == alert.id))
+        for tag in tags:
+            session.add(AlertTag(alert_id=alert.id, tag=tag))
+    if handling is not None:
+        if replace:
+            await session.exec(
+                delete(AlertRecipientAgency).where(col(AlertRecipientAgency.alert_id) == alert.id)
+            )
+            await session.exec(
+                delete(AlertRecipientGroup).where(col(AlertRecipientGroup.alert_id) == alert.id)
+            )
+        alert.reader_keys = []
+        if handling.audience is Audience.recipients:
+            alert.reader_keys = visibility.reader_keys(
+                handling.recipient_agencies, handling.recipient_groups
+            )
+            # Plain multi-row INSERTs: an alert may name hundreds of recipients.
+            for model, column, ids in (
+                (AlertRecipientAgency, "agency_id", handling.recipient_agencies),
+                (AlertRecipientGroup, "group_id", handling.recipient_groups),
+            ):
+                if ids:
+                    await session.exec(
+                        sa.insert(model),  # type: ignore[call-overload]
+                        params=[{"alert_id": alert.id, column: i} for i in dict.fromkeys(ids)],
+                    )
+    await session.flush()
+    if item_rows is None:
+        item_rows = (await items_by_alert(session, [alert.id])).get(alert.id, [])
+    alert.search_text = _search_text(alert, item_rows)
+    session.add(alert)
+    await session.flush()
+    await search.index_alert(session, alert)
+
+
+def _item_row(alert_id: uuid.UUID, position: int, item: ItemIn) -> AlertItem:
+    return AlertItem(
+        alert_id=alert_id,
+        position=position,
+        category=item.category.value,
+        make=item.make,
+        make_key=make_key(item.make),
+        model=item.model,
+        calibre=item.calibre,
+        type=item.type,
+        country_of_manufacture=item.country_of_manufacture,
+        year=item.year,
+        serial_raw=item.serial_raw,
+        serial_status=item.serial_status.value,
+        serial_key=serial_key(item.serial_raw, item.serial_status.value),
+        markings=[m.model_dump() for m in item.markings],
+        lot=item.lot,
+        quantity=item.quantity,
+        unit=item.unit.value,
+    )
+
+
+def _search_text(alert: Alert, items: list[AlertItem]) -> str:
+    parts: list[str | None] = [alert.title, alert.summary, " ".join(alert.tags)]
+    if alert.location:
+        parts.append(str(alert.location.get("text") or ""))
+    for item in items:
+        parts += [item.make, item.model, item.calibre, item.type, item.serial_raw, item.serial_key]
+        parts += [item.lot]
+        for marking in item.markings:
+            parts += [marking.get("text"), marking.get("transliteration")]
+    return search.search_document(*parts)

@@ -1,0 +1,152 @@
+"""Alert queries: one visible alert, the filtered list page and activity, through app/sharing."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
+
+from app.alerts import search
+from app.alerts.models import Alert, AlertItem, AlertKind, AlertStatus, AlertTag
+from app.audit import service as audit
+from app.core import concurrency
+from app.core.errors import InvalidInput, NotFound
+from app.core.pagination import decode_cursor, encode_cursor
+from app.core.principal import Principal
+from app.hits.serials import serial_key
+from app.sharing import rules, visibility
+
+
+async def get_visible_alert(
+    session: AsyncSession, principal: Principal, alert_id: uuid.UUID, *, for_change: bool = False
+) -> Alert:
+    """The alert if the principal's agency may see it; 404 otherwise (never 403).
+
+    `for_change` locks it (app/core/concurrency.py): every change of an alert loads it so,
+    and checks its version and status only then.
+    """
+    rules.require_alert_reader(principal)
+    dialect = session.bind.dialect.name
+    query = visibility.visible_alerts(principal, dialect=dialect).where(Alert.id == alert_id)
+    if for_change:
+        query = concurrency.for_change(query, Alert)
+    alert = (await session.exec(query)).first()
+    if alert is None:
+        raise NotFound("No such alert.")
+    return alert
+
+
+async def read_alert(session: AsyncSession, principal: Principal, alert_id: uuid.UUID) -> Alert:
+    """GET of one alert: a visible alert, its read recorded in the audit trail."""
+    alert = await get_visible_alert(session, principal, alert_id)
+    await audit.record_reads(session, principal, [alert.id], "alert.read")
+    return alert
+
+
+@dataclass(frozen=True)
+class AlertFilters:
+    """The list's query parameters; None leaves a filter off."""
+
+    kind: AlertKind | None = None
+    status: AlertStatus | None = None
+    country: str | None = None
+    tlp: str | None = None
+    originator: uuid.UUID | None = None
+    tag: str | None = None
+    serial: str | None = None
+    q: str | None = None
+    occurred_since: datetime | None = None
+    occurred_until: datetime | None = None
+    updated_since: datetime | None = None
+
+
+def list_query(
+    dialect: str,
+    principal: Principal,
+    filters: AlertFilters,
+    *,
+    limit: int,
+    cursor: str | None = None,
+) -> SelectOfScalar[Alert]:
+    """The list query (one page plus one row), built on the sharing rule's filter."""
+    query = visibility.visible_alerts(principal, dialect=dialect)
+    f = filters
+    # Identity filters: a tombstone shows kind, status, originator and times.
+    if f.kind:
+        query = query.where(Alert.kind == f.kind.value)
+    if f.status:
+        query = query.where(Alert.status == f.status.value)
+    if f.originator:
+        query = query.where(Alert.originator_agency_id == f.originator)
+    # Content filters: never matched against a withdrawn alert's hidden content, or
+    # trying values would reveal it.
+    content: list[sa.ColumnElement[bool]] = []
+    if f.country:
+        content.append(Alert.country == f.country)
+    if f.tlp:
+        content.append(Alert.tlp == f.tlp)
+    if f.tag:
+        content.append(sa.exists().where(AlertTag.alert_id == Alert.id, AlertTag.tag == f.tag))
+    if f.serial:
+        key = serial_key(f.serial, "present")
+        if key is None:
+            raise InvalidInput.on("query.serial", "no letters or digits to match")
+        content.append(
+            sa.exists().where(AlertItem.alert_id == Alert.id, AlertItem.serial_key == key)
+        )
+    if f.q:
+        content.append(search.matches(dialect, f.q))
+    if f.occurred_since:
+        content.append(col(Alert.occurred_at) >= f.occurred_since)
+    if f.occurred_until:
+        content.append(col(Alert.occurred_at) < f.occurred_until)
+    if content:
+        query = query.where(
+            visibility.content_filter(principal.agency_id, principal=principal), *content
+        )
+    if f.updated_since:
+        query = query.where(col(Alert.updated_at) >= f.updated_since)
+    if cursor:
+        at, row_id = decode_cursor(cursor)
+        query = query.where(sa.tuple_(Alert.sort_at, Alert.id) < sa.tuple_(at, row_id))
+    return query.order_by(col(Alert.sort_at).desc(), col(Alert.id).desc()).limit(limit + 1)
+
+
+async def list_alerts(
+    session: AsyncSession,
+    principal: Principal,
+    filters: AlertFilters,
+    *,
+    limit: int,
+    cursor: str | None = None,
+) -> tuple[Sequence[Alert], str | None]:
+    """Visible alerts matching the filters, newest first, one keyset page."""
+    rules.require_alert_reader(principal)
+    query = list_query(session.bind.dialect.name, principal, filters, limit=limit, cursor=cursor)
+    rows = (await session.exec(query)).all()
+    page = rows[:limit]
+    # A search result is a read of what it returns.
+    await audit.record_reads(session, principal, [a.id for a in page], "alert.list")
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        return page, encode_cursor(last.sort_at, last.id)
+    return page, None
+
+
+async def activity(
+    session: AsyncSession, principal: Principal, since: datetime, *, limit: int = 2000
+) -> list[tuple[str, datetime]]:
+    """(kind, time) of the visible alerts changed since `since`, newest first, for charts.
+
+    Identity fields only, through the list's own query: nothing of any content is read.
+    """
+    rules.require_alert_reader(principal)
+    dialect = session.bind.dialect.name
+    query = list_query(dialect, principal, AlertFilters(updated_since=since), limit=limit)
+    return [(a.kind, a.sort_at) for a in (await session.exec(query)).all()]

@@ -1,0 +1,157 @@
+"""Alert read models: answer bodies cut to what each reader may see, and who sees what."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.alerts import children
+from app.alerts import query as alert_query
+from app.alerts.models import Alert, AlertKind, AlertStatus
+from app.alerts.schemas import (
+    AccessRead,
+    AccessReason,
+    AlertRead,
+    AudienceAgency,
+    AudiencePreview,
+    AudiencePreviewRequest,
+    HandlingRead,
+    HiddenGroup,
+    ItemRead,
+)
+from app.core.principal import Principal
+from app.events.models import EventType
+from app.sharing import rules, visibility
+from app.sharing import service as sharing
+from app.webhooks import outbox
+
+
+async def read_models(
+    session: AsyncSession, principal: Principal, alerts: Sequence[Alert]
+) -> list[AlertRead]:
+    """Answer bodies for visible alerts, loading items and recipients in two queries each."""
+    content_ids = [a.id for a in alerts if visibility.sees_content(a, principal)]
+    items = await children.items_by_alert(session, content_ids)
+    own_ids = [a.id for a in alerts if visibility.sees_recipient_lists(a, principal)]
+    agencies, groups = await children.recipients_by_alert(session, own_ids)
+    out: list[AlertRead] = []
+    for alert in alerts:
+        base = {
+            "id": alert.id,
+            "kind": alert.kind,
+            "status": alert.status,
+            "version": alert.version,
+            "originator_agency_id": alert.originator_agency_id,
+            "addressed_to_agency_id": alert.addressed_to_agency_id,
+            "created_at": alert.created_at,
+            "updated_at": alert.updated_at,
+            "published_at": alert.published_at,
+            "withdrawn_at": alert.withdrawn_at,
+            "withdrawal_reason": alert.withdrawal_reason,
+        }
+        view = visibility.view_of(alert, principal)
+        if view is visibility.View.tombstone:
+            out.append(AlertRead(**base, tombstone=True))
+            continue
+        if view is visibility.View.reference:
+            out.append(
+                AlertRead(
+                    **base,
+                    tombstone=False,
+                    reference=True,
+                    tlp=alert.tlp,
+                    url=f"/api/v1/alerts/{alert.id}",
+                )
+            )
+            continue
+        shows_lists = visibility.sees_recipient_lists(alert, principal)
+        handling = HandlingRead(
+            tlp=alert.tlp,
+            audience=alert.audience,
+            recipient_agencies=agencies.get(alert.id, []) if shows_lists else None,
+            recipient_groups=groups.get(alert.id, []) if shows_lists else None,
+            embargo_until=alert.embargo_until,
+            handling_codes=alert.handling_codes,
+        )
+        out.append(
+            AlertRead(
+                **base,
+                tombstone=False,
+                title=alert.title,
+                summary=alert.summary,
+                country=alert.country,
+                occurred_at=alert.occurred_at,
+                location=alert.location,
+                tags=alert.tags,
+                handling=handling,
+                details=alert.details,
+                items=[ItemRead.model_validate(i) for i in items.get(alert.id, [])],
+            )
+        )
+    return out
+
+
+async def explain_access(
+    session: AsyncSession, principal: Principal, alert_id: uuid.UUID
+) -> AccessRead:
+    """Which rules let the caller's agency see the alert, and whether it may edit it."""
+    alert = await alert_query.get_visible_alert(session, principal, alert_id)
+    facts = await sharing.facts_of(session, alert)
+    members = await sharing.live_group_members(session, facts.recipient_groups)
+    found = visibility.grants(
+        facts, principal.agency_id, agency_active=True, live_group_members=members
+    )
+    return AccessRead(
+        alert_id=alert.id,
+        agency_id=principal.agency_id,
+        reasons=[AccessReason(rule=g.rule, group_id=g.group_id) for g in found],  # type: ignore[arg-type]
+        can_edit=rules.can_edit(alert, principal),
+    )
+
+
+async def preview_audience(
+    session: AsyncSession, principal: Principal, data: AudiencePreviewRequest
+) -> AudiencePreview:
+    """Which agencies would see an alert with this handling, and why; nothing is stored."""
+    rules.require_alert_author(principal)
+    addressed_to = data.addressed_to if data.kind is AlertKind.trace_request else None
+    handling = await sharing.resolve_handling(
+        session, principal, data.handling, kind=data.kind, addressed_to=addressed_to
+    )
+    facts = visibility.AlertFacts(
+        originator=principal.agency_id,
+        status=AlertStatus.published.value,
+        kind=data.kind.value,
+        audience=handling.audience.value,
+        addressed_to=addressed_to,
+        recipient_agencies=frozenset(handling.recipient_agencies),
+        recipient_groups=frozenset(handling.recipient_groups),
+        embargo_until=handling.embargo_until,
+    )
+    hidden = await sharing.hidden_member_counts(session, principal, handling.recipient_groups)
+    draft = Alert(kind=data.kind.value, country=data.country or "", tlp=handling.tlp.value)
+    agencies: list[AudienceAgency] = []
+    for agency, found in await sharing.audience_of(session, facts):
+        shown = [g for g in found if g.group_id not in hidden]
+        if shown:
+            agencies.append(
+                AudienceAgency(
+                    id=agency.id,
+                    name=agency.name,
+                    country=agency.country,
+                    reasons=[AccessReason(rule=g.rule, group_id=g.group_id) for g in shown],  # type: ignore[arg-type]
+                    subscriptions=await outbox.count_receiving(
+                        session, agency.id, EventType.alert_published.value, draft
+                    )
+                    if sharing.shows_subscription_count(principal, agency.id)
+                    else None,
+                )
+            )
+    return AudiencePreview(
+        handling=HandlingRead(**handling.model_dump()),
+        agencies=agencies,
+        hidden_groups=[HiddenGroup(group_id=g, member_count=n) for g, n in hidden.items()],
+        embargoed_until=handling.embargo_until,
+    )
