@@ -187,7 +187,7 @@ def create_admin(
     full_name: Annotated[str, typer.Option(help="Display name.")] = "Platform administrator",
 ) -> None:
     """Create a platform administrator (and the operator agency if needed)."""
-    from app.seed import create_platform_admin
+    from app.seed.bootstrap import create_platform_admin
 
     settings = get_settings()
     asyncio.run(_migrate(settings))
@@ -200,7 +200,7 @@ def create_admin(
 
 
 def _run_demo(settings: Settings, base_url: str | None = None) -> None:
-    from app.seed import DEMO_DOMAIN, seed_demo
+    from app.seed.demo import DEMO_DOMAIN, seed_demo
 
     base_url = base_url or settings.public_url
     report = asyncio.run(seed_demo(settings))
