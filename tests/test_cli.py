@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.cli import is_loopback
+from app.cli.ops import is_loopback
 from app.core.principal import Role
 from app.seed.demo import DEMO_PASSWORD
 from tests.conftest import TEST_JWT_SECRET
