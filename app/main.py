@@ -13,8 +13,8 @@ from app import __version__
 from app.agencies.routes import router as agencies_router
 from app.alerts.routes import router as alerts_router
 from app.audit.routes import router as audit_router
+from app.auth.context import AuthContext
 from app.auth.routes import router as auth_router
-from app.auth.service import AuthContext
 from app.console import install_console
 from app.core.config import Settings, get_settings
 from app.core.db import Database

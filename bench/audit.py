@@ -30,7 +30,7 @@ from urllib.parse import urlencode
 
 import asyncpg
 
-from app.seed import DEMO_DOMAIN, DEMO_PASSWORD
+from app.seed.demo import DEMO_DOMAIN, DEMO_PASSWORD
 from bench.harness import (
     DEFAULT_PG,
     LOAD_HEADER,

@@ -17,9 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.cli import is_loopback
+from app.cli.ops import is_loopback
 from app.core.principal import Role
-from app.seed import DEMO_PASSWORD
+from app.seed.demo import DEMO_PASSWORD
 from tests.conftest import TEST_JWT_SECRET
 from tests.factories import make_agency, make_user
 

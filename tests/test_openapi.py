@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from app.cli import OPENAPI_PATH, render_openapi
+from app.cli.ops import OPENAPI_PATH, render_openapi
 from app.main import create_app
 from tests.conftest import settings_for
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.seed import DEMO_PASSWORD, seed_demo
+from app.seed.demo import DEMO_PASSWORD, seed_demo
 from tests.factories import bearer, password_login
 
 

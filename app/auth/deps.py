@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Annotated
+from urllib.parse import unquote
 
 from fastapi import Depends, Request
 from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlowPassword, OAuthFlows
 from fastapi.security import OAuth2
 
-from app.auth import service
+from app.auth import credentials, principals
+from app.auth.context import AuthContext, ErrorAfterCommit
 from app.core.db import SessionDep
 from app.core.errors import Unauthorized
 from app.core.principal import Principal
@@ -31,7 +35,7 @@ oauth2_scheme = OAuth2(
 
 # Async on purpose: FastAPI runs a plain `def` dependency in its thread pool, a thread
 # hand-off on every request for a dictionary look-up.
-async def get_auth_context(request: Request) -> service.AuthContext:
+async def get_auth_context(request: Request) -> AuthContext:
     """The app's settings, key ring and password hashing."""
     return request.app.state.auth
 
@@ -41,7 +45,7 @@ async def get_hashing(request: Request) -> PasswordHashing:
     return request.app.state.auth.hashing
 
 
-AuthContextDep = Annotated[service.AuthContext, Depends(get_auth_context)]
+AuthContextDep = Annotated[AuthContext, Depends(get_auth_context)]
 HashingDep = Annotated[PasswordHashing, Depends(get_hashing)]
 
 
@@ -56,10 +60,24 @@ async def get_principal(
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("Use `Authorization: Bearer <access token>`.")
-    return await service.principal_from_token(session, ctx.keys, token.strip())
+    return await principals.principal_from_token(session, ctx.keys, token.strip())
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def basic_credentials(header: str | None) -> tuple[str, str] | None:
+    """(client id, secret) from `Authorization: Basic …`, or None when it is not that."""
+    scheme, _, value = (header or "").partition(" ")
+    if scheme.lower() != "basic" or not value:
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    client_id, sep, secret = decoded.partition(":")
+    # RFC 6749 §2.3.1: both parts are form-urlencoded before base64.
+    return (unquote(client_id), unquote(secret)) if sep else None
 
 
 async def get_basic_or_bearer_principal(
@@ -69,19 +87,19 @@ async def get_basic_or_bearer_principal(
     header = request.headers.get("authorization")
     scheme = (header or "").partition(" ")[0].lower()
     if scheme == "basic":
-        creds = service.basic_credentials(header)
+        creds = basic_credentials(header)
         if creds is None or not creds[0] or not creds[1]:
             raise Unauthorized("Malformed HTTP Basic credentials.")
         try:
-            return await service.basic_client_principal(
+            return await credentials.basic_client_principal(
                 session, ctx, client_id=creds[0], client_secret=creds[1]
             )
-        except service.ErrorAfterCommit as exc:
+        except ErrorAfterCommit as exc:
             # Keep the failure's audit record and back-off count, then refuse.
             await session.commit()
             raise exc.error from None
     if scheme == "bearer" and header and header.partition(" ")[2].strip():
-        return await service.principal_from_token(
+        return await principals.principal_from_token(
             session, ctx.keys, header.partition(" ")[2].strip()
         )
     raise Unauthorized("Use HTTP Basic with an API client's id and secret, or a bearer token.")

@@ -10,8 +10,9 @@ from pydantic import BaseModel, Field
 
 from app.agencies import invitations
 from app.agencies.schemas import SetPassword
-from app.auth import service
-from app.auth.deps import AuthContextDep
+from app.auth import grants
+from app.auth.context import ErrorAfterCommit, OAuthError
+from app.auth.deps import AuthContextDep, basic_credentials
 from app.core.db import SessionDep
 from app.core.errors import problem_responses, render_error
 
@@ -49,23 +50,21 @@ async def issue_token(
     try:
         if grant_type == "password":
             if not username or not password:
-                raise service.OAuthError("invalid_request", "username and password are required.")
-            grant = await service.password_grant(session, ctx, username=username, password=password)
+                raise OAuthError("invalid_request", "username and password are required.")
+            grant = await grants.password_grant(session, ctx, username=username, password=password)
         elif grant_type == "client_credentials":
-            basic = service.basic_credentials(request.headers.get("authorization"))
+            basic = basic_credentials(request.headers.get("authorization"))
             creds = basic or (client_id, client_secret)
             if not creds[0] or not creds[1]:
-                raise service.OAuthError(
-                    "invalid_client", "Client authentication failed.", status=401
-                )
-            grant = await service.client_credentials_grant(
+                raise OAuthError("invalid_client", "Client authentication failed.", status=401)
+            grant = await grants.client_credentials_grant(
                 session, ctx, client_id=creds[0], client_secret=creds[1], scope=scope
             )
         else:
             if not refresh_token:
-                raise service.OAuthError("invalid_request", "refresh_token is required.")
-            grant = await service.refresh_grant(session, ctx, refresh_token=refresh_token)
-    except service.ErrorAfterCommit as exc:
+                raise OAuthError("invalid_request", "refresh_token is required.")
+            grant = await grants.refresh_grant(session, ctx, refresh_token=refresh_token)
+    except ErrorAfterCommit as exc:
         # The family revocation must be kept, so answer the error without raising.
         response = render_error(exc.error, request.url.path)
         response.headers.update(headers)
@@ -87,7 +86,7 @@ async def revoke_token(
     token_type_hint: Annotated[str | None, Form(max_length=40)] = None,
 ) -> dict[str, str]:
     """Revoke a refresh or access token (RFC 7009); unknown tokens are not an error."""
-    await service.revoke(session, ctx, token=token)
+    await grants.revoke(session, ctx, token=token)
     return {"status": "revoked"}
 
 

@@ -10,7 +10,8 @@ from pydantic import ValidationError
 
 from app.agencies import invitations
 from app.agencies.schemas import SetPassword
-from app.auth import service as auth
+from app.auth import credentials
+from app.auth.context import ErrorAfterCommit
 from app.auth.deps import AuthContextDep
 from app.console import forms, sessions
 from app.console.deps import PostDep, render
@@ -89,10 +90,10 @@ async def login(request: Request, session: SessionDep, ctx: AuthContextDep) -> R
             request, error="Enter your email address and password.", email=email, status_code=422
         )
     try:
-        user = await auth.authenticate_password(
+        user = await credentials.authenticate_password(
             session, ctx, username=email, password=password, channel="console"
         )
-    except auth.ErrorAfterCommit as exc:
+    except ErrorAfterCommit as exc:
         # Answered without raising, so the failure's audit record and back-off are kept.
         throttled = exc.error.status == 429
         message = (

@@ -11,7 +11,8 @@ from sqlmodel import delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.agencies.models import Agency, User
-from app.auth import service as auth
+from app.auth import principals
+from app.auth.context import AuthContext
 from app.console.models import ConsoleSession
 from app.core.principal import Principal
 from app.core.security import digest_secret, new_secret
@@ -35,7 +36,7 @@ class Live:
     agency_name: str
 
 
-async def start(session: AsyncSession, ctx: auth.AuthContext, user: User) -> str:
+async def start(session: AsyncSession, ctx: AuthContext, user: User) -> str:
     """Open a session for a user who just logged in; the cookie value (shown once)."""
     now = ctx.clock()
     token = new_secret(TOKEN_PREFIX)
@@ -54,7 +55,7 @@ async def start(session: AsyncSession, ctx: auth.AuthContext, user: User) -> str
     return token
 
 
-async def resume(session: AsyncSession, ctx: auth.AuthContext, token: str | None) -> Live | None:
+async def resume(session: AsyncSession, ctx: AuthContext, token: str | None) -> Live | None:
     """The live session behind a cookie, touched; None if unknown, expired or no longer allowed.
 
     The user and the agency are read again on every request, like a bearer token's
@@ -72,7 +73,7 @@ async def resume(session: AsyncSession, ctx: auth.AuthContext, token: str | None
         return None
     now = ctx.clock()
     idle = timedelta(seconds=ctx.settings.console_idle_timeout_seconds)
-    user = await auth.live_user(session, row.user_id, token_epoch=row.token_epoch)
+    user = await principals.live_user(session, row.user_id, token_epoch=row.token_epoch)
     if row.expires_at <= now or row.last_seen_at + idle <= now or user is None:
         await session.delete(row)
         await session.flush()
@@ -82,7 +83,7 @@ async def resume(session: AsyncSession, ctx: auth.AuthContext, token: str | None
     await session.flush()
     agency = await session.get(Agency, user.agency_id)
     assert agency is not None  # live_user joined it
-    principal = auth.user_principal(user, token_id=f"console:{row.id}", session_id=None)
+    principal = principals.user_principal(user, token_id=f"console:{row.id}", session_id=None)
     return Live(
         session_id=row.id, principal=principal, csrf=row.csrf_token, agency_name=agency.name
     )

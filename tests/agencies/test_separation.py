@@ -489,7 +489,7 @@ async def test_invitation_end_to_end_in_the_console(client, app, db, world: Worl
 
 
 async def test_create_admin_flags_the_operator_agency(client, settings):
-    from app.seed import create_platform_admin
+    from app.seed.bootstrap import create_platform_admin
 
     email = random_email("ops")
     assert await create_platform_admin(settings, email, PASSWORD, "Ops") is True

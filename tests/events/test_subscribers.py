@@ -10,6 +10,7 @@ from sqlmodel import select
 from typer.testing import CliRunner
 
 from app import cli
+from app.cli import ops as cli_ops
 from app.core.config import Settings
 from app.events import service as events
 from app.events.models import Event, EventType
@@ -68,8 +69,8 @@ def test_the_worker_command_registers_the_webhooks(
         return None
 
     # Everything but the registration is stubbed: no migration, no loops, no log set-up.
-    monkeypatch.setattr(cli, "get_settings", lambda: settings)
-    monkeypatch.setattr(cli, "_migrate", nothing)
+    monkeypatch.setattr(cli_ops, "get_settings", lambda: settings)
+    monkeypatch.setattr(cli_ops, "run_migrations", nothing)
     monkeypatch.setattr("app.core.logging.configure_logging", lambda *_a, **_k: None)
     monkeypatch.setattr(Worker, "run", nothing)
     monkeypatch.setattr(DeliveryWorker, "run", nothing)

@@ -1,232 +1,51 @@
-"""Bootstrap data: the first platform administrator, and the demo data set."""
+"""The demo's alerts, sharing group and trace requests, posted through their services."""
 
 from __future__ import annotations
 
-import dataclasses
+import uuid
 import zlib
-from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlmodel import col, select
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.agencies.models import Agency, AgencyStatus, AgencyType, ApiClient, User
-from app.agencies.service import CLIENT_SECRET_PREFIX
+from app.alerts import service as alerts
+from app.alerts.models import Alert
 from app.alerts.schemas import AlertCreate
-from app.core.config import Settings
-from app.core.db import Database
-from app.core.principal import ROLE_SCOPES, Principal, Role, Scope
-from app.core.security import PasswordHashing, digest_secret, new_secret
-from app.core.types import utcnow
+from app.core.principal import Principal
+from app.sharing import service as sharing
 from app.sharing.models import SharingGroup
+from app.sharing.schemas import SharingGroupCreate
 from app.traces import service as traces
 from app.traces.models import TraceOutcome
 from app.traces.schemas import Findings, TraceRespond
 
-OPERATOR_AGENCY = "Tracewire Operations"
-DEMO_PASSWORD = "tracewire-demo-2026"  # noqa: S105 - printed by `tracewire demo` on purpose
-DEMO_DOMAIN = "tracewire.example"
-DEMO_MAILBOX = {Role.agency_admin: "admin", Role.focal_point: "focal", Role.reader: "reader"}
-
-# (name, country, type, is_focal_point, mail prefix)
-DEMO_AGENCIES: list[tuple[str, str, AgencyType, bool, str]] = [
-    ("Kenya National Focal Point on SALW (demo)", "KE", AgencyType.ministry, True, "ke"),
-    ("Colombia National Police Firearms Unit (demo)", "CO", AgencyType.police, True, "co"),
-    ("German Customs Investigation Bureau (demo)", "DE", AgencyType.customs, False, "de"),
-    ("Philippine National Police Firearms Office (demo)", "PH", AgencyType.police, True, "ph"),
-    ("Jordan Armed Forces Ordnance Directorate (demo)", "JO", AgencyType.military, False, "jo"),
-    ("Global Firearms Programme (demo)", "XX", AgencyType.international, True, "intl"),
-]
+GROUP_NAME = "Andean-European firearms desk (demo)"
 
 
-@dataclass
-class DemoReport:
-    password: str
-    users: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
-    client_agency: str = ""
-    client_id: str = ""
-    client_secret: str = ""
-
-
-async def _agency(
-    session: AsyncSession, name: str, country: str, type_: AgencyType, focal: bool
-) -> Agency:
-    agency = (await session.exec(select(Agency).where(Agency.name == name))).first()
-    if agency is None:
-        agency = Agency(name=name, country=country, type=type_, is_focal_point=focal)
-        session.add(agency)
-        await session.flush()
-    return agency
-
-
-async def _operator_agency(session: AsyncSession) -> Agency:
-    """The operator's own agency (never a recipient or a group member, DESIGN §2)."""
-    operator = await _agency(session, OPERATOR_AGENCY, "XX", AgencyType.international, False)
-    if not operator.is_operator:
-        operator.is_operator = True
-        session.add(operator)
-        await session.flush()
-    return operator
-
-
-async def _user(
-    session: AsyncSession,
-    hashing: PasswordHashing,
-    agency: Agency,
-    email: str,
-    role: Role,
-    full_name: str,
-    password: str,
-) -> tuple[User, bool]:
-    email = email.lower()
-    query = select(User).where(User.email == email, col(User.deleted_at).is_(None))
-    user = (await session.exec(query)).first()
-    created = user is None
-    if user is None:
-        user = User(
-            agency_id=agency.id, email=email, full_name=full_name, role=role, password_hash=""
-        )
-    elif user.agency_id != agency.id:
-        raise ValueError(f"{email} already belongs to another agency")
-    else:
-        user.token_epoch += 1  # a reset password ends the user's sessions
-    user.role = role
-    user.is_active = True
-    user.password_hash = hashing.hash(password)
-    user.updated_at = utcnow()
-    session.add(user)
-    await session.flush()
-    return user, created
-
-
-async def create_platform_admin(
-    settings: Settings, email: str, password: str, full_name: str
-) -> bool:
-    """Create (or reset) a platform administrator in the operator agency; True if new."""
-    if len(password) < settings.password_min_length:
-        raise ValueError(f"the password must be at least {settings.password_min_length} characters")
-    db = Database(settings)
-    hashing = PasswordHashing(settings)
-    try:
-        async with db.session() as session, session.begin():
-            operator = await _operator_agency(session)
-            _, created = await _user(
-                session, hashing, operator, email, Role.platform_admin, full_name, password
-            )
-        return created
-    finally:
-        await db.dispose()
-
-
-async def seed_demo(settings: Settings) -> DemoReport:
-    """Idempotently load the demo agencies, users and one API client."""
-    db = Database(settings)
-    hashing = PasswordHashing(settings)
-    report = DemoReport(password=DEMO_PASSWORD)
-    try:
-        async with db.session() as session, session.begin():
-            operator = await _operator_agency(session)
-            email = f"operator@{DEMO_DOMAIN}"
-            await _user(
-                session,
-                hashing,
-                operator,
-                email,
-                Role.platform_admin,
-                "Demo Operator",
-                DEMO_PASSWORD,
-            )
-            report.users[operator.name] = [(email, Role.platform_admin.value)]
-            first: Agency | None = None
-            for name, country, type_, focal, prefix in DEMO_AGENCIES:
-                agency = await _agency(session, name, country, type_, focal)
-                if agency.status != AgencyStatus.active:
-                    agency.status = AgencyStatus.active
-                    session.add(agency)
-                first = first or agency
-                listed = report.users.setdefault(agency.name, [])
-                for role in (Role.agency_admin, Role.focal_point, Role.reader):
-                    email = f"{DEMO_MAILBOX[role]}@{prefix}.{DEMO_DOMAIN}"
-                    label = f"{role.value.replace('_', ' ').title()} ({country})"
-                    await _user(session, hashing, agency, email, role, label, DEMO_PASSWORD)
-                    listed.append((email, role.value))
-            assert first is not None
-            await _demo_alerts(session)
-            report.client_agency = first.name
-            client, secret = await _demo_client(session, first)
-            report.client_id, report.client_secret = str(client.id), secret
-        return report
-    finally:
-        await db.dispose()
-
-
-async def _demo_client(session: AsyncSession, agency: Agency) -> tuple[ApiClient, str]:
-    name = "Demo partner system"
-    query = select(ApiClient).where(
-        ApiClient.agency_id == agency.id,
-        ApiClient.name == name,
-        col(ApiClient.revoked_at).is_(None),
-    )
-    client = (await session.exec(query)).first()
-    secret = new_secret(CLIENT_SECRET_PREFIX)
-    if client is None:
-        client = ApiClient(agency_id=agency.id, name=name, secret_hash="", secret_hint="")
-    client.scopes = f"{Scope.alerts_read.value} {Scope.alerts_write.value}"
-    client.secret_hash = digest_secret(secret)
-    client.secret_hint = secret[:8]
-    client.secret_rotated_at = utcnow()
-    session.add(client)
-    await session.flush()
-    return client, secret
-
-
-def _focal(agencies: dict[str, Agency], users: dict[str, User], prefix: str) -> Principal:
-    user = users[prefix]
-    return Principal(
-        kind="user",
-        id=user.id,
-        agency_id=agencies[prefix].id,
-        role=Role.focal_point,
-        scopes=ROLE_SCOPES[Role.focal_point],
-        name=user.email,
-        token_id="demo-seed",  # noqa: S106 - not a token: marks seeded rows
-    )
-
-
-async def _demo_alerts(session: AsyncSession) -> None:
-    """Alerts of all three kinds under varied handling, posted through the alert service."""
-    from app.alerts import service as alerts
-    from app.alerts.models import Alert
-    from app.sharing import service as sharing
-    from app.sharing.schemas import SharingGroupCreate
-
-    agencies: dict[str, Agency] = {}
-    users: dict[str, User] = {}
-    for name, *_rest, prefix in DEMO_AGENCIES:
-        agencies[prefix] = (await session.exec(select(Agency).where(Agency.name == name))).one()
-        email = f"{DEMO_MAILBOX[Role.focal_point]}@{prefix}.{DEMO_DOMAIN}"
-        users[prefix] = (await session.exec(select(User).where(User.email == email))).one()
+async def seed_alerts(
+    session: AsyncSession, focal: dict[str, Principal], admin: dict[str, Principal]
+) -> None:
+    """Alerts of all three kinds under varied handling, each posted by its agency's focal
+    point; the Colombian administrator owns the sharing group (keyed by mail prefix)."""
     done = set((await session.exec(select(Alert.title))).all())
-    ids = {p: str(a.id) for p, a in agencies.items()}
+    ids = {prefix: str(p.agency_id) for prefix, p in focal.items()}
 
-    admin = dataclasses.replace(_focal(agencies, users, "co"), role=Role.agency_admin)
-    group_name = "Andean-European firearms desk (demo)"
     group = (
-        await session.exec(select(SharingGroup).where(SharingGroup.name == group_name))
+        await session.exec(select(SharingGroup).where(SharingGroup.name == GROUP_NAME))
     ).first()
     if group is None:
+        members = [focal["de"].agency_id, focal["ph"].agency_id]
         group = await sharing.create_group(
-            session,
-            admin,
-            SharingGroupCreate(name=group_name, members=[agencies["de"].id, agencies["ph"].id]),
+            session, admin["co"], SharingGroupCreate(name=GROUP_NAME, members=members)
         )
 
     for prefix, body in _demo_alert_bodies(ids, str(group.id)):
         if body["title"] in done:
             continue
         data = TypeAdapter(AlertCreate).validate_python(body)
-        await alerts.create_alert(session, _focal(agencies, users, prefix), data)
+        await alerts.create_alert(session, focal[prefix], data)
 
     # One trace request in each state of the workflow, walked by the two parties.
     for requester, addressee, state, steps in DEMO_TRACES:
@@ -235,25 +54,33 @@ async def _demo_alerts(session: AsyncSession) -> None:
             continue
         body = _trace_body(title, requester, ids[addressee])
         alert = await alerts.create_alert(
-            session,
-            _focal(agencies, users, requester),
-            TypeAdapter(AlertCreate).validate_python(body),
+            session, focal[requester], TypeAdapter(AlertCreate).validate_python(body)
         )
-        for action in steps:
-            side = addressee if action in ("acknowledge", "request_info", "respond") else requester
-            if action == "withdraw":
-                await alerts.withdraw_trace_request(
-                    session, _focal(agencies, users, side), alert.id, DEMO_TEXT[action]
-                )
-                continue
-            await traces.act(
-                session,
-                _focal(agencies, users, side),
-                alert.id,
-                action,
-                text=DEMO_TEXT.get(action),
-                response=DEMO_RESPONSE if action == "respond" else None,
-            )
+        await _walk(session, focal, alert.id, requester, addressee, steps)
+
+
+async def _walk(
+    session: AsyncSession,
+    focal: dict[str, Principal],
+    alert_id: uuid.UUID,
+    requester: str,
+    addressee: str,
+    steps: list[str],
+) -> None:
+    """Take a trace request through `steps`, each by the party whose move it is."""
+    for action in steps:
+        side = addressee if action in ("acknowledge", "request_info", "respond") else requester
+        if action == "withdraw":
+            await alerts.withdraw_trace_request(session, focal[side], alert_id, DEMO_TEXT[action])
+            continue
+        await traces.act(
+            session,
+            focal[side],
+            alert_id,
+            action,
+            text=DEMO_TEXT.get(action),
+            response=DEMO_RESPONSE if action == "respond" else None,
+        )
 
 
 DEMO_TRACES: list[tuple[str, str, str, list[str]]] = [

@@ -1,0 +1,155 @@
+"""Resolving a bearer token to a live principal; who may still log in; token epochs."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.agencies.models import Agency, AgencyStatus, ApiClient, User
+from app.auth.models import AuthSession, RevokedToken
+from app.core.errors import Unauthorized
+from app.core.principal import ROLE_SCOPES, Principal, Role, Scope
+from app.core.tokens import InvalidToken, KeyRing
+
+
+async def principal_from_token(session: AsyncSession, keys: KeyRing, token: str) -> Principal:
+    """The live principal behind an access token, or 401 for anything amiss."""
+    try:
+        claims = keys.verify(token)
+    except InvalidToken as exc:
+        raise Unauthorized() from exc
+    subject = parse_uuid(claims.get("sub"))
+    jti = str(claims["jti"])
+    if subject is None or await session.get(RevokedToken, jti) is not None:
+        raise Unauthorized()
+    if claims.get("typ") == "user":
+        return await _user_principal(session, subject, claims, jti)
+    if claims.get("typ") == "client":
+        return await _client_principal(session, subject, claims, jti)
+    raise Unauthorized()
+
+
+async def _user_principal(
+    session: AsyncSession, user_id: uuid.UUID, claims: dict[str, object], jti: str
+) -> Principal:
+    sid = parse_uuid(claims.get("sid"))
+    if sid is None:
+        raise Unauthorized()
+    row = (
+        await session.exec(
+            select(User, Agency, AuthSession)
+            .join(Agency, col(Agency.id) == col(User.agency_id))
+            .join(AuthSession, col(AuthSession.user_id) == col(User.id))
+            .where(User.id == user_id, AuthSession.id == sid)
+        )
+    ).first()
+    if row is None:
+        raise Unauthorized()
+    user, agency, login = row
+    if (
+        not user_may_log_in(user, agency)
+        or login.revoked_at is not None
+        or not epoch_current(login.token_epoch, user)
+    ):
+        raise Unauthorized()
+    return user_principal(user, token_id=jti, session_id=login.id)
+
+
+def user_principal(user: User, *, token_id: str, session_id: uuid.UUID | None) -> Principal:
+    """The principal of a live user; role and scopes come from the database row."""
+    # Not from the token or cookie: a demotion bites at once.
+    role = Role(user.role)
+    return Principal(
+        kind="user",
+        id=user.id,
+        agency_id=user.agency_id,
+        role=role,
+        scopes=ROLE_SCOPES[role],
+        name=user.email,
+        token_id=token_id,
+        session_id=session_id,
+    )
+
+
+async def live_user(
+    session: AsyncSession, user_id: uuid.UUID, *, token_epoch: int | None = None
+) -> User | None:
+    """The user if they and their agency may still act (active, not deleted, not suspended)
+    and, given the `token_epoch` a session was opened under, their credentials are unchanged."""
+    row = (
+        await session.exec(
+            select(User, Agency)
+            .join(Agency, col(Agency.id) == col(User.agency_id))
+            .where(User.id == user_id)
+        )
+    ).first()
+    if row is None or not user_may_log_in(*row):
+        return None
+    if token_epoch is not None and not epoch_current(token_epoch, row[0]):
+        return None
+    return row[0]
+
+
+async def _client_principal(
+    session: AsyncSession, client_id: uuid.UUID, claims: dict[str, object], jti: str
+) -> Principal:
+    row = (
+        await session.exec(
+            select(ApiClient, Agency)
+            .join(Agency, col(Agency.id) == col(ApiClient.agency_id))
+            .where(ApiClient.id == client_id)
+        )
+    ).first()
+    if row is None:
+        raise Unauthorized()
+    client, agency = row
+    granted = claims.get("scope")
+    if (
+        client.revoked_at is not None
+        or agency.status != AgencyStatus.active
+        or claims.get("ep", 0) != client.token_epoch  # issued before a secret rotation
+        or not isinstance(granted, str)
+    ):
+        raise Unauthorized()
+    return principal_of_client(client, jti, granted=set(granted.split()))
+
+
+def principal_of_client(
+    client: ApiClient, token_id: str, *, granted: set[str] | None = None
+) -> Principal:
+    """The client's principal: the scopes it holds now, narrowed to those its token carries."""
+    held = set(client.scopes.split())
+    return Principal(
+        kind="client",
+        id=client.id,
+        agency_id=client.agency_id,
+        role=None,
+        scopes=frozenset(Scope(s) for s in (held if granted is None else held & granted)),
+        name=client.name,
+        token_id=token_id,
+    )
+
+
+def user_may_log_in(user: User, agency: Agency) -> bool:
+    """Whether a user may log in or keep acting: active, not deleted, agency not suspended."""
+    return user.is_active and user.deleted_at is None and agency.status == AgencyStatus.active
+
+
+def epoch_current(opened_under: int, user: User) -> bool:
+    """Whether a session opened under epoch `opened_under` predates no credential change.
+
+    The one check behind "a password change ends every session at once": access and
+    refresh tokens (through their login) and console sessions carry the user's
+    `token_epoch` from when they were opened; API client tokens carry the client's.
+    """
+    return opened_under == user.token_epoch
+
+
+def parse_uuid(value: object) -> uuid.UUID | None:
+    """The UUID a claim or typed id spells, or None when it spells none."""
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None

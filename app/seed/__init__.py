@@ -1,0 +1,1 @@
+"""Bootstrap data: the first platform administrator (`bootstrap`) and the demo (`demo`)."""
