@@ -25,7 +25,7 @@ from app.core.db import Database
 from app.core.idempotency import purge_idempotency_records
 from app.core.types import utcnow
 from app.hits import service as hits
-from app.traces import service as traces
+from app.traces import query as traces
 
 log = logging.getLogger("tracewire.worker")
 

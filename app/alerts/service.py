@@ -36,7 +36,8 @@ from app.events.models import EventType
 from app.hits import service as hits
 from app.sharing import parties, rules
 from app.sharing import service as sharing
-from app.traces import service as traces
+from app.traces import query as trace_query
+from app.traces import workflow as traces
 
 
 async def create_alert(session: AsyncSession, principal: Principal, data: AlertCreate) -> Alert:
@@ -212,7 +213,7 @@ async def withdraw_trace_request(
     session: AsyncSession, principal: Principal, alert_id: uuid.UUID, reason: str
 ) -> Alert:
     """The requester's `withdraw` step: the same withdrawal, allowed as a workflow step."""
-    trace, _ = await traces.get_trace(session, principal, alert_id)
+    trace, _ = await trace_query.get_trace(session, principal, alert_id)
     parties.require_trace_actor(trace, principal, "requester")
     alert = await alert_query.get_visible_alert(session, principal, alert_id, for_change=True)
     return await _withdraw(session, principal, alert, reason)
@@ -225,7 +226,7 @@ async def _withdraw(
     trace = None
     if alert.kind == AlertKind.trace_request:
         # The alert is locked; its workflow is locked second (always in this order).
-        trace = await traces.lock_trace(session, alert.id)
+        trace = await trace_query.lock_trace(session, alert.id)
     if trace is not None:
         # A request already answered, closed or forwarded is no longer the requester's
         # to withdraw: the answer belongs to the requested agency as well.

@@ -36,7 +36,8 @@ from app.core.errors import AppError, InvalidInput
 from app.core.types import utcnow
 from app.hits import service as hits
 from app.sharing.render import history_shown
-from app.traces import service as traces
+from app.traces import query as trace_query
+from app.traces import read as trace_read
 from app.traces.models import OPEN_STATES
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -70,19 +71,19 @@ CHOICES = {
 async def dashboard(request: Request, session: SessionDep, live: LiveDep) -> HTMLResponse:
     """Trace requests needing action, recent hits, recent alerts and a chart."""
     p = live.principal
-    incoming, _ = await traces.list_traces(
+    incoming, _ = await trace_query.list_traces(
         session, p, direction="incoming", state=None, overdue=None, limit=100, cursor=None
     )
-    outgoing, _ = await traces.list_traces(
+    outgoing, _ = await trace_query.list_traces(
         session, p, direction="outgoing", state=None, overdue=None, limit=100, cursor=None
     )
     todo = [
-        await traces.read_model(session, p, t, a, full=False)
+        await trace_read.read_model(session, p, t, a, full=False)
         for t, a in incoming
         if t.state in OPEN_STATES
     ]
     todo += [
-        await traces.read_model(session, p, t, a, full=False)
+        await trace_read.read_model(session, p, t, a, full=False)
         for t, a in outgoing
         if t.state in ("info_requested", "responded")
     ]
@@ -299,8 +300,8 @@ async def _alert_view(
     trace = None
     if alert.kind == AlertKind.trace_request and alert.status != AlertStatus.draft:
         try:
-            t, a = await traces.get_trace(session, p, alert_id)
-            trace = await traces.read_model(session, p, t, a, full=False)
+            t, a = await trace_query.get_trace(session, p, alert_id)
+            trace = await trace_read.read_model(session, p, t, a, full=False)
         except AppError:
             trace = None
     return render(

@@ -16,7 +16,9 @@ from app.core.db import SessionDep
 from app.core.errors import AppError, Conflict, InvalidInput
 from app.hits import service as hits
 from app.hits.models import HitStatus
-from app.traces import service as traces
+from app.traces import query as trace_query
+from app.traces import read as trace_read
+from app.traces import workflow as traces
 from app.traces.models import TraceOutcome, TraceState
 from app.traces.schemas import TraceRespond
 
@@ -31,7 +33,7 @@ async def trace_list(request: Request, session: SessionDep, live: LiveDep) -> HT
     q = request.query_params
     direction = q.get("direction") if q.get("direction") in ("incoming", "outgoing") else None
     state = q.get("status") if q.get("status") in {s.value for s in TraceState} else None
-    rows, next_cursor = await traces.list_traces(
+    rows, next_cursor = await trace_query.list_traces(
         session,
         live.principal,
         direction=direction,
@@ -40,7 +42,9 @@ async def trace_list(request: Request, session: SessionDep, live: LiveDep) -> HT
         limit=50,
         cursor=q.get("cursor") or None,
     )
-    items = [await traces.read_model(session, live.principal, t, a, full=False) for t, a in rows]
+    items = [
+        await trace_read.read_model(session, live.principal, t, a, full=False) for t, a in rows
+    ]
     return render(
         request,
         "traces.html",
@@ -65,8 +69,8 @@ async def _trace_view(
     values: forms.Values,
     status_code: int = 200,
 ) -> HTMLResponse:
-    trace, alert = await traces.get_trace(session, live.principal, alert_id)
-    read = await traces.read_model(session, live.principal, trace, alert, full=True)
+    trace, alert = await trace_query.get_trace(session, live.principal, alert_id)
+    read = await trace_read.read_model(session, live.principal, trace, alert, full=True)
     return render(
         request,
         "trace.html",

@@ -17,7 +17,7 @@ from app.core.principal import Principal
 from app.sharing import service as sharing
 from app.sharing.models import SharingGroup
 from app.sharing.schemas import SharingGroupCreate
-from app.traces import service as traces
+from app.traces import workflow as traces
 from app.traces.models import TraceOutcome
 from app.traces.schemas import Findings, TraceRespond
 

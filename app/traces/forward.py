@@ -21,7 +21,7 @@ from app.core.principal import Principal
 from app.core.types import utcnow
 from app.sharing import parties
 from app.sharing import service as sharing
-from app.traces import service as traces
+from app.traces import query, workflow
 from app.traces.models import TraceRequest, TraceState
 from app.traces.schemas import TraceForward
 
@@ -30,14 +30,14 @@ async def forward(
     session: AsyncSession, principal: Principal, alert_id: uuid.UUID, data: TraceForward
 ) -> TraceRequest:
     """End an open request as `forwarded` and send it anew to `data.agency_id`."""
-    trace, _ = await traces.get_trace(session, principal, alert_id)
+    trace, _ = await query.get_trace(session, principal, alert_id)
     parties.require_trace_actor(trace, principal, "addressee")
     # The alert first, then its workflow: the order every change of the two takes.
     alert = await alert_query.get_visible_alert(session, principal, alert_id, for_change=True)
-    locked = await traces.lock_trace(session, alert_id)
+    locked = await query.lock_trace(session, alert_id)
     assert locked is not None  # a published trace request has its workflow
     source = TraceState(locked.state)
-    traces.require_step(locked, "forward")
+    workflow.require_step(locked, "forward")
     target = await _target(session, locked, data.agency_id)
     spawned = await alerts.create_forwarded_copy(session, principal, alert, target.id)
     new_trace = await session.get(TraceRequest, spawned.id)
@@ -47,7 +47,7 @@ async def forward(
     now = utcnow()
     locked.closed_at = now
     locked.forwarded_to_alert_id = spawned.id
-    await traces.finish_step(
+    await workflow.finish_step(
         session,
         principal,
         locked,

@@ -16,7 +16,7 @@ from app.core.errors import problem_responses
 from app.core.idempotency import IdempotencyKey, idempotent
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.core.principal import Principal
-from app.traces import forward, service
+from app.traces import forward, query, read, workflow
 from app.traces.models import TraceState
 from app.traces.schemas import (
     TraceAnswer,
@@ -56,12 +56,12 @@ async def _step(
             assert forward_to is not None
             await forward.forward(session, principal, alert_id, forward_to)
         else:
-            await service.act(session, principal, alert_id, action, text=text, response=response)
+            await workflow.act(session, principal, alert_id, action, text=text, response=response)
         return await current()
 
     async def current(_first: object = None) -> TraceRead:
-        trace, alert = await service.get_trace(session, principal, alert_id)
-        return await service.read_model(session, principal, trace, alert, full=True)
+        trace, alert = await query.get_trace(session, principal, alert_id)
+        return await read.read_model(session, principal, trace, alert, full=True)
 
     return await idempotent(
         session, principal, request, key, status_code=200, run=run, reread=current
@@ -79,7 +79,7 @@ async def list_trace_requests(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> TracePage:
     """Trace requests your agency sent (outgoing) or received (incoming), newest first."""
-    rows, next_cursor = await service.list_traces(
+    rows, next_cursor = await query.list_traces(
         session,
         principal,
         direction=direction,
@@ -88,7 +88,7 @@ async def list_trace_requests(
         limit=limit,
         cursor=cursor,
     )
-    items = [await service.read_model(session, principal, t, a, full=False) for t, a in rows]
+    items = [await read.read_model(session, principal, t, a, full=False) for t, a in rows]
     return TracePage(items=items, next_cursor=next_cursor)
 
 
@@ -97,8 +97,8 @@ async def get_trace_request(
     alert_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
 ) -> TraceRead:
     """The workflow, response and information exchange (the two parties only)."""
-    trace, alert = await service.get_trace(session, principal, alert_id)
-    return await service.read_model(session, principal, trace, alert, full=True)
+    trace, alert = await query.get_trace(session, principal, alert_id)
+    return await read.read_model(session, principal, trace, alert, full=True)
 
 
 @router.post("/{alert_id}/acknowledge", response_model=TraceRead, responses=STEP_ERRORS)

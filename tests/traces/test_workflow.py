@@ -8,7 +8,7 @@ import pytest
 
 from app.core.principal import Role
 from app.core.types import utcnow
-from app.traces import service as traces
+from app.traces import query as traces
 from tests.factories import make_actor, make_agency, post_alert, trace_body
 
 STEPS = {
