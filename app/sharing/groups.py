@@ -10,7 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.agencies.models import Agency
 from app.audit import service as audit
-from app.core import concurrency
+from app.core import concurrency, patch
 from app.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.core.pagination import keyset_page
 from app.core.principal import Principal
@@ -118,10 +118,8 @@ async def update_group(
     """Rename a group, change its description or whether members are hidden."""
     group = await get_group(session, principal, group_id)
     _require_group_manager(principal, group)
-    for field, value in data.model_dump(exclude_unset=True).items():
-        if value is None:
-            raise InvalidInput.on(f"body.{field}", "may not be null")
-        setattr(group, field, value)
+    changes = patch.changes_of(data, not_null=("name", "description", "hide_members"))
+    patch.apply_changes(group, changes)
     group.updated_at = utcnow()
     session.add(group)
     await session.flush()
