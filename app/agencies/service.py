@@ -17,6 +17,7 @@ from app.agencies.schemas import (
     UserUpdate,
 )
 from app.audit import service as audit
+from app.core import patch
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.core.pagination import keyset_page
 from app.core.principal import Principal, Role
@@ -100,18 +101,18 @@ async def update_agency(
     session: AsyncSession, principal: Principal, agency_id: uuid.UUID, data: AgencyUpdate
 ) -> Agency:
     """Change an agency: register entry and status (operator staff), contact (its admins)."""
-    changes = data.model_dump(exclude_unset=True)
-    rights.require_agency_editor(principal, agency_id, set(changes))
+    # Who may change which fields is decided on the fields named, before the agency is
+    # loaded and before any value is checked: 403, then 404, then 422.
+    rights.require_agency_editor(principal, agency_id, set(data.model_fields_set))
     agency = await get_agency(session, agency_id)
-    for field in ("name", "country", "type", "is_focal_point", "status"):
-        if field in changes and changes[field] is None:
-            raise InvalidInput.on(f"body.{field}", "may not be null")
+    changes = patch.changes_of(
+        data, not_null=("name", "country", "type", "is_focal_point", "status")
+    )
     if changes.get("status") == "suspended" and agency.id == principal.agency_id:
         raise Conflict("An administrator cannot suspend their own agency.")
     if "name" in changes and changes["name"] != agency.name:
         await _ensure_agency_name_free(session, changes["name"])
-    for field, value in changes.items():
-        setattr(agency, field, value)
+    patch.apply_changes(agency, changes)
     agency.updated_at = utcnow()
     session.add(agency)
     await session.flush()
@@ -227,10 +228,7 @@ async def update_user(
     """Change a user's name, role, password or active flag; a new password ends every
     session and token of the user at once."""
     user = await _managed_user(session, principal, user_id)
-    changes = data.model_dump(exclude_unset=True)
-    for field in ("full_name", "role", "password", "is_active"):
-        if field in changes and changes[field] is None:
-            raise InvalidInput.on(f"body.{field}", "may not be null")
+    changes = patch.changes_of(data, not_null=("full_name", "role", "password", "is_active"))
     if "role" in changes:
         rights.require_role_grant(principal, changes["role"])
         if user.id == principal.id and changes["role"] != user.role:
@@ -241,8 +239,7 @@ async def update_user(
         _check_password(changes["password"], hashing)
         user.password_hash = hashing.hash(changes.pop("password"))
         user.token_epoch += 1
-    for field, value in changes.items():
-        setattr(user, field, value)
+    patch.apply_changes(user, changes)
     user.updated_at = utcnow()
     session.add(user)
     await session.flush()

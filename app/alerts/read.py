@@ -23,7 +23,7 @@ from app.alerts.schemas import (
 )
 from app.core.principal import Principal
 from app.events.models import EventType
-from app.sharing import rules, visibility
+from app.sharing import membership, rules, visibility
 from app.sharing import service as sharing
 from app.webhooks import outbox
 
@@ -99,7 +99,7 @@ async def explain_access(
     """Which rules let the caller's agency see the alert, and whether it may edit it."""
     alert = await alert_query.get_visible_alert(session, principal, alert_id)
     facts = await sharing.facts_of(session, alert)
-    members = await sharing.live_group_members(session, facts.recipient_groups)
+    members = await membership.live_group_members(session, facts.recipient_groups)
     found = visibility.grants(
         facts, principal.agency_id, agency_active=True, live_group_members=members
     )
@@ -130,7 +130,7 @@ async def preview_audience(
         recipient_groups=frozenset(handling.recipient_groups),
         embargo_until=handling.embargo_until,
     )
-    hidden = await sharing.hidden_member_counts(session, principal, handling.recipient_groups)
+    hidden = await membership.hidden_member_counts(session, principal, handling.recipient_groups)
     draft = Alert(kind=data.kind.value, country=data.country or "", tlp=handling.tlp.value)
     agencies: list[AudienceAgency] = []
     for agency, found in await sharing.audience_of(session, facts):

@@ -20,8 +20,9 @@ from app.core.errors import AppError, InvalidInput
 from app.core.jsonshape import JsonShapeError, load_bounded
 from app.core.pagination import MAX_LIMIT
 from app.core.principal import Role, Scope
+from app.sharing import groups as sharing_groups
+from app.sharing import policies as sharing_policies
 from app.sharing import rights
-from app.sharing import service as sharing
 from app.sharing.schemas import SharingGroupCreate, SharingPolicyBody
 
 router = APIRouter(prefix="/console/admin", include_in_schema=False)
@@ -206,7 +207,7 @@ async def _groups_page(
         request,
         "admin_groups.html",
         {
-            "rows": [await sharing.group_read(session, live.principal, g) for g in rows],
+            "rows": [await sharing_groups.group_read(session, live.principal, g) for g in rows],
             "agencies": await common.directory(session, live.principal),
             "errors": errors or forms.FormErrors(),
             "values": values or {},
@@ -237,7 +238,7 @@ async def create_group(request: Request, session: SessionDep, live: PostDep) -> 
                 "members": members,
             }
         )
-        await sharing.create_group(session, live.principal, data)
+        await sharing_groups.create_group(session, live.principal, data)
     except (AppError, ValidationError) as exc:
         await session.rollback()
         return await _groups_page(
@@ -259,7 +260,7 @@ async def add_group_member(
         errors = forms.FormErrors({f"member-{group_id}": "Choose an agency."})
         return await _groups_page(request, session, live, errors=errors, status_code=422)
     try:
-        await sharing.add_member(session, live.principal, group_id, agency_id)
+        await sharing_groups.add_member(session, live.principal, group_id, agency_id)
     except AppError as exc:
         await session.rollback()
         return await _groups_page(
@@ -274,7 +275,7 @@ async def remove_group_member(
 ) -> Response:
     """Remove an agency from a group the agency owns: it loses the group's alerts at once."""
     try:
-        await sharing.remove_member(session, live.principal, group_id, agency_id)
+        await sharing_groups.remove_member(session, live.principal, group_id, agency_id)
     except AppError as exc:
         await session.rollback()
         return await _groups_page(
@@ -286,7 +287,7 @@ async def remove_group_member(
 @router.get("/policy")
 async def policy(request: Request, session: SessionDep, live: LiveDep) -> HTMLResponse:
     """The agency's sharing policy (per-kind defaults and ceilings), as JSON to edit."""
-    current = await sharing.get_policy(session, live.principal, live.principal.agency_id)
+    current = await sharing_policies.get_policy(session, live.principal, live.principal.agency_id)
     text = json.dumps(current.model_dump(mode="json")["kinds"], indent=2)
     return render(
         request,
@@ -306,7 +307,7 @@ async def put_policy(request: Request, session: SessionDep, live: PostDep) -> Re
         except JsonShapeError as exc:
             raise InvalidInput.on("policy", str(exc), exc.kind) from exc
         data = SharingPolicyBody.model_validate({"kinds": kinds})
-        await sharing.put_policy(session, live.principal, live.principal.agency_id, data)
+        await sharing_policies.put_policy(session, live.principal, live.principal.agency_id, data)
     except (AppError, ValidationError) as exc:
         await session.rollback()
         errors = forms.errors_of(exc)

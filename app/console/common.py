@@ -11,7 +11,7 @@ from app.agencies.models import Agency
 from app.core.errors import AppError
 from app.core.pagination import MAX_LIMIT
 from app.core.principal import Principal
-from app.sharing import service as sharing
+from app.sharing import groups as sharing_groups
 from app.sharing.models import SharingGroup
 
 
@@ -31,7 +31,7 @@ async def directory(session: AsyncSession, principal: Principal) -> dict[uuid.UU
 async def groups(session: AsyncSession, principal: Principal) -> list[SharingGroup]:
     """Sharing groups the agency owns or belongs to."""
     try:
-        rows, _ = await sharing.list_groups(session, principal, limit=MAX_LIMIT, cursor=None)
+        rows, _ = await sharing_groups.list_groups(session, principal, limit=MAX_LIMIT, cursor=None)
     except AppError:
         return []
     return list(rows)

@@ -14,7 +14,7 @@ from app.alerts import service as alerts
 from app.alerts.models import Alert
 from app.alerts.schemas import AlertCreate
 from app.core.principal import Principal
-from app.sharing import service as sharing
+from app.sharing import groups as sharing_groups
 from app.sharing.models import SharingGroup
 from app.sharing.schemas import SharingGroupCreate
 from app.traces import workflow as traces
@@ -37,7 +37,7 @@ async def seed_alerts(
     ).first()
     if group is None:
         members = [focal["de"].agency_id, focal["ph"].agency_id]
-        group = await sharing.create_group(
+        group = await sharing_groups.create_group(
             session, admin["co"], SharingGroupCreate(name=GROUP_NAME, members=members)
         )
 

@@ -25,8 +25,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.agencies.models import Agency, AgencyStatus, ApiClient, User
 from app.alerts.models import Alert, AlertStatus, Tlp
 from app.core.principal import ROLE_SCOPES, Principal, Role, Scope
+from app.sharing import membership, visibility
 from app.sharing import service as sharing
-from app.sharing import visibility
 from app.sharing.visibility import AlertFacts
 
 
@@ -179,7 +179,7 @@ class Reach:
 async def reach_of(session: AsyncSession, alert: Alert) -> Reach:
     """The alert's sharing facts and the current members of its recipient groups."""
     facts = await sharing.facts_of(session, alert)
-    return Reach(facts, await sharing.live_group_members(session, facts.recipient_groups))
+    return Reach(facts, await membership.live_group_members(session, facts.recipient_groups))
 
 
 def may_see(reach: Reach, agency: Agency, at: datetime) -> bool:

@@ -15,7 +15,7 @@ from app.core.db import SessionDep
 from app.core.errors import problem_responses
 from app.core.idempotency import IdempotencyKey, idempotent
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from app.sharing import service
+from app.sharing import groups, policies
 from app.sharing.schemas import (
     SharingGroupCreate,
     SharingGroupPage,
@@ -46,12 +46,12 @@ async def create_group(
     """Create a sharing group owned by your agency."""
 
     async def run() -> SharingGroupRead:
-        group = await service.create_group(session, principal, data)
-        return await service.group_read(session, principal, group)
+        group = await groups.create_group(session, principal, data)
+        return await groups.group_read(session, principal, group)
 
     async def reread(first: dict) -> SharingGroupRead:
-        group = await service.get_group(session, principal, uuid.UUID(first["id"]))
-        return await service.group_read(session, principal, group)
+        group = await groups.get_group(session, principal, uuid.UUID(first["id"]))
+        return await groups.group_read(session, principal, group)
 
     return await idempotent(
         session, principal, request, idempotency_key, status_code=201, run=run, reread=reread
@@ -66,8 +66,8 @@ async def list_groups(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> SharingGroupPage:
     """Groups your agency owns or belongs to."""
-    rows, next_cursor = await service.list_groups(session, principal, limit=limit, cursor=cursor)
-    items = [await service.group_read(session, principal, g) for g in rows]
+    rows, next_cursor = await groups.list_groups(session, principal, limit=limit, cursor=cursor)
+    items = [await groups.group_read(session, principal, g) for g in rows]
     return SharingGroupPage(items=items, next_cursor=next_cursor)
 
 
@@ -76,8 +76,8 @@ async def get_group(
     group_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
 ) -> SharingGroupRead:
     """One group (its members unless the owner hides them)."""
-    group = await service.get_group(session, principal, group_id)
-    return await service.group_read(session, principal, group)
+    group = await groups.get_group(session, principal, group_id)
+    return await groups.group_read(session, principal, group)
 
 
 @router.patch("/sharing-groups/{group_id}", response_model=SharingGroupRead, responses=BODY_ERRORS)
@@ -85,8 +85,8 @@ async def update_group(
     group_id: uuid.UUID, data: SharingGroupUpdate, session: SessionDep, principal: CurrentPrincipal
 ) -> SharingGroupRead:
     """Rename a group or change whether its members are hidden."""
-    group = await service.update_group(session, principal, group_id, data)
-    return await service.group_read(session, principal, group)
+    group = await groups.update_group(session, principal, group_id, data)
+    return await groups.group_read(session, principal, group)
 
 
 @router.delete("/sharing-groups/{group_id}", status_code=204, responses=WRITE_ERRORS)
@@ -94,7 +94,7 @@ async def delete_group(
     group_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
 ) -> Response:
     """Retire a group; nobody reads alerts through it any more."""
-    await service.delete_group(session, principal, group_id)
+    await groups.delete_group(session, principal, group_id)
     return Response(status_code=204)
 
 
@@ -107,8 +107,8 @@ async def add_member(
     group_id: uuid.UUID, agency_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
 ) -> SharingGroupRead:
     """Add an agency to the group."""
-    group = await service.add_member(session, principal, group_id, agency_id)
-    return await service.group_read(session, principal, group)
+    group = await groups.add_member(session, principal, group_id, agency_id)
+    return await groups.group_read(session, principal, group)
 
 
 @router.delete(
@@ -120,8 +120,8 @@ async def remove_member(
     group_id: uuid.UUID, agency_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
 ) -> SharingGroupRead:
     """Remove an agency: it loses access to the group's alerts at once."""
-    group = await service.remove_member(session, principal, group_id, agency_id)
-    return await service.group_read(session, principal, group)
+    group = await groups.remove_member(session, principal, group_id, agency_id)
+    return await groups.group_read(session, principal, group)
 
 
 @router.get(
@@ -131,7 +131,7 @@ async def get_policy(
     agency_id: uuid.UUID, response: Response, session: SessionDep, principal: CurrentPrincipal
 ) -> SharingPolicyRead:
     """Your agency's per-kind defaults and ceilings."""
-    read = await service.get_policy(session, principal, agency_id)
+    read = await policies.get_policy(session, principal, agency_id)
     response.headers["ETag"] = concurrency.etag(read.version)
     return read
 
@@ -150,6 +150,6 @@ async def put_policy(
     if_match: IfMatch = None,
 ) -> SharingPolicyRead:
     """Replace your agency's sharing policy (agency administrators; 412 if `If-Match` is stale)."""
-    read = await service.put_policy(session, principal, agency_id, data, if_match=if_match)
+    read = await policies.put_policy(session, principal, agency_id, data, if_match=if_match)
     response.headers["ETag"] = concurrency.etag(read.version)
     return read

@@ -11,7 +11,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit import service as audit
-from app.core import concurrency
+from app.core import concurrency, patch
 from app.core.config import Settings
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.core.pagination import keyset_page
@@ -102,11 +102,9 @@ async def update(
     """
     sub = await get(session, principal, sub_id, for_change=True)
     concurrency.check_version(sub.version, if_match, required=False, what="subscription")
-    changes = data.model_dump(exclude_unset=True, mode="json")
+    changes = patch.changes_of(data, not_null=("url",), mode="json")
     secret: str | None = None
     if "url" in changes:
-        if changes["url"] is None:
-            raise InvalidInput.on("body.url", "may not be null")
         check_url(changes["url"], settings)
         if changes["url"] != sub.url:
             secret = await _move(session, sub)
@@ -116,8 +114,7 @@ async def update(
     for field in ("event_types", "kinds", "countries"):
         if field in changes and changes[field] is None:
             changes[field] = []
-    for field, value in changes.items():
-        setattr(sub, field, value)
+    patch.apply_changes(sub, changes)
     _managed_by(sub, principal)
     concurrency.bump(sub)
     session.add(sub)
