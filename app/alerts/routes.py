@@ -50,14 +50,31 @@ def _etag(read: AlertRead) -> dict[str, str]:
     return {"ETag": f'"{read.version}"'}
 
 
-def _reread(session: AsyncSession, principal: Principal) -> Callable[[Any], Awaitable[AlertRead]]:
-    """A repeated POST's answer: the alert as `GET /alerts/{id}` shows it to the caller now."""
+async def _keyed(
+    session: AsyncSession,
+    principal: Principal,
+    request: Request,
+    key: str | None,
+    status_code: int,
+    run: Callable[[], Awaitable[AlertRead]],
+) -> JSONResponse:
+    """A keyed alert POST: run once; a repeat answers with the alert as the caller may
+    read it now (`GET /alerts/{id}`), with its ETag."""
 
     async def reread(first: Any) -> AlertRead:
         alert = await alert_query.read_alert(session, principal, uuid.UUID(first["id"]))
         return await _one(session, principal, alert)
 
-    return reread
+    return await idempotent(
+        session,
+        principal,
+        request,
+        key,
+        status_code=status_code,
+        run=run,
+        reread=reread,
+        headers_of=_etag,
+    )
 
 
 @router.post("", response_model=AlertRead, status_code=201, responses=BODY_ERRORS)
@@ -73,16 +90,7 @@ async def create_alert(
     async def run() -> AlertRead:
         return await _one(session, principal, await service.create_alert(session, principal, data))
 
-    return await idempotent(
-        session,
-        principal,
-        request,
-        idempotency_key,
-        status_code=201,
-        run=run,
-        reread=_reread(session, principal),
-        headers_of=_etag,
-    )
+    return await _keyed(session, principal, request, idempotency_key, 201, run)
 
 
 @router.get("", response_model=AlertPage, responses=READ_ERRORS)
@@ -197,16 +205,7 @@ async def publish_alert(
         alert = await service.publish_alert(session, principal, alert_id)
         return await _one(session, principal, alert)
 
-    return await idempotent(
-        session,
-        principal,
-        request,
-        idempotency_key,
-        status_code=200,
-        run=run,
-        reread=_reread(session, principal),
-        headers_of=_etag,
-    )
+    return await _keyed(session, principal, request, idempotency_key, 200, run)
 
 
 @router.post("/{alert_id}/withdraw", response_model=AlertRead, responses=BODY_ERRORS)
@@ -224,13 +223,4 @@ async def withdraw_alert(
         alert = await service.withdraw_alert(session, principal, alert_id, data.reason)
         return await _one(session, principal, alert)
 
-    return await idempotent(
-        session,
-        principal,
-        request,
-        idempotency_key,
-        status_code=200,
-        run=run,
-        reread=_reread(session, principal),
-        headers_of=_etag,
-    )
+    return await _keyed(session, principal, request, idempotency_key, 200, run)
