@@ -14,7 +14,9 @@ from app.agencies.routes import router as agencies_router
 from app.alerts.routes import router as alerts_router
 from app.audit.routes import router as audit_router
 from app.auth.context import AuthContext
+from app.auth.deps import TokenAuthenticator
 from app.auth.routes import router as auth_router
+from app.authz.deps import install_authenticator
 from app.console import install_console
 from app.core.config import Settings, get_settings
 from app.core.db import Database
@@ -83,9 +85,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.db = Database(settings)
+    app.state.hashing = PasswordHashing(settings)
     app.state.auth = AuthContext(
-        settings=settings, keys=KeyRing(settings), hashing=PasswordHashing(settings)
+        settings=settings, keys=KeyRing(settings), hashing=app.state.hashing
     )
+    install_authenticator(app, TokenAuthenticator())
     install_error_handlers(app)
     install_docs(app)
     install_console(app)

@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql
 
 from app.alerts.models import AlertKind
 from app.alerts.query import AlertFilters, list_query
-from app.core.principal import ROLE_SCOPES, Principal, Role
+from app.authz.principal import ROLE_SCOPES, Principal, Role
 
 
 def _principal(agency_id: uuid.UUID) -> Principal:

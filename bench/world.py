@@ -10,9 +10,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from app.agencies.models import Agency
+from app.authz.principal import Principal, Scope
 from app.core.config import Settings
 from app.core.db import Database
-from app.core.principal import Principal, Scope
 from app.webhooks import service as webhooks
 from app.webhooks.schemas import SubscriptionCreate
 from bench.harness import client_token, database

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import httpx
 
 from app.agencies.models import Agency, AgencyType, ApiClient, User
+from app.authz.principal import Role
 from app.core.db import Database
-from app.core.principal import Role
 from app.core.security import PasswordHashing, digest_secret, new_secret
 from tests.conftest import random_email
 from tests.secrets_seen import remember

@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.authz.principal import Role
 from app.cli.ops import is_loopback
-from app.core.principal import Role
 from app.seed.demo import DEMO_PASSWORD
 from tests.conftest import TEST_JWT_SECRET
 from tests.factories import make_agency, make_user

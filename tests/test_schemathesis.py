@@ -48,8 +48,8 @@ from schemathesis import checks
 from schemathesis.config import SchemathesisConfig
 
 from app.agencies.models import Agency
+from app.authz.principal import Role
 from app.core.db import Database
-from app.core.principal import Role
 from app.core.security import PasswordHashing
 from tests.factories import (
     Actor,

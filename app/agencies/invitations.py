@@ -19,11 +19,11 @@ from app.agencies import service
 from app.agencies.models import Agency, AgencyStatus, SetPasswordToken, User
 from app.agencies.schemas import InvitationCreate, SetPassword
 from app.audit import service as audit
+from app.authz import rights
+from app.authz.principal import Principal, Role
 from app.core.errors import Conflict, InvalidInput, NotFound
-from app.core.principal import Principal, Role
 from app.core.security import PasswordHashing, digest_secret, new_secret
 from app.core.types import utcnow
-from app.sharing import rights
 
 TOKEN_PREFIX = "twi_"  # noqa: S105 - a prefix, not a secret
 INVITATION = "invitation"

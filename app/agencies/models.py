@@ -9,7 +9,7 @@ from enum import StrEnum
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from app.core.principal import Role
+from app.authz.principal import Role
 from app.core.types import UTCDateTime, new_id, utcnow
 
 

@@ -22,13 +22,15 @@ from app.agencies.schemas import (
     InvitationCreate,
     InvitationRead,
     MeRead,
+    SetPassword,
     UserCreate,
     UserPage,
     UserRead,
     UserUpdate,
 )
-from app.auth.deps import CurrentPrincipal, HashingDep
+from app.authz.deps import CurrentPrincipal
 from app.core.db import SessionDep
+from app.core.deps import HashingDep
 from app.core.errors import problem_responses
 from app.core.idempotency import IdempotencyKey, idempotent
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
@@ -161,6 +163,17 @@ async def invite_first_admin(
     return JSONResponse(
         body.model_dump(mode="json"), status_code=201, headers={"Cache-Control": "no-store"}
     )
+
+
+# Under /auth, where a new user goes with the link's token; served here, by the
+# invitations it redeems, so the auth package does not reach into agencies' services.
+@router.post(
+    "/auth/set-password", status_code=204, tags=["auth"], responses=problem_responses(400, 422)
+)
+async def set_password(data: SetPassword, session: SessionDep, hashing: HashingDep) -> Response:
+    """Set your own password with a one-time link's token (an invitation); then log in."""
+    await invitations.set_password(session, data, hashing=hashing)
+    return Response(status_code=204, headers={"Cache-Control": "no-store"})
 
 
 # --- users ------------------------------------------------------------------------------

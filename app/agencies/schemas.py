@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import EmailStr, Field, StringConstraints, field_validator
 
 from app.agencies.models import AgencyStatus, AgencyType
-from app.core.principal import Role, Scope
+from app.authz.principal import Role, Scope
 from app.core.schemas import AgencyCountryCode, InputModel, OutputModel, text
 from app.core.types import Instant
 

@@ -17,13 +17,13 @@ from app.agencies.schemas import (
     UserUpdate,
 )
 from app.audit import service as audit
+from app.authz import rights
+from app.authz.principal import Principal, Role
 from app.core import patch
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.core.pagination import keyset_page
-from app.core.principal import Principal, Role
 from app.core.security import PasswordHashing, digest_secret, new_secret
 from app.core.types import utcnow
-from app.sharing import rights
 
 CLIENT_SECRET_PREFIX = "tws_"  # noqa: S105 - a prefix, not a secret
 

@@ -21,9 +21,10 @@ from app.alerts.schemas import (
     HiddenGroup,
     ItemRead,
 )
-from app.core.principal import Principal
+from app.authz import rules
+from app.authz.principal import Principal
 from app.events.models import EventType
-from app.sharing import membership, rules, visibility
+from app.sharing import membership, visibility
 from app.sharing import service as sharing
 from app.webhooks import outbox
 

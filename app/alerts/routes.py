@@ -24,12 +24,12 @@ from app.alerts.schemas import (
     AudiencePreviewRequest,
     WithdrawRequest,
 )
-from app.auth.deps import CurrentPrincipal
+from app.authz.deps import CurrentPrincipal
+from app.authz.principal import Principal
 from app.core.db import SessionDep
 from app.core.errors import problem_responses
 from app.core.idempotency import IdempotencyKey, idempotent
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from app.core.principal import Principal
 from app.core.schemas import CountryCode
 from app.core.types import Instant
 

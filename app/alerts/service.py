@@ -27,14 +27,15 @@ from app.alerts.schemas import (
     TraceRequestDetails,
 )
 from app.audit import service as audit
+from app.authz import rules
+from app.authz.principal import Principal
 from app.core import concurrency, patch
 from app.core.errors import Conflict, FieldError, InvalidInput
-from app.core.principal import Principal
 from app.core.types import utcnow
 from app.events import service as events
 from app.events.models import EventType
 from app.hits import service as hits
-from app.sharing import parties, rules
+from app.sharing import parties
 from app.sharing import service as sharing
 from app.traces import query as trace_query
 from app.traces import workflow as traces

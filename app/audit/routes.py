@@ -8,13 +8,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from app.audit import heads, service
-from app.auth.deps import CurrentPrincipal
+from app.authz import rights
+from app.authz.deps import CurrentPrincipal
 from app.core.db import SessionDep
 from app.core.errors import problem_responses
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.core.schemas import OutputModel
 from app.core.types import Instant
-from app.sharing import rights
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 

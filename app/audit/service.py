@@ -20,9 +20,9 @@ from app.audit import chain, heads
 from app.audit.chain import GENESIS, chain_hash
 from app.audit.heads import SignedHead
 from app.audit.models import AuditHead, AuditRecord
+from app.authz.principal import Principal
 from app.core.db import AFTER_COMMIT
 from app.core.logging import client_ip_var, request_id_var
-from app.core.principal import Principal
 from app.core.types import utcnow
 
 _PENDING = "tracewire.audit.pending"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.core.config import Settings
 from app.core.errors import AppError
@@ -41,8 +44,29 @@ class OAuthError(AppError):
 
 
 class ErrorAfterCommit(Exception):
-    """An error to answer only after committing what was done (the family revocation)."""
+    """A refusal whose records must outlive it: the failed login's audit record and
+    back-off count, or the revoked token family.
+
+    Services raise it; `kept_refusal` is the one place that commits and answers it.
+    """
 
     def __init__(self, error: AppError) -> None:
         super().__init__(str(error))
         self.error = error
+
+
+@asynccontextmanager
+async def kept_refusal(
+    session: AsyncSession, *, headers: Mapping[str, str] | None = None
+) -> AsyncIterator[None]:
+    """Turn an `ErrorAfterCommit` inside the block into its error, after committing.
+
+    The request's transaction rolls back on any error, so what the refusal recorded is
+    committed here first; `headers` are added to the error's answer.
+    """
+    try:
+        yield
+    except ErrorAfterCommit as exc:
+        await session.commit()
+        exc.error.headers.update(headers or {})
+        raise exc.error from None

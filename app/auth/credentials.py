@@ -10,7 +10,7 @@ from app.audit import service as audit
 from app.auth import principals
 from app.auth.context import AuthContext, ErrorAfterCommit, OAuthError
 from app.auth.throttle import count_failure, get_throttle, refuse_while_blocked
-from app.core.principal import Principal
+from app.authz.principal import Principal
 from app.core.security import digest_secret, new_secret, secrets_equal
 from app.core.types import utcnow
 

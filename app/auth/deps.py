@@ -1,4 +1,9 @@
-"""The `CurrentPrincipal` dependency: bearer token → live principal, or 401."""
+"""The auth package's `Authenticator`: bearer tokens and HTTP Basic clients → principals.
+
+Routes take `CurrentPrincipal` and `BasicOrBearerPrincipal` from `app.authz.deps`;
+`create_app` installs `TokenAuthenticator` there, so the domain packages below auth get
+live principals without importing it.
+"""
 
 from __future__ import annotations
 
@@ -8,29 +13,12 @@ from typing import Annotated
 from urllib.parse import unquote
 
 from fastapi import Depends, Request
-from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlowPassword, OAuthFlows
-from fastapi.security import OAuth2
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth import credentials, principals
-from app.auth.context import AuthContext, ErrorAfterCommit
-from app.core.db import SessionDep
+from app.auth.context import AuthContext, kept_refusal
+from app.authz.principal import Principal
 from app.core.errors import Unauthorized
-from app.core.principal import Principal
-from app.core.security import PasswordHashing
-from app.core.tokens import KeyRing
-
-TOKEN_URL = "/api/v1/auth/token"  # noqa: S105 - a path
-
-# Declares both grants in OpenAPI, so Swagger UI's Authorize button can use either.
-oauth2_scheme = OAuth2(
-    flows=OAuthFlows(
-        password=OAuthFlowPassword(tokenUrl=TOKEN_URL),
-        clientCredentials=OAuthFlowClientCredentials(tokenUrl=TOKEN_URL),
-    ),
-    scheme_name="OAuth2",
-    description="Bearer access tokens from `POST /api/v1/auth/token`.",
-    auto_error=False,
-)
 
 
 # Async on purpose: FastAPI runs a plain `def` dependency in its thread pool, a thread
@@ -40,30 +28,7 @@ async def get_auth_context(request: Request) -> AuthContext:
     return request.app.state.auth
 
 
-async def get_hashing(request: Request) -> PasswordHashing:
-    """The app's password hasher."""
-    return request.app.state.auth.hashing
-
-
 AuthContextDep = Annotated[AuthContext, Depends(get_auth_context)]
-HashingDep = Annotated[PasswordHashing, Depends(get_hashing)]
-
-
-async def get_principal(
-    session: SessionDep,
-    ctx: AuthContextDep,
-    authorization: Annotated[str | None, Depends(oauth2_scheme)],
-) -> Principal:
-    """The caller, from `Authorization: Bearer <token>`; 401 unless the token is perfect."""
-    if not authorization:
-        raise Unauthorized("Authentication required.")
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("Use `Authorization: Bearer <access token>`.")
-    return await principals.principal_from_token(session, ctx.keys, token.strip())
-
-
-CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
 def basic_credentials(header: str | None) -> tuple[str, str] | None:
@@ -80,38 +45,40 @@ def basic_credentials(header: str | None) -> tuple[str, str] | None:
     return (unquote(client_id), unquote(secret)) if sep else None
 
 
-async def get_basic_or_bearer_principal(
-    request: Request, session: SessionDep, ctx: AuthContextDep
-) -> Principal:
-    """The caller from a bearer token, or an API client's id and secret over HTTP Basic."""
-    header = request.headers.get("authorization")
-    scheme = (header or "").partition(" ")[0].lower()
-    if scheme == "basic":
-        creds = basic_credentials(header)
-        if creds is None or not creds[0] or not creds[1]:
-            raise Unauthorized("Malformed HTTP Basic credentials.")
-        try:
-            return await credentials.basic_client_principal(
-                session, ctx, client_id=creds[0], client_secret=creds[1]
+class TokenAuthenticator:
+    """Resolves credentials with the `AuthContext` on the app's state at each request.
+
+    Read per request, not kept: tests swap the context (its clock) on a running app.
+    """
+
+    async def bearer(
+        self, request: Request, session: AsyncSession, authorization: str | None
+    ) -> Principal:
+        """The caller, from `Authorization: Bearer <token>`; 401 unless the token is perfect."""
+        if not authorization:
+            raise Unauthorized("Authentication required.")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("Use `Authorization: Bearer <access token>`.")
+        ctx = await get_auth_context(request)
+        return await principals.principal_from_token(session, ctx.keys, token.strip())
+
+    async def basic_or_bearer(self, request: Request, session: AsyncSession) -> Principal:
+        """The caller from a bearer token, or an API client's id and secret over HTTP Basic."""
+        ctx = await get_auth_context(request)
+        header = request.headers.get("authorization")
+        scheme = (header or "").partition(" ")[0].lower()
+        if scheme == "basic":
+            creds = basic_credentials(header)
+            if creds is None or not creds[0] or not creds[1]:
+                raise Unauthorized("Malformed HTTP Basic credentials.")
+            # A failure's audit record and back-off count are kept, then it is refused.
+            async with kept_refusal(session):
+                return await credentials.basic_client_principal(
+                    session, ctx, client_id=creds[0], client_secret=creds[1]
+                )
+        if scheme == "bearer" and header and header.partition(" ")[2].strip():
+            return await principals.principal_from_token(
+                session, ctx.keys, header.partition(" ")[2].strip()
             )
-        except ErrorAfterCommit as exc:
-            # Keep the failure's audit record and back-off count, then refuse.
-            await session.commit()
-            raise exc.error from None
-    if scheme == "bearer" and header and header.partition(" ")[2].strip():
-        return await principals.principal_from_token(
-            session, ctx.keys, header.partition(" ")[2].strip()
-        )
-    raise Unauthorized("Use HTTP Basic with an API client's id and secret, or a bearer token.")
-
-
-BasicOrBearerPrincipal = Annotated[Principal, Depends(get_basic_or_bearer_principal)]
-
-
-__all__ = [
-    "AuthContextDep",
-    "BasicOrBearerPrincipal",
-    "CurrentPrincipal",
-    "HashingDep",
-    "KeyRing",
-]
+        raise Unauthorized("Use HTTP Basic with an API client's id and secret, or a bearer token.")

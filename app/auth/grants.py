@@ -14,7 +14,7 @@ from app.audit import service as audit
 from app.auth import credentials, principals
 from app.auth.context import AuthContext, ErrorAfterCommit, OAuthError
 from app.auth.models import AuthSession, RefreshToken, RevokedToken
-from app.core.principal import ROLE_SCOPES, Role
+from app.authz.principal import ROLE_SCOPES, Role
 from app.core.security import digest_secret, new_secret
 from app.core.tokens import InvalidToken
 from app.core.types import utcnow

@@ -9,8 +9,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.agencies.models import Agency, AgencyStatus, ApiClient, User
 from app.auth.models import AuthSession, RevokedToken
+from app.authz.principal import ROLE_SCOPES, Principal, Role, Scope
 from app.core.errors import Unauthorized
-from app.core.principal import ROLE_SCOPES, Principal, Role, Scope
 from app.core.tokens import InvalidToken, KeyRing
 
 

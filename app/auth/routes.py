@@ -8,13 +8,11 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from app.agencies import invitations
-from app.agencies.schemas import SetPassword
 from app.auth import grants
-from app.auth.context import ErrorAfterCommit, OAuthError
+from app.auth.context import OAuthError, kept_refusal
 from app.auth.deps import AuthContextDep, basic_credentials
 from app.core.db import SessionDep
-from app.core.errors import problem_responses, render_error
+from app.core.errors import problem_responses
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
@@ -47,7 +45,8 @@ async def issue_token(
 ) -> Response:
     """Issue tokens: `password` (users), `client_credentials` (API clients), `refresh_token`."""
     headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-    try:
+    # A refusal's records (failed login, revoked token family) are kept; it is not cached.
+    async with kept_refusal(session, headers=headers):
         if grant_type == "password":
             if not username or not password:
                 raise OAuthError("invalid_request", "username and password are required.")
@@ -64,11 +63,6 @@ async def issue_token(
             if not refresh_token:
                 raise OAuthError("invalid_request", "refresh_token is required.")
             grant = await grants.refresh_grant(session, ctx, refresh_token=refresh_token)
-    except ErrorAfterCommit as exc:
-        # The family revocation must be kept, so answer the error without raising.
-        response = render_error(exc.error, request.url.path)
-        response.headers.update(headers)
-        return response
     body = TokenResponse(
         access_token=grant.access_token,
         expires_in=grant.expires_in,
@@ -88,10 +82,3 @@ async def revoke_token(
     """Revoke a refresh or access token (RFC 7009); unknown tokens are not an error."""
     await grants.revoke(session, ctx, token=token)
     return {"status": "revoked"}
-
-
-@router.post("/set-password", status_code=204, responses=problem_responses(400, 422))
-async def set_password(data: SetPassword, session: SessionDep, ctx: AuthContextDep) -> Response:
-    """Set your own password with a one-time link's token (an invitation); then log in."""
-    await invitations.set_password(session, data, hashing=ctx.hashing)
-    return Response(status_code=204, headers={"Cache-Control": "no-store"})

@@ -13,16 +13,16 @@ from pydantic import ValidationError
 from app.agencies import service as agencies
 from app.agencies.schemas import ApiClientCreate, ApiClientRead, UserCreate, UserUpdate
 from app.audit import service as audit
+from app.authz import rights
+from app.authz.principal import Role, Scope
 from app.console import common, forms
 from app.console.deps import LiveDep, PostDep, render
 from app.core.db import SessionDep
 from app.core.errors import AppError, InvalidInput
 from app.core.jsonshape import JsonShapeError, load_bounded
 from app.core.pagination import MAX_LIMIT
-from app.core.principal import Role, Scope
 from app.sharing import groups as sharing_groups
 from app.sharing import policies as sharing_policies
-from app.sharing import rights
 from app.sharing.schemas import SharingGroupCreate, SharingPolicyBody
 
 router = APIRouter(prefix="/console/admin", include_in_schema=False)

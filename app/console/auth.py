@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from app.agencies import invitations
 from app.agencies.schemas import SetPassword
 from app.auth import credentials
-from app.auth.context import ErrorAfterCommit
+from app.auth.context import OAuthError, kept_refusal
 from app.auth.deps import AuthContextDep
 from app.console import forms, sessions
 from app.console.deps import PostDep, render
@@ -90,12 +90,12 @@ async def login(request: Request, session: SessionDep, ctx: AuthContextDep) -> R
             request, error="Enter your email address and password.", email=email, status_code=422
         )
     try:
-        user = await credentials.authenticate_password(
-            session, ctx, username=email, password=password, channel="console"
-        )
-    except ErrorAfterCommit as exc:
-        # Answered without raising, so the failure's audit record and back-off are kept.
-        throttled = exc.error.status == 429
+        async with kept_refusal(session):
+            user = await credentials.authenticate_password(
+                session, ctx, username=email, password=password, channel="console"
+            )
+    except OAuthError as exc:
+        throttled = exc.status == 429
         message = (
             "Too many failed logins for this account; wait a few minutes and try again."
             if throttled

@@ -8,9 +8,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.agencies import service as agencies
 from app.agencies.models import Agency
+from app.authz.principal import Principal
 from app.core.errors import AppError
 from app.core.pagination import MAX_LIMIT
-from app.core.principal import Principal
 from app.sharing import groups as sharing_groups
 from app.sharing.models import SharingGroup
 

@@ -10,11 +10,11 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from app.auth.deps import AuthContextDep
+from app.authz.principal import Role
 from app.console import sessions
 from app.console.charts import tlp_class
 from app.core.db import SessionDep
 from app.core.errors import Forbidden
-from app.core.principal import Role
 from app.core.security import secrets_equal
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")

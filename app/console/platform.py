@@ -14,12 +14,12 @@ from app.agencies import invitations
 from app.agencies import service as agencies
 from app.agencies.models import AgencyStatus, AgencyType
 from app.agencies.schemas import AgencyCreate, AgencyUpdate, InvitationCreate
+from app.authz.principal import Role
 from app.console import common, forms
 from app.console.deps import LiveDep, PostDep, render, require_role
 from app.core.db import SessionDep
 from app.core.errors import AppError, InvalidInput
 from app.core.pagination import MAX_LIMIT
-from app.core.principal import Role
 
 router = APIRouter(prefix="/console/platform", include_in_schema=False)
 

@@ -13,8 +13,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.agencies.models import Agency, User
 from app.auth import principals
 from app.auth.context import AuthContext
+from app.authz.principal import Principal
 from app.console.models import ConsoleSession
-from app.core.principal import Principal
 from app.core.security import digest_secret, new_secret
 
 COOKIE = "tw_console"

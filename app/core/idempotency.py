@@ -13,7 +13,7 @@ import hashlib
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import Header, Request
 from fastapi.encoders import jsonable_encoder
@@ -24,7 +24,6 @@ from sqlmodel import JSON, Column, Field, SQLModel, col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.core.errors import Conflict, InvalidInput
-from app.core.principal import Principal
 from app.core.types import UTCDateTime, utcnow
 
 KEY_HEADER = "Idempotency-Key"
@@ -35,6 +34,13 @@ IdempotencyKey = Annotated[
     str | None,
     Header(alias=KEY_HEADER, description="Repeat a POST safely: the first answer is replayed."),
 ]
+
+
+class Caller(Protocol):
+    """Whoever keyed the POST (a principal); core knows it only by its id."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
 
 
 class IdempotencyRecord(SQLModel, table=True):
@@ -53,7 +59,7 @@ class IdempotencyRecord(SQLModel, table=True):
 
 async def idempotent(
     session: AsyncSession,
-    principal: Principal,
+    principal: Caller,
     request: Request,
     key: str | None,
     *,

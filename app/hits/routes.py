@@ -8,13 +8,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.auth.deps import CurrentPrincipal
+from app.authz.deps import CurrentPrincipal
+from app.authz.principal import Principal
 from app.core import concurrency
 from app.core.concurrency import IfMatch
 from app.core.db import SessionDep
 from app.core.errors import problem_responses
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from app.core.principal import Principal
 from app.hits import service
 from app.hits.models import HitStatus
 from app.hits.schemas import HitPage, HitRead

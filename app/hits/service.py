@@ -16,17 +16,18 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.agencies.models import Agency
 from app.alerts.models import Alert, AlertItem, AlertStatus
 from app.audit import service as audit
+from app.authz import rules
+from app.authz.principal import Principal, Scope
 from app.core import concurrency
 from app.core.errors import Conflict, NotFound
 from app.core.pagination import keyset_page
-from app.core.principal import Principal, Scope
 from app.core.types import new_id, utcnow
 from app.events import service as events
 from app.events.models import EventType
 from app.hits.models import TIER_RANK, Hit, HitStatus, HitTier, PendingMatch
 from app.hits.schemas import HitCounterpart, HitRead
 from app.hits.serials import calibre_key
-from app.sharing import disclosure, parties, rules, visibility
+from app.sharing import disclosure, parties, visibility
 
 
 def tier_of(a: AlertItem, b: AlertItem) -> HitTier:

@@ -19,10 +19,10 @@ from app.alerts import read as alert_read
 from app.alerts.models import Alert, Tlp
 from app.alerts.schemas import AlertRead
 from app.audit import service as audit
+from app.authz import rules
+from app.authz.principal import Principal, Scope
 from app.core.errors import NotFound
-from app.core.principal import Principal, Scope
 from app.interop import service, stix
-from app.sharing import rules
 
 
 async def _bundle(session: AsyncSession, reads: Sequence[AlertRead]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from app.auth.deps import CurrentPrincipal
+from app.authz.deps import CurrentPrincipal
 from app.core.db import SessionDep
 from app.core.errors import problem_responses
 from app.interop import export

@@ -23,12 +23,13 @@ from app.alerts import read as alert_read
 from app.alerts import service as alerts
 from app.alerts.models import Alert, AlertItem, AlertKind, AlertStatus
 from app.audit import service as audit
+from app.authz import rights, rules
+from app.authz.principal import Principal, Scope
 from app.core.errors import AppError, FieldError, NotFound
-from app.core.principal import Principal, Scope
 from app.core.types import UTCDateTime, to_utc
 from app.interop import stix, stix_import
 from app.interop.models import TaxiiStatus
-from app.sharing import markings, rights, rules, visibility
+from app.sharing import markings, visibility
 
 
 class BadTaxiiRequest(AppError):

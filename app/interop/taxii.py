@@ -17,7 +17,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match as RouteMatch
 
-from app.auth.deps import BasicOrBearerPrincipal
+from app.authz.deps import BasicOrBearerPrincipal
 from app.core.db import SessionDep
 from app.core.types import Instant
 from app.interop import service, stix

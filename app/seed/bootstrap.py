@@ -10,9 +10,9 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.agencies.models import Agency, AgencyType, User
+from app.authz.principal import Role
 from app.core.config import Settings
 from app.core.db import Database
-from app.core.principal import Role
 from app.core.security import PasswordHashing
 from app.core.types import utcnow
 

@@ -3,7 +3,7 @@
 The operator (bootstrapped like `tracewire create-admin`) registers the agencies and
 invites each one's first administrator, who sets the demo password with the invitation;
 from then on each agency's own administrator manages its users and API client, as the
-separation of duties requires (`app/sharing/rights.py`).
+separation of duties requires (`app/authz/rights.py`).
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from app.agencies.schemas import (
     UserUpdate,
 )
 from app.auth import principals
+from app.authz.principal import Principal, Role, Scope
 from app.core.config import Settings
 from app.core.db import Database
-from app.core.principal import Principal, Role, Scope
 from app.core.security import PasswordHashing
 from app.seed import bootstrap
 from app.seed.demo_alerts import seed_alerts

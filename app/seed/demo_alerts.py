@@ -13,7 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.alerts import service as alerts
 from app.alerts.models import Alert
 from app.alerts.schemas import AlertCreate
-from app.core.principal import Principal
+from app.authz.principal import Principal
 from app.sharing import groups as sharing_groups
 from app.sharing.models import SharingGroup
 from app.sharing.schemas import SharingGroupCreate

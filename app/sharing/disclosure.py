@@ -23,8 +23,8 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
 from app.alerts.models import Alert, Audience, Tlp
+from app.authz.principal import Principal, Role
 from app.core.errors import Forbidden
-from app.core.principal import Principal, Role
 from app.hits.models import Hit, HitTier
 from app.sharing import visibility
 

@@ -10,12 +10,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.agencies.models import Agency
 from app.audit import service as audit
+from app.authz import rights
+from app.authz.principal import Principal
 from app.core import concurrency, patch
 from app.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.core.pagination import keyset_page
-from app.core.principal import Principal
 from app.core.types import utcnow
-from app.sharing import membership, rights
+from app.sharing import membership
 from app.sharing import service as sharing
 from app.sharing.models import SharingGroup, SharingGroupMember
 from app.sharing.schemas import SharingGroupCreate, SharingGroupRead, SharingGroupUpdate

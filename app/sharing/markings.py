@@ -18,8 +18,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.alerts.models import TLP_ORDER, AlertKind, Tlp
 from app.alerts.schemas import Handling
+from app.authz.principal import Principal
 from app.core.errors import FieldError, InvalidInput
-from app.core.principal import Principal
 from app.sharing import service as sharing
 
 # The official FIRST TLP 2.0 marking definitions (OASIS cti-stix-common-objects).

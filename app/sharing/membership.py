@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.core.principal import Principal
+from app.authz.principal import Principal
 from app.sharing.models import SharingGroup, SharingGroupMember
 
 

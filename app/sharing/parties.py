@@ -13,8 +13,8 @@ from typing import Literal
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
+from app.authz.principal import Principal, Scope
 from app.core.errors import Forbidden, NotFound
-from app.core.principal import Principal, Scope
 from app.hits.models import Hit
 from app.traces.models import TraceRequest
 

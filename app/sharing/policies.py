@@ -8,10 +8,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.agencies.models import Agency
 from app.audit import service as audit
+from app.authz import rights
+from app.authz.principal import Principal
 from app.core import concurrency
 from app.core.errors import NotFound
-from app.core.principal import Principal
-from app.sharing import rights
 from app.sharing import service as sharing
 from app.sharing.models import SharingPolicy
 from app.sharing.schemas import SharingPolicyBody, SharingPolicyRead

@@ -24,7 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.agencies.models import Agency, AgencyStatus, ApiClient, User
 from app.alerts.models import Alert, AlertStatus, Tlp
-from app.core.principal import ROLE_SCOPES, Principal, Role, Scope
+from app.authz.principal import ROLE_SCOPES, Principal, Role, Scope
 from app.sharing import membership, visibility
 from app.sharing import service as sharing
 from app.sharing.visibility import AlertFacts

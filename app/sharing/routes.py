@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from app.auth.deps import CurrentPrincipal
+from app.authz.deps import CurrentPrincipal
 from app.core import concurrency
 from app.core.concurrency import IfMatch
 from app.core.db import SessionDep

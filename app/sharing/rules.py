@@ -1,4 +1,7 @@
-"""Write-time sharing rules: TLP limits on the audience, policy ceilings, alert write rights."""
+"""Write-time sharing rules: TLP limits on the audience, policy ceilings.
+
+Who may read, post or change alerts at all is `app.authz.rules`.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +9,8 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from app.alerts.models import AUDIENCE_ORDER, TLP_ORDER, Alert, AlertKind, Audience, Tlp
-from app.core.errors import FieldError, Forbidden, InvalidInput
-from app.core.principal import Principal, Scope
+from app.alerts.models import AUDIENCE_ORDER, TLP_ORDER, AlertKind, Audience, Tlp
+from app.core.errors import FieldError, InvalidInput
 
 
 class SharingRuleViolation(InvalidInput):
@@ -110,32 +112,6 @@ def check_ceiling(
                 f"{field}.audience",
                 f"your agency's policy keeps {kind.value} alerts to the addressee",
             )
-
-
-def require_alert_reader(principal: Principal) -> None:
-    """Reading alerts needs `alerts:read` (every user role has it)."""
-    if not principal.has_scope(Scope.alerts_read):
-        raise Forbidden("This needs the `alerts:read` scope.")
-
-
-def require_alert_author(principal: Principal) -> None:
-    """Posting alerts needs `alerts:write` (focal points and above, or such a client)."""
-    if not principal.has_scope(Scope.alerts_write):
-        raise Forbidden("Posting alerts needs the focal_point role or the `alerts:write` scope.")
-
-
-def can_edit(alert: Alert, principal: Principal) -> bool:
-    """Whether the principal may change a (visible) alert: an author of its originator."""
-    return (
-        principal.has_scope(Scope.alerts_write)
-        and alert.originator_agency_id == principal.agency_id
-    )
-
-
-def require_alert_editor(alert: Alert, principal: Principal) -> None:
-    """Refuse (403) a change to a visible alert by anyone but its originator's authors."""
-    if not can_edit(alert, principal):
-        raise Forbidden("Only focal points of the originating agency may change this alert.")
 
 
 def duplicates(values: Iterable[uuid.UUID]) -> list[uuid.UUID]:

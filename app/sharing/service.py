@@ -25,9 +25,10 @@ from app.alerts.models import (
     Tlp,
 )
 from app.alerts.schemas import Handling
+from app.authz import rights
+from app.authz.principal import Principal
 from app.core.errors import InvalidInput
-from app.core.principal import Principal
-from app.sharing import membership, rights, rules
+from app.sharing import membership, rules
 from app.sharing.models import SharingGroup, SharingPolicy
 from app.sharing.schemas import KindPolicy, SharingPolicyBody
 from app.sharing.visibility import AlertFacts, Grant, grants

@@ -34,7 +34,7 @@ from app.alerts.models import (
     Audience,
     Tlp,
 )
-from app.core.principal import Principal, Scope
+from app.authz.principal import Principal, Scope
 from app.core.types import utcnow
 from app.sharing.models import SharingGroup, SharingGroupMember
 

@@ -16,8 +16,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.agencies.models import Agency, AgencyStatus
 from app.alerts import query as alert_query
 from app.alerts import service as alerts
+from app.authz.principal import Principal
 from app.core.errors import InvalidInput
-from app.core.principal import Principal
 from app.core.types import utcnow
 from app.sharing import parties
 from app.sharing import service as sharing

@@ -11,14 +11,15 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.alerts.models import Alert
+from app.authz import rules
+from app.authz.principal import Principal
 from app.core import concurrency
 from app.core.errors import NotFound
 from app.core.pagination import decode_cursor, encode_cursor
-from app.core.principal import Principal
 from app.core.types import utcnow
 from app.events import service as events
 from app.events.models import EventType
-from app.sharing import parties, rules, visibility
+from app.sharing import parties, visibility
 from app.traces.models import OPEN_STATES, TraceRequest, TraceState
 
 

@@ -6,7 +6,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.alerts.models import Alert
-from app.core.principal import Principal
+from app.authz.principal import Principal
 from app.sharing import parties, visibility
 from app.traces.models import TraceMessage, TraceRequest, TraceResponse, TraceTransition
 from app.traces.query import is_overdue

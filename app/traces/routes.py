@@ -10,12 +10,12 @@ from fastapi.responses import JSONResponse
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.alerts import service as alerts
-from app.auth.deps import CurrentPrincipal
+from app.authz.deps import CurrentPrincipal
+from app.authz.principal import Principal
 from app.core.db import SessionDep
 from app.core.errors import problem_responses
 from app.core.idempotency import IdempotencyKey, idempotent
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from app.core.principal import Principal
 from app.traces import forward, query, read, workflow
 from app.traces.models import TraceState
 from app.traces.schemas import (

@@ -16,10 +16,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.alerts.models import Alert
 from app.audit import service as audit
+from app.authz.principal import Principal
 from app.core import concurrency
 from app.core.config import get_settings
 from app.core.errors import Conflict, InvalidInput
-from app.core.principal import Principal
 from app.core.types import parse_utc, utcnow
 from app.events import service as events
 from app.events.models import EventType

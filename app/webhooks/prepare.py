@@ -22,7 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.agencies.models import Agency, AgencyStatus
 from app.alerts.models import Alert
-from app.core.principal import Principal
+from app.authz.principal import Principal
 from app.events.models import EventType
 from app.hits import service as hits
 from app.sharing import render

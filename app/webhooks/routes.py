@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from app.auth.deps import CurrentPrincipal
+from app.authz.deps import CurrentPrincipal
 from app.core import concurrency
 from app.core.concurrency import IfMatch
 from app.core.db import SessionDep

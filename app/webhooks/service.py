@@ -11,15 +11,16 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit import service as audit
+from app.authz import rights
+from app.authz.principal import Principal
 from app.core import concurrency, patch
 from app.core.config import Settings
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.core.pagination import keyset_page
-from app.core.principal import Principal
 from app.core.types import utcnow
 from app.events import service as events
 from app.events.models import EventType
-from app.sharing import render, rights
+from app.sharing import render
 from app.webhooks import outbox, prepare, ssrf
 from app.webhooks.models import Delivery, DeliveryStatus, Subscription, SubscriptionStatus
 from app.webhooks.schemas import SubscriptionCreate, SubscriptionUpdate

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import pytest
 
 from app.agencies.models import Agency, ApiClient, User
+from app.authz.principal import Role
 from app.core.db import Database
-from app.core.principal import Role
 from tests.conftest import random_email
 from tests.factories import (
     PASSWORD,

@@ -8,7 +8,7 @@ import pytest
 from sqlmodel import select
 
 from app.agencies.models import ApiClient, User
-from app.core.principal import Role
+from app.authz.principal import Role
 from tests.factories import (
     PASSWORD,
     bearer,

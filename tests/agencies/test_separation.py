@@ -18,8 +18,8 @@ import pytest
 from sqlmodel import col, select
 
 from app.agencies.models import Agency, ApiClient, SetPasswordToken, User
+from app.authz.principal import Role
 from app.core.db import Database
-from app.core.principal import Role
 from app.core.types import utcnow
 from app.sharing.models import SharingGroupMember, SharingPolicy
 from tests.conftest import random_email

@@ -39,7 +39,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from app.core.principal import Role
+from app.authz.principal import Role
 from tests.factories import (
     bearer,
     client_login,

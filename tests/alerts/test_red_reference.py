@@ -9,7 +9,7 @@ import pytest
 import stix2
 
 import app.interop.stix2_registration  # noqa: F401 - registers seized-item and the extension
-from app.core.principal import Role
+from app.authz.principal import Role
 from app.interop import stix
 from tests.factories import (
     Actor,

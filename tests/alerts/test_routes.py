@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from app.core.principal import Role
+from app.authz.principal import Role
 from tests.factories import Actor, make_actor, make_agency, post_alert, seizure_body
 
 

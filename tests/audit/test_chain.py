@@ -14,8 +14,8 @@ from sqlmodel import col, select
 from app.audit import chain, heads
 from app.audit import service as audit
 from app.audit.models import AuditRecord
+from app.authz.principal import Role
 from app.core.db import Database
-from app.core.principal import Role
 from app.core.types import utcnow
 from app.worker import Worker, schedules
 from tests.conftest import TEST_AUDIT_SIGNING_KEY

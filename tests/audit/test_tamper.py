@@ -20,7 +20,7 @@ from app.audit import service as audit
 from app.audit.chain import GENESIS, chain_hash
 from app.audit.heads import SignedHead
 from app.audit.models import AuditRecord
-from app.core.principal import Role
+from app.authz.principal import Role
 from tests.factories import make_actor, make_agency, post_alert, seizure_body
 
 

@@ -11,8 +11,8 @@ from sqlmodel import col, select
 from app.audit import heads
 from app.audit import service as audit
 from app.audit.models import AuditRecord
+from app.authz.principal import Role
 from app.core.db import Database
-from app.core.principal import Role
 from tests.factories import PASSWORD, make_actor, make_agency, post_alert, seizure_body
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from jose import jwt
 
-from app.core.principal import Role
+from app.authz.principal import Role
 from tests.console.helpers import console_login
 from tests.factories import (
     bearer,

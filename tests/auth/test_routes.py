@@ -13,8 +13,8 @@ from sqlmodel import select
 
 from app.agencies.models import User
 from app.auth.models import AuthSession, RefreshToken
+from app.authz.principal import Role
 from app.core.config import Settings
-from app.core.principal import Role
 from app.core.tokens import KeyRing
 from app.core.types import utcnow
 from tests.factories import (

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from app.core.principal import Role
+from app.authz.principal import Role
 from tests import live
 from tests.factories import PASSWORD, make_agency, make_user
 

@@ -15,9 +15,9 @@ from sqlmodel import col, func, select
 
 from app.agencies.models import Agency
 from app.alerts.models import Alert
+from app.authz.principal import Role
 from app.console.models import ConsoleSession
 from app.core.hardening import API_CSP, CONSOLE_CSP
-from app.core.principal import Role
 from app.core.types import utcnow
 from tests.console.helpers import console_login, csrf_of, login_page, seizure_form
 from tests.factories import bearer, make_agency, make_user, password_login

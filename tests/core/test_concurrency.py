@@ -20,7 +20,7 @@ import pytest
 from sqlmodel import col, select
 
 from app.audit.models import AuditRecord
-from app.core.principal import Role
+from app.authz.principal import Role
 from app.events.models import Event
 from app.traces.models import TraceRequest
 from tests import live

@@ -15,7 +15,7 @@ import pytest
 from sqlmodel import func, select
 
 from app.alerts.models import Alert
-from app.core.principal import Role
+from app.authz.principal import Role
 from app.interop.taxii_http import TAXII_MEDIA_TYPE
 from app.sharing.models import SharingPolicy
 from tests.factories import make_actor, make_agency, post_alert, seizure_body, trace_body

@@ -10,7 +10,7 @@ import pytest
 from sqlmodel import func, select
 
 from app.agencies.models import Agency
-from app.core.principal import Role
+from app.authz.principal import Role
 from tests.core.failing_serve import add_failing_routes
 from tests.factories import bearer, make_agency, make_user, password_login
 from tests.live import serve

@@ -24,6 +24,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from app.agencies.models import Agency
 from app.audit.models import AuditRecord
+from app.authz.principal import Role
 from app.core.docs import install_docs
 from app.core.errors import UnexpectedErrorMiddleware, install_error_handlers
 from app.core.hardening import (
@@ -37,7 +38,6 @@ from app.core.hardening import (
     install_hardening,
 )
 from app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
-from app.core.principal import Role
 from tests.factories import bearer, make_agency, make_user, password_login
 
 PROBLEM = "application/problem+json"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.core.principal import Role
+from app.authz.principal import Role
 from tests.factories import make_actor, make_agency, post_alert, seizure_body
 
 HOSTILE = [

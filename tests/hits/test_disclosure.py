@@ -12,7 +12,7 @@ from sqlmodel import col, select
 
 from app.alerts.models import Alert
 from app.audit.models import AuditRecord
-from app.core.principal import Role
+from app.authz.principal import Role
 from app.core.types import utcnow
 from app.events.models import Event
 from app.hits import service as hits

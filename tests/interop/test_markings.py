@@ -7,7 +7,7 @@ import copy
 import pytest
 import stix2
 
-from app.core.principal import Role
+from app.authz.principal import Role
 from app.interop.taxii import TAXII_MEDIA_TYPE
 from app.sharing.markings import TLP2_MARKING_IDS
 from tests.factories import make_actor, make_agency

@@ -14,7 +14,7 @@ from sqlmodel import select
 
 import app.interop.stix2_registration  # noqa: F401 - registers seized-item and the extension
 from app.audit.models import AuditRecord
-from app.core.principal import Role
+from app.authz.principal import Role
 from app.interop import stix
 from tests.conftest import TEST_JWT_SECRET
 from tests.factories import make_actor, make_agency, post_alert, seizure_body, trace_body

@@ -9,7 +9,7 @@ from sqlmodel import select
 
 from app.audit import service as audit
 from app.audit.models import AuditRecord
-from app.core.principal import Role
+from app.authz.principal import Role
 from app.interop.taxii import TAXII_MEDIA_TYPE
 from tests.factories import (
     make_actor,

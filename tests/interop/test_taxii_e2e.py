@@ -12,7 +12,7 @@ from stix2 import Filter, TAXIICollectionSource
 from taxii2client.v21 import Server, as_pages
 
 import app.interop.stix2_registration  # noqa: F401 - registers seized-item and the extension
-from app.core.principal import Role
+from app.authz.principal import Role
 from app.interop import stix
 from tests.factories import PASSWORD, make_agency, make_client, make_user, seizure_body
 from tests.interop.helpers import procurement_body, pushed_report, validate

@@ -10,7 +10,7 @@ import pytest
 from app.agencies.models import ApiClient, User
 from app.alerts.models import Alert
 from app.audit.models import AuditRecord
-from app.core.principal import Scope
+from app.authz.principal import Scope
 from app.sharing.render import (
     Form,
     delivery_form,

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from app.core.principal import Role
+from app.authz.principal import Role
 from app.core.types import utcnow
 from tests.factories import Actor, make_actor, make_agency, post_alert, seizure_body
 

@@ -9,7 +9,7 @@ from sqlmodel import select
 
 from app.agencies.models import Agency
 from app.audit.models import AuditRecord
-from app.core.principal import Role
+from app.authz.principal import Role
 from app.events.models import Event
 from tests.factories import make_actor, make_agency, post_alert, trace_body
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from app.core.principal import Role
+from app.authz.principal import Role
 from app.core.types import utcnow
 from app.traces import query as traces
 from tests.factories import make_actor, make_agency, post_alert, trace_body

@@ -9,7 +9,7 @@ import pytest
 from sqlmodel import select
 from standardwebhooks import Webhook
 
-from app.core.principal import Role
+from app.authz.principal import Role
 from app.webhooks.delivery.worker import DeliveryWorker
 from app.webhooks.models import Delivery
 from tests.factories import make_actor, make_agency, post_alert, seizure_body

@@ -16,8 +16,8 @@ import time
 import pytest
 from sqlmodel import select
 
+from app.authz.principal import Role
 from app.core.db import Database
-from app.core.principal import Role
 from app.webhooks.delivery.worker import DeliveryWorker
 from app.webhooks.models import Delivery
 from app.webhooks.signing import message_id

@@ -6,9 +6,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlmodel import select
 
+from app.authz.principal import Role
 from app.core import migrate
 from app.core.db import create_engine
-from app.core.principal import Role
 from app.webhooks.models import Delivery, DeliveryAttempt, Subscription
 from tests.conftest import settings_for
 from tests.factories import make_actor, make_agency, post_alert, seizure_body

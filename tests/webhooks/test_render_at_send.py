@@ -20,7 +20,7 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from app.agencies.models import ApiClient
-from app.core.principal import Role
+from app.authz.principal import Role
 from app.core.types import utcnow
 from app.webhooks.delivery.worker import DeliveryWorker
 from app.webhooks.models import Delivery, DeliveryAttempt

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from standardwebhooks import Webhook
 
-from app.core.principal import Role
+from app.authz.principal import Role
 from tests import live
 from tests.factories import PASSWORD, make_agency, make_user, seizure_body
 from tests.secrets_seen import remember

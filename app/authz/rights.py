@@ -15,8 +15,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from app.authz.principal import Principal, Role, Scope
 from app.core.errors import Forbidden, NotFound
-from app.core.principal import Principal, Role, Scope
 
 
 def require_platform_admin(principal: Principal) -> None:
