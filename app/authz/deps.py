@@ -89,8 +89,10 @@ def RequireScope(scope: Scope) -> Any:
     security requirement then names the scope, not only the OAuth2 scheme.
     """
 
+    # A default, not `Annotated`: this module's annotations are strings, and `scope` is
+    # a closure variable they could not name.
     async def require(
-        principal: Annotated[Principal, Security(get_principal, scopes=[scope.value])],
+        principal: Principal = Security(get_principal, scopes=[scope.value]),
     ) -> Principal:
         if not principal.has_scope(scope):
             raise Forbidden(f"This needs the `{scope.value}` scope.")
