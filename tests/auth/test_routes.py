@@ -83,6 +83,7 @@ async def test_bad_login_gives_one_answer_whether_or_not_account_exists(
     assert answer.headers["content-type"] == "application/problem+json"
     assert answer.json()["error"] == "invalid_grant"
     assert answer.json()["detail"] == "Invalid username or password."
+    assert answer.headers["cache-control"] == "no-store"
 
 
 async def test_unsupported_grant_is_a_validation_problem(client):
@@ -144,6 +145,7 @@ async def test_refresh_rotates_and_reuse_revokes_the_family(client, db, hashing)
     )
     assert replay.status_code == 400
     assert replay.json()["error"] == "invalid_grant"
+    assert replay.headers["cache-control"] == "no-store"  # a refusal kept, then answered
     async with db.session() as session:
         login = (await session.exec(select(AuthSession))).one()
     assert login.revoked_reason == "refresh_token_reuse"
