@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
 
-from app.alerts.models import AUDIENCE_ORDER, TLP_ORDER, Alert, AlertKind, Audience, Tlp
 from app.core.errors import FieldError, Forbidden, InvalidInput
 from app.core.principal import Principal, Scope
+from app.sharing.handling import (
+    AUDIENCE_ORDER,
+    TLP_ORDER,
+    AlertKind,
+    Audience,
+    HandledRecord,
+    Handling,
+    Tlp,
+)
 
 
 class SharingRuleViolation(InvalidInput):
@@ -24,17 +31,7 @@ class SharingRuleViolation(InvalidInput):
         )
 
 
-@dataclass(frozen=True)
-class HandlingFacts:
-    """The parts of a handling block the rules look at."""
-
-    tlp: Tlp
-    audience: Audience
-    recipient_agencies: tuple[uuid.UUID, ...]
-    recipient_groups: tuple[uuid.UUID, ...]
-
-
-def check_tlp_rules(h: HandlingFacts, *, kind: AlertKind, field: str = "body.handling") -> None:
+def check_tlp_rules(h: Handling, *, kind: AlertKind, field: str = "body.handling") -> None:
     """DESIGN §4: community needs clear/green; red goes to named agencies only."""
     has_recipients = bool(h.recipient_agencies or h.recipient_groups)
     if h.audience is Audience.community and h.tlp not in (Tlp.clear, Tlp.green):
@@ -68,7 +65,7 @@ def check_tlp_rules(h: HandlingFacts, *, kind: AlertKind, field: str = "body.han
 
 
 def check_ceiling(
-    h: HandlingFacts,
+    h: Handling,
     ceiling: dict[str, object] | None,
     *,
     kind: AlertKind,
@@ -124,7 +121,7 @@ def require_alert_author(principal: Principal) -> None:
         raise Forbidden("Posting alerts needs the focal_point role or the `alerts:write` scope.")
 
 
-def can_edit(alert: Alert, principal: Principal) -> bool:
+def can_edit(alert: HandledRecord, principal: Principal) -> bool:
     """Whether the principal may change a (visible) alert: an author of its originator."""
     return (
         principal.has_scope(Scope.alerts_write)
@@ -132,7 +129,7 @@ def can_edit(alert: Alert, principal: Principal) -> bool:
     )
 
 
-def require_alert_editor(alert: Alert, principal: Principal) -> None:
+def require_alert_editor(alert: HandledRecord, principal: Principal) -> None:
     """Refuse (403) a change to a visible alert by anyone but its originator's authors."""
     if not can_edit(alert, principal):
         raise Forbidden("Only focal points of the originating agency may change this alert.")

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.alerts import visible
 from app.alerts.models import Alert
 from app.core import concurrency
 from app.core.errors import NotFound
@@ -18,7 +19,8 @@ from app.core.principal import Principal
 from app.core.types import utcnow
 from app.events import service as events
 from app.events.models import EventType
-from app.sharing import parties, rules, visibility
+from app.sharing import rules
+from app.traces import parties
 from app.traces.models import OPEN_STATES, TraceRequest, TraceState
 
 
@@ -41,7 +43,7 @@ async def get_trace(
         .join(Alert, col(Alert.id) == col(TraceRequest.alert_id))
         .where(
             TraceRequest.alert_id == alert_id,
-            visibility.visible_filter(principal.agency_id, dialect=dialect),
+            visible.visible_filter(principal.agency_id, dialect=dialect),
             parties.trace_party_filter(principal.agency_id),
         )
     )
@@ -98,7 +100,7 @@ async def list_traces(
         select(TraceRequest, Alert)
         .join(Alert, col(Alert.id) == col(TraceRequest.alert_id))
         .where(
-            visibility.visible_filter(principal.agency_id, dialect=dialect),
+            visible.visible_filter(principal.agency_id, dialect=dialect),
             parties.trace_party_filter(principal.agency_id),
         )
     )
