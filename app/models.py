@@ -3,13 +3,7 @@
 from sqlmodel import SQLModel
 
 from app.agencies.models import Agency, ApiClient, SetPasswordToken, User
-from app.alerts.models import (
-    Alert,
-    AlertItem,
-    AlertRecipientAgency,
-    AlertRecipientGroup,
-    AlertTag,
-)
+from app.alerts.models import Alert, AlertItem, AlertTag
 from app.audit.models import AuditHead, AuditRecord
 from app.auth.models import AuthSession, LoginThrottle, RefreshToken, RevokedToken
 from app.console.models import ConsoleSession
@@ -17,7 +11,13 @@ from app.core.idempotency import IdempotencyRecord
 from app.events.models import Event
 from app.hits.models import Hit, PendingMatch
 from app.interop.models import TaxiiStatus
-from app.sharing.models import SharingGroup, SharingGroupMember, SharingPolicy
+from app.sharing.models import (
+    AlertRecipientAgency,
+    AlertRecipientGroup,
+    SharingGroup,
+    SharingGroupMember,
+    SharingPolicy,
+)
 from app.traces.models import TraceMessage, TraceRequest, TraceResponse, TraceTransition
 from app.webhooks.models import Delivery, DeliveryAttempt, Subscription
 

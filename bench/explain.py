@@ -19,9 +19,9 @@ import uuid
 import asyncpg
 from sqlalchemy.dialects import postgresql
 
-from app.alerts.models import AlertKind
 from app.alerts.query import AlertFilters, list_query
 from app.authz.principal import ROLE_SCOPES, Principal, Role
+from app.sharing.handling import AlertKind
 
 
 def _principal(agency_id: uuid.UUID) -> Principal:

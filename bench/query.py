@@ -23,8 +23,8 @@ from pathlib import Path
 import asyncpg
 
 from app.agencies.models import Agency
-from app.alerts.models import AlertKind
 from app.alerts.query import AlertFilters
+from app.sharing.handling import AlertKind
 from bench.explain import sql_of
 from bench.harness import (
     DEFAULT_PG,

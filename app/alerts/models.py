@@ -1,50 +1,16 @@
-"""Tables: alerts, their items, tags and addressees."""
+"""Tables: alerts, their items and tags (whom an alert names: app/sharing/models.py)."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import JSON, Column, Field, SQLModel
 
 from app.core.types import UTCDateTime, UuidList, empty_dict, empty_list, new_id, utcnow
-
-
-class AlertKind(StrEnum):
-    seized_weapon = "seized_weapon"
-    trace_request = "trace_request"
-    suspicious_procurement = "suspicious_procurement"
-
-
-class AlertStatus(StrEnum):
-    draft = "draft"
-    published = "published"
-    withdrawn = "withdrawn"
-
-
-class Tlp(StrEnum):
-    """FIRST TLP 2.0, from the widest audience to the narrowest."""
-
-    clear = "clear"
-    green = "green"
-    amber = "amber"
-    amber_strict = "amber+strict"
-    red = "red"
-
-
-class Audience(StrEnum):
-    """Who an alert is addressed to, from the narrowest to the widest."""
-
-    originator = "originator"
-    recipients = "recipients"
-    community = "community"
-
-
-TLP_ORDER = {tlp: rank for rank, tlp in enumerate(Tlp)}  # 0 = widest (clear)
-AUDIENCE_ORDER = {aud: rank for rank, aud in enumerate(Audience)}  # 2 = widest (community)
+from app.sharing.handling import AlertStatus
 
 
 class Alert(SQLModel, table=True):
@@ -142,25 +108,3 @@ class AlertTag(SQLModel, table=True):
 
     alert_id: uuid.UUID = Field(foreign_key="alert.id", primary_key=True, ondelete="CASCADE")
     tag: str = Field(primary_key=True, max_length=60, index=True)
-
-
-class AlertRecipientAgency(SQLModel, table=True):
-    """An agency named in an alert's `recipient_agencies`."""
-
-    __tablename__ = "alert_recipient_agency"
-
-    alert_id: uuid.UUID = Field(foreign_key="alert.id", primary_key=True, ondelete="CASCADE")
-    agency_id: uuid.UUID = Field(
-        foreign_key="agency.id", primary_key=True, index=True, ondelete="RESTRICT"
-    )
-
-
-class AlertRecipientGroup(SQLModel, table=True):
-    """A sharing group named in an alert's `recipient_groups`."""
-
-    __tablename__ = "alert_recipient_group"
-
-    alert_id: uuid.UUID = Field(foreign_key="alert.id", primary_key=True, ondelete="CASCADE")
-    group_id: uuid.UUID = Field(
-        foreign_key="sharing_group.id", primary_key=True, index=True, ondelete="RESTRICT"
-    )

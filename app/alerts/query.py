@@ -12,8 +12,8 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-from app.alerts import search
-from app.alerts.models import Alert, AlertItem, AlertKind, AlertStatus, AlertTag
+from app.alerts import search, visible
+from app.alerts.models import Alert, AlertItem, AlertTag
 from app.audit import service as audit
 from app.authz import rules
 from app.authz.principal import Principal
@@ -21,7 +21,7 @@ from app.core import concurrency
 from app.core.errors import InvalidInput, NotFound
 from app.core.pagination import decode_cursor, encode_cursor
 from app.hits.serials import serial_key
-from app.sharing import visibility
+from app.sharing.handling import AlertKind, AlertStatus
 
 
 async def get_visible_alert(
@@ -34,7 +34,7 @@ async def get_visible_alert(
     """
     rules.require_alert_reader(principal)
     dialect = session.bind.dialect.name
-    query = visibility.visible_alerts(principal, dialect=dialect).where(Alert.id == alert_id)
+    query = visible.visible_alerts(principal, dialect=dialect).where(Alert.id == alert_id)
     if for_change:
         query = concurrency.for_change(query, Alert)
     alert = (await session.exec(query)).first()
@@ -76,7 +76,7 @@ def list_query(
     cursor: str | None = None,
 ) -> SelectOfScalar[Alert]:
     """The list query (one page plus one row), built on the sharing rule's filter."""
-    query = visibility.visible_alerts(principal, dialect=dialect)
+    query = visible.visible_alerts(principal, dialect=dialect)
     f = filters
     # Identity filters: a tombstone shows kind, status, originator and times.
     if f.kind:
@@ -109,7 +109,7 @@ def list_query(
         content.append(col(Alert.occurred_at) < f.occurred_until)
     if content:
         query = query.where(
-            visibility.content_filter(principal.agency_id, principal=principal), *content
+            visible.content_filter(principal.agency_id, principal=principal), *content
         )
     if f.updated_since:
         query = query.where(col(Alert.updated_at) >= f.updated_since)

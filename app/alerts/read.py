@@ -9,7 +9,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.alerts import children
 from app.alerts import query as alert_query
-from app.alerts.models import Alert, AlertKind, AlertStatus
+from app.alerts.models import Alert
 from app.alerts.schemas import (
     AccessRead,
     AccessReason,
@@ -26,6 +26,7 @@ from app.authz.principal import Principal
 from app.events.models import EventType
 from app.sharing import membership, visibility
 from app.sharing import service as sharing
+from app.sharing.handling import AlertFacts, AlertKind
 from app.webhooks import outbox
 
 
@@ -121,15 +122,8 @@ async def preview_audience(
     handling = await sharing.resolve_handling(
         session, principal, data.handling, kind=data.kind, addressed_to=addressed_to
     )
-    facts = visibility.AlertFacts(
-        originator=principal.agency_id,
-        status=AlertStatus.published.value,
-        kind=data.kind.value,
-        audience=handling.audience.value,
-        addressed_to=addressed_to,
-        recipient_agencies=frozenset(handling.recipient_agencies),
-        recipient_groups=frozenset(handling.recipient_groups),
-        embargo_until=handling.embargo_until,
+    facts = AlertFacts.published(
+        handling, originator=principal.agency_id, kind=data.kind, addressed_to=addressed_to
     )
     hidden = await membership.hidden_member_counts(session, principal, handling.recipient_groups)
     draft = Alert(kind=data.kind.value, country=data.country or "", tlp=handling.tlp.value)

@@ -13,7 +13,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.alerts import query as alert_query
 from app.alerts import read as alert_read
 from app.alerts import service
-from app.alerts.models import AlertKind, AlertStatus, Tlp
 from app.alerts.schemas import (
     AccessRead,
     AlertCreate,
@@ -32,6 +31,7 @@ from app.core.idempotency import IdempotencyKey, idempotent
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.core.schemas import CountryCode
 from app.core.types import Instant
+from app.sharing.handling import AlertKind, AlertStatus, Tlp
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 

@@ -8,9 +8,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from app.alerts.models import AlertKind, AlertStatus, Audience, Tlp
 from app.core.schemas import CountryCode, InputModel, OutputModel, text
 from app.core.types import Instant
+from app.sharing.handling import AlertKind, AlertStatus, Audience, Handling, Tlp
 
 ShortText = text(100)
 Text200 = text(200)
@@ -104,17 +104,6 @@ class Location(InputModel):
         if (self.lat is None) != (self.lon is None):
             raise ValueError("give both lat and lon, or neither")
         return self
-
-
-class Handling(InputModel):
-    """Who may see the alert (DESIGN §4)."""
-
-    tlp: Tlp
-    audience: Audience
-    recipient_agencies: list[uuid.UUID] = Field(default_factory=list, max_length=500)
-    recipient_groups: list[uuid.UUID] = Field(default_factory=list, max_length=100)
-    embargo_until: Instant | None = None
-    handling_codes: list[text(40)] = Field(default_factory=list, max_length=20)
 
 
 # --- kind-specific details --------------------------------------------------------------

@@ -11,21 +11,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.agencies.models import Agency
 from app.alerts import children
 from app.alerts import query as alert_query
-from app.alerts.models import (
-    AUDIENCE_ORDER,
-    Alert,
-    AlertItem,
-    AlertKind,
-    AlertStatus,
-    Audience,
-)
-from app.alerts.schemas import (
-    DETAILS_BY_KIND,
-    AlertCreate,
-    AlertUpdate,
-    Handling,
-    TraceRequestDetails,
-)
+from app.alerts.models import Alert, AlertItem
+from app.alerts.schemas import DETAILS_BY_KIND, AlertCreate, AlertUpdate, TraceRequestDetails
 from app.audit import service as audit
 from app.authz import rules
 from app.authz.principal import Principal
@@ -35,8 +22,9 @@ from app.core.types import utcnow
 from app.events import service as events
 from app.events.models import EventType
 from app.hits import service as hits
-from app.sharing import parties
 from app.sharing import service as sharing
+from app.sharing.handling import AUDIENCE_ORDER, AlertKind, AlertStatus, Audience, Handling
+from app.traces import parties
 from app.traces import query as trace_query
 from app.traces import workflow as traces
 

@@ -13,7 +13,6 @@ from pydantic import ValidationError
 from app.alerts import query as alert_query
 from app.alerts import read as alert_read
 from app.alerts import service as alerts
-from app.alerts.models import AlertKind, AlertStatus, Audience, Tlp
 from app.alerts.schemas import (
     AlertUpdate,
     AudiencePreviewRequest,
@@ -35,6 +34,7 @@ from app.core.db import SessionDep
 from app.core.errors import AppError, InvalidInput
 from app.core.types import utcnow
 from app.hits import service as hits
+from app.sharing.handling import AlertKind, AlertStatus, Audience, Tlp
 from app.sharing.render import history_shown
 from app.traces import query as trace_query
 from app.traces import read as trace_read

@@ -9,13 +9,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from app.alerts.models import AlertKind, Tlp
 from app.console import forms
 from app.console.deps import LiveDep, PostDep, render
 from app.core.db import SessionDep
 from app.core.errors import AppError, InvalidInput
 from app.core.pagination import MAX_LIMIT
 from app.events.models import EventType
+from app.sharing.handling import AlertKind, Tlp
 from app.webhooks import service as webhooks
 from app.webhooks.schemas import DeliveryRead, SubscriptionCreate, SubscriptionRead
 

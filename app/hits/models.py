@@ -47,13 +47,13 @@ class Hit(SQLModel, table=True):
     status_a: str = Field(default=HitStatus.new, max_length=20)
     status_b: str = Field(default=HitStatus.new, max_length=20)
     # When each side's owner disclosed the hit to the other side, whose view its record
-    # kept blind (app/sharing/disclosure.py); null: not disclosed.
+    # kept blind (app/hits/disclosure.py); null: not disclosed.
     disclosed_by_a_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     disclosed_by_b_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # Each side's version (its ETag / If-Match, app/core/concurrency.py): it bumps on what
     # that side can see change (its decision, its disclosure, a tier it is shown), never on
     # the other side's decision or a tier it is not shown, which a shared counter would
-    # tell it (app/sharing/disclosure.py).
+    # tell it (app/hits/disclosure.py).
     version_a: int = 1
     version_b: int = 1
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -14,7 +14,8 @@ from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.agencies.models import Agency
-from app.alerts.models import Alert, AlertItem, AlertStatus
+from app.alerts import visible
+from app.alerts.models import Alert, AlertItem
 from app.audit import service as audit
 from app.authz import rules
 from app.authz.principal import Principal, Scope
@@ -24,10 +25,12 @@ from app.core.pagination import keyset_page
 from app.core.types import new_id, utcnow
 from app.events import service as events
 from app.events.models import EventType
+from app.hits import disclosure, parties
 from app.hits.models import TIER_RANK, Hit, HitStatus, HitTier, PendingMatch
 from app.hits.schemas import HitCounterpart, HitRead
 from app.hits.serials import calibre_key
-from app.sharing import disclosure, parties, visibility
+from app.sharing import visibility
+from app.sharing.handling import AlertStatus
 
 
 def tier_of(a: AlertItem, b: AlertItem) -> HitTier:
@@ -238,8 +241,8 @@ async def _agency_view(
 ) -> disclosure.HitView:
     """What the agency on `side` may learn of the hit (notifications, disclosure)."""
     dialect = session.bind.dialect.name
-    query = sa.select(visibility.content_filter(agency_id)).where(
-        Alert.id == other_alert.id, visibility.visible_filter(agency_id, now, dialect=dialect)
+    query = sa.select(visible.content_filter(agency_id)).where(
+        Alert.id == other_alert.id, visible.visible_filter(agency_id, now, dialect=dialect)
     )
     row = (await session.exec(query)).first()  # type: ignore[call-overload]
     return disclosure.view_of(
@@ -395,7 +398,7 @@ async def read_one(session: AsyncSession, principal: Principal, hit: Hit) -> Hit
 async def read_models(
     session: AsyncSession, principal: Principal, hits: Sequence[Hit]
 ) -> list[HitRead]:
-    """Each hit from the caller's side, as app/sharing/disclosure lets it learn of it.
+    """Each hit from the caller's side, as app/hits/disclosure lets it learn of it.
 
     The other record (its id, the real tier) only when the caller may see it; otherwise
     who holds it under the uniform tier; hits the caller may not know of are left out.
@@ -406,7 +409,7 @@ async def read_models(
     sides = {h.id: parties.hit_side(h, principal) for h in hits}
     mine_of = {h.id: h.alert_a_id if sides[h.id] == "a" else h.alert_b_id for h in hits}
     other_of = {h.id: h.alert_b_id if sides[h.id] == "a" else h.alert_a_id for h in hits}
-    query = visibility.visible_alerts(principal, dialect=dialect).where(
+    query = visible.visible_alerts(principal, dialect=dialect).where(
         col(Alert.id).in_(set(other_of.values()))
     )
     seen = {a.id: a for a in (await session.exec(query)).all()}
@@ -484,8 +487,8 @@ async def _blind_to_other_side(
     for agency_id, group in candidates.items():
         ids = {mine_of[h.id] for h in group}
         query = sa.select(Alert.id).where(
-            col(Alert.id).in_(ids), visibility.visible_filter(agency_id, dialect=dialect)
+            col(Alert.id).in_(ids), visible.visible_filter(agency_id, dialect=dialect)
         )
-        visible = set((await session.exec(query)).scalars().all())  # type: ignore[call-overload]
-        out |= {h.id for h in group if mine_of[h.id] not in visible}
+        shown = set((await session.exec(query)).scalars().all())  # type: ignore[call-overload]
+        out |= {h.id for h in group if mine_of[h.id] not in shown}
     return out

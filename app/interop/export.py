@@ -16,13 +16,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.agencies.models import Agency
 from app.alerts import query as alert_query
 from app.alerts import read as alert_read
-from app.alerts.models import Alert, Tlp
+from app.alerts.models import Alert
 from app.alerts.schemas import AlertRead
 from app.audit import service as audit
 from app.authz import rules
 from app.authz.principal import Principal, Scope
 from app.core.errors import NotFound
 from app.interop import service, stix
+from app.sharing.handling import Tlp
 
 
 async def _bundle(session: AsyncSession, reads: Sequence[AlertRead]) -> dict[str, Any]:

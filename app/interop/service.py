@@ -1,6 +1,6 @@
 """The TAXII 2.1 collections, always through app/sharing's visibility rule.
 
-Every query starts from `visibility.visible_alerts(principal)` for the *current* caller;
+Every query starts from `visible.visible_alerts(principal)` for the *current* caller;
 a TAXII `next` cursor only carries a position (date added, alert id, object index), so a
 cursor taken from another session can never widen what a page shows.
 """
@@ -21,7 +21,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.alerts import read as alert_read
 from app.alerts import service as alerts
-from app.alerts.models import Alert, AlertItem, AlertKind, AlertStatus
+from app.alerts import visible
+from app.alerts.models import Alert, AlertItem
 from app.audit import service as audit
 from app.authz import rights, rules
 from app.authz.principal import Principal, Scope
@@ -29,7 +30,8 @@ from app.core.errors import AppError, FieldError, NotFound
 from app.core.types import UTCDateTime, to_utc
 from app.interop import stix, stix_import
 from app.interop.models import TaxiiStatus
-from app.sharing import markings, visibility
+from app.sharing import markings
+from app.sharing.handling import AlertKind, AlertStatus
 
 
 class BadTaxiiRequest(AppError):
@@ -179,7 +181,7 @@ def decode_next(cursor: str) -> tuple[datetime, uuid.UUID, int]:
 def released_alerts(session: AsyncSession, principal: Principal, collection: Collection) -> Any:
     """Visible, released (published or withdrawn) alerts of the collection, and date added."""
     dialect = session.bind.dialect.name
-    query = visibility.visible_alert_rows(principal, DATE_ADDED, dialect=dialect).where(
+    query = visible.visible_alert_rows(principal, DATE_ADDED, dialect=dialect).where(
         Alert.status != AlertStatus.draft.value
     )
     if collection.kind is not None:

@@ -16,10 +16,10 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from app.alerts.models import AlertKind, AlertStatus, Tlp
 from app.alerts.schemas import AlertRead, ItemRead
 from app.core.types import to_utc
 from app.sharing import markings
+from app.sharing.handling import AlertKind, AlertStatus, Tlp
 
 SPEC_VERSION = "2.1"
 STIX_MEDIA_TYPE = "application/stix+json;version=2.1"

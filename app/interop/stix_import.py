@@ -7,9 +7,9 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from app.alerts.models import AlertKind
 from app.alerts.schemas import AlertCreate
 from app.interop.stix import EXTENSION_ID, ITEM_TYPE, KIND_OF_REPORT_TYPE
+from app.sharing.handling import AlertKind
 
 _ALERT_CREATE: TypeAdapter[Any] = TypeAdapter(AlertCreate)
 _TAG = re.compile(r"^[^\s,][^,]{0,59}$")

@@ -16,11 +16,10 @@ from collections.abc import Iterable
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.alerts.models import TLP_ORDER, AlertKind, Tlp
-from app.alerts.schemas import Handling
 from app.authz.principal import Principal
 from app.core.errors import FieldError, InvalidInput
 from app.sharing import service as sharing
+from app.sharing.handling import TLP_ORDER, AlertKind, Handling, Tlp
 
 # The official FIRST TLP 2.0 marking definitions (OASIS cti-stix-common-objects).
 TLP2_EXTENSION_ID = "extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d"

@@ -1,4 +1,4 @@
-"""Tables: sharing groups, their members, and each agency's sharing policy."""
+"""Tables: sharing groups, their members, each agency's sharing policy, and whom alerts name."""
 
 from __future__ import annotations
 
@@ -53,3 +53,29 @@ class SharingPolicy(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_by: uuid.UUID | None = None
     version: int = 1  # bumps on every change (ETag / If-Match, app/core/concurrency.py)
+
+
+# Whom an alert is shared with when its audience is `recipients`: the alert service keeps
+# these rows (and `alert.reader_keys`) with its handling; the rule reads them.
+
+
+class AlertRecipientAgency(SQLModel, table=True):
+    """An agency named in an alert's `recipient_agencies`."""
+
+    __tablename__ = "alert_recipient_agency"
+
+    alert_id: uuid.UUID = Field(foreign_key="alert.id", primary_key=True, ondelete="CASCADE")
+    agency_id: uuid.UUID = Field(
+        foreign_key="agency.id", primary_key=True, index=True, ondelete="RESTRICT"
+    )
+
+
+class AlertRecipientGroup(SQLModel, table=True):
+    """A sharing group named in an alert's `recipient_groups`."""
+
+    __tablename__ = "alert_recipient_group"
+
+    alert_id: uuid.UUID = Field(foreign_key="alert.id", primary_key=True, ondelete="CASCADE")
+    group_id: uuid.UUID = Field(
+        foreign_key="sharing_group.id", primary_key=True, index=True, ondelete="RESTRICT"
+    )

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
@@ -23,11 +23,25 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.agencies.models import Agency, AgencyStatus, ApiClient, User
-from app.alerts.models import Alert, AlertStatus, Tlp
 from app.authz.principal import ROLE_SCOPES, Principal, Role, Scope
 from app.sharing import membership, visibility
 from app.sharing import service as sharing
-from app.sharing.visibility import AlertFacts
+from app.sharing.handling import AlertFacts, AlertStatus, HandledRecord, Tlp
+
+
+class RenderedAlert(HandledRecord, Protocol):
+    """What rendering reads of an alert: its handling columns and what a delivery carries."""
+
+    version: int
+    title: str
+    summary: str
+    country: str
+    occurred_at: datetime | None
+    tags: list[str]
+    details: dict[str, Any]
+    published_at: datetime | None
+    withdrawn_at: datetime | None
+    withdrawal_reason: str | None
 
 
 class Form(StrEnum):
@@ -36,13 +50,13 @@ class Form(StrEnum):
     tombstone = "tombstone"
 
 
-def read_form(alert: Alert, reader: Principal) -> Form:
+def read_form(alert: RenderedAlert, reader: Principal) -> Form:
     """The API's form of a visible alert (visibility.view_of): its content, its tombstone
     once withdrawn, or a reference (red, to a client without `alerts:read:red`)."""
     return Form(visibility.view_of(alert, reader).value)
 
 
-def delivery_form(alert: Alert, reader: Principal) -> Form:
+def delivery_form(alert: RenderedAlert, reader: Principal) -> Form:
     """The form a delivery carries to a reader whose agency may see the alert now.
 
     A withdrawn alert travels as a tombstone (the originator's own endpoint included);
@@ -72,7 +86,9 @@ class HistoryLine:
 HISTORY_ACTIONS = ("alert.create", "alert.update", "alert.publish", "alert.withdraw")
 
 
-def history_shown(alert: Alert, reader: Principal, records: Iterable[Any]) -> list[HistoryLine]:
+def history_shown(
+    alert: RenderedAlert, reader: Principal, records: Iterable[Any]
+) -> list[HistoryLine]:
     """An alert's history of versions (audit records of it) as `reader` may be shown it.
 
     The originator's agency sees every change with who made it and which fields moved.
@@ -103,20 +119,25 @@ def history_shown(alert: Alert, reader: Principal, records: Iterable[Any]) -> li
 
 
 def shown_in_delivery_log(
-    alert_id: ColumnElement[Any], agency_id: uuid.UUID, *, dialect: str
+    table: type[HandledRecord],
+    alert_id: ColumnElement[Any],
+    agency_id: uuid.UUID,
+    *,
+    dialect: str,
 ) -> ColumnElement[bool]:
-    """Which rows of its delivery log an agency is shown: a WHERE clause over `alert_id`.
+    """Which rows of its delivery log an agency is shown: a WHERE clause over `alert_id`
+    (a column naming a row of `table`, the alert table).
 
     Rows of no alert (pings, hits, notices) and of alerts the agency may see now, a
     tombstone included. A message waiting for an embargo to end, or cancelled because the
     agency may no longer see its alert, is left out: its row alone would tell that the
     alert exists, that it was addressed to the agency and when its embargo ends.
     """
-    visible = select(Alert.id).where(visibility.visible_filter(agency_id, dialect=dialect))
+    visible = select(table.id).where(visibility.visible_filter(table, agency_id, dialect=dialect))
     return sa.or_(alert_id.is_(None), alert_id.in_(visible))
 
 
-def reference(alert: Alert, base_url: str) -> dict[str, Any]:
+def reference(alert: RenderedAlert, base_url: str) -> dict[str, Any]:
     """Enough to fetch the alert through the API, nothing of its content."""
     return {
         "id": str(alert.id),
@@ -128,7 +149,7 @@ def reference(alert: Alert, base_url: str) -> dict[str, Any]:
     }
 
 
-def tombstone(alert: Alert, base_url: str) -> dict[str, Any]:
+def tombstone(alert: RenderedAlert, base_url: str) -> dict[str, Any]:
     """A withdrawn alert as the API shows its tombstone: identity, time and reason."""
     return {
         "id": str(alert.id),
@@ -143,7 +164,7 @@ def tombstone(alert: Alert, base_url: str) -> dict[str, Any]:
     }
 
 
-def content(alert: Alert, base_url: str) -> dict[str, Any]:
+def content(alert: RenderedAlert, base_url: str) -> dict[str, Any]:
     """The alert's content as a delivery carries it."""
     return reference(alert, base_url) | {
         "title": alert.title,
@@ -156,7 +177,7 @@ def content(alert: Alert, base_url: str) -> dict[str, Any]:
     }
 
 
-def render(alert: Alert, form: Form, base_url: str) -> dict[str, Any]:
+def render(alert: RenderedAlert, form: Form, base_url: str) -> dict[str, Any]:
     """The alert in `form`."""
     if form is Form.content:
         return content(alert, base_url)
@@ -176,7 +197,7 @@ class Reach:
     live_group_members: Mapping[uuid.UUID, frozenset[uuid.UUID]]
 
 
-async def reach_of(session: AsyncSession, alert: Alert) -> Reach:
+async def reach_of(session: AsyncSession, alert: RenderedAlert) -> Reach:
     """The alert's sharing facts and the current members of its recipient groups."""
     facts = await sharing.facts_of(session, alert)
     return Reach(facts, await membership.live_group_members(session, facts.recipient_groups))
@@ -203,7 +224,13 @@ class Verdict:
 
 
 def for_delivery(
-    alert: Alert, reach: Reach, agency: Agency, reader: Principal, *, now: datetime, base_url: str
+    alert: RenderedAlert,
+    reach: Reach,
+    agency: Agency,
+    reader: Principal,
+    *,
+    now: datetime,
+    base_url: str,
 ) -> Verdict:
     """What a delivery about `alert` to `agency`'s endpoint may carry, decided now."""
     if may_see(reach, agency, now):

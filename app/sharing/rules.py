@@ -7,10 +7,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
 
-from app.alerts.models import AUDIENCE_ORDER, TLP_ORDER, AlertKind, Audience, Tlp
 from app.core.errors import FieldError, InvalidInput
+from app.sharing.handling import (
+    AUDIENCE_ORDER,
+    TLP_ORDER,
+    AlertKind,
+    Audience,
+    Handling,
+    Tlp,
+)
 
 
 class SharingRuleViolation(InvalidInput):
@@ -26,17 +32,7 @@ class SharingRuleViolation(InvalidInput):
         )
 
 
-@dataclass(frozen=True)
-class HandlingFacts:
-    """The parts of a handling block the rules look at."""
-
-    tlp: Tlp
-    audience: Audience
-    recipient_agencies: tuple[uuid.UUID, ...]
-    recipient_groups: tuple[uuid.UUID, ...]
-
-
-def check_tlp_rules(h: HandlingFacts, *, kind: AlertKind, field: str = "body.handling") -> None:
+def check_tlp_rules(h: Handling, *, kind: AlertKind, field: str = "body.handling") -> None:
     """DESIGN §4: community needs clear/green; red goes to named agencies only."""
     has_recipients = bool(h.recipient_agencies or h.recipient_groups)
     if h.audience is Audience.community and h.tlp not in (Tlp.clear, Tlp.green):
@@ -70,7 +66,7 @@ def check_tlp_rules(h: HandlingFacts, *, kind: AlertKind, field: str = "body.han
 
 
 def check_ceiling(
-    h: HandlingFacts,
+    h: Handling,
     ceiling: dict[str, object] | None,
     *,
     kind: AlertKind,

@@ -6,10 +6,9 @@ import uuid
 
 from pydantic import Field, model_validator
 
-from app.alerts.models import AlertKind, Audience, Tlp
-from app.alerts.schemas import Handling
 from app.core.schemas import InputModel, OutputModel, text
 from app.core.types import Instant
+from app.sharing.handling import AlertKind, Audience, Handling, Tlp
 
 
 class SharingGroupCreate(InputModel):

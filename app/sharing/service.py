@@ -16,22 +16,19 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.agencies.models import Agency, AgencyStatus
-from app.alerts.models import (
-    Alert,
-    AlertKind,
-    AlertRecipientAgency,
-    AlertRecipientGroup,
-    Audience,
-    Tlp,
-)
-from app.alerts.schemas import Handling
 from app.authz import rights
 from app.authz.principal import Principal
 from app.core.errors import InvalidInput
 from app.sharing import membership, rules
-from app.sharing.models import SharingGroup, SharingPolicy
+from app.sharing.handling import AlertFacts, AlertKind, Audience, HandledRecord, Handling, Tlp
+from app.sharing.models import (
+    AlertRecipientAgency,
+    AlertRecipientGroup,
+    SharingGroup,
+    SharingPolicy,
+)
 from app.sharing.schemas import KindPolicy, SharingPolicyBody
-from app.sharing.visibility import AlertFacts, Grant, grants
+from app.sharing.visibility import Grant, grants
 
 OPERATOR_REFUSED = "is the platform operator's agency, which never receives alerts or joins groups"
 
@@ -161,20 +158,14 @@ async def validate_handling(
     field: str,
 ) -> None:
     """TLP rules, policy ceiling, and that every named agency and group exists for us."""
-    facts = rules.HandlingFacts(
-        tlp=handling.tlp,
-        audience=handling.audience,
-        recipient_agencies=tuple(handling.recipient_agencies),
-        recipient_groups=tuple(handling.recipient_groups),
-    )
     for name, values in (
         ("recipient_agencies", handling.recipient_agencies),
         ("recipient_groups", handling.recipient_groups),
     ):
         if twice := rules.duplicates(values):
             raise InvalidInput.on(f"{field}.{name}", f"{twice[0]} is named twice")
-    rules.check_tlp_rules(facts, kind=kind, field=field)
-    rules.check_ceiling(facts, ceiling, kind=kind, addressed_to=addressed_to, field=field)
+    rules.check_tlp_rules(handling, kind=kind, field=field)
+    rules.check_ceiling(handling, ceiling, kind=kind, addressed_to=addressed_to, field=field)
     await require_agencies(
         session,
         handling.recipient_agencies,
@@ -225,8 +216,8 @@ def shows_subscription_count(principal: Principal, agency_id: uuid.UUID) -> bool
     return rights.owns(principal, agency_id)
 
 
-async def facts_of(session: AsyncSession, alert: Alert) -> AlertFacts:
-    """What the sharing rule needs to know about a stored alert."""
+async def facts_of(session: AsyncSession, alert: HandledRecord) -> AlertFacts:
+    """What the sharing rule needs to know about a stored alert: its columns and rows."""
     agencies = (
         await session.exec(
             select(AlertRecipientAgency.agency_id).where(AlertRecipientAgency.alert_id == alert.id)
@@ -237,13 +228,4 @@ async def facts_of(session: AsyncSession, alert: Alert) -> AlertFacts:
             select(AlertRecipientGroup.group_id).where(AlertRecipientGroup.alert_id == alert.id)
         )
     ).all()
-    return AlertFacts(
-        originator=alert.originator_agency_id,
-        status=alert.status,
-        kind=alert.kind,
-        audience=alert.audience,
-        addressed_to=alert.addressed_to_agency_id,
-        recipient_agencies=frozenset(agencies),
-        recipient_groups=frozenset(groups),
-        embargo_until=alert.embargo_until,
-    )
+    return AlertFacts.of(alert, agencies, groups)

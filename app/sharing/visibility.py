@@ -5,8 +5,10 @@ Agency A may see alert x when A originated x (drafts included), or, once x is pu
 addressed to A, or x is addressed to recipients and A is named or is a current member
 of a named live group, or x is addressed to the community and A is active.
 
-Every alert query starts from `visible_alerts()`; deliveries use `can_see()`.
-A property test keeps the two equal.
+Both forms take the alert as the handling columns it has (`HandledRecord`): the SQL form
+the table, the Python forms a row or its `AlertFacts`. Every alert query starts from
+app/alerts/visible.py, which binds the SQL form to the alert table; deliveries use
+`can_see()`. A property test keeps the two equal.
 """
 
 from __future__ import annotations
@@ -16,43 +18,29 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import Select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
-from sqlmodel.sql.expression import SelectOfScalar
 
 from app.agencies.models import Agency, AgencyStatus
-from app.alerts.models import (
-    Alert,
-    AlertKind,
-    AlertRecipientAgency,
-    AlertRecipientGroup,
-    AlertStatus,
-    Audience,
-    Tlp,
-)
 from app.authz.principal import Principal, Scope
 from app.core.types import utcnow
-from app.sharing.models import SharingGroup, SharingGroupMember
-
-RELEASED = (AlertStatus.published.value, AlertStatus.withdrawn.value)
-
-
-@dataclass(frozen=True)
-class AlertFacts:
-    """What the rule needs to know about one alert."""
-
-    originator: uuid.UUID
-    status: str
-    kind: str
-    audience: str
-    addressed_to: uuid.UUID | None
-    recipient_agencies: frozenset[uuid.UUID]
-    recipient_groups: frozenset[uuid.UUID]
-    embargo_until: datetime | None
+from app.sharing.handling import (
+    RELEASED,
+    AlertFacts,
+    AlertKind,
+    AlertStatus,
+    Audience,
+    HandledRecord,
+    Tlp,
+)
+from app.sharing.models import (
+    AlertRecipientAgency,
+    AlertRecipientGroup,
+    SharingGroup,
+    SharingGroupMember,
+)
 
 
 @dataclass(frozen=True)
@@ -117,7 +105,9 @@ def can_see(
     )
 
 
-def _named_or_group_member(agency_id: uuid.UUID, dialect: str) -> ColumnElement[bool]:
+def _named_or_group_member(
+    table: type[HandledRecord], agency_id: uuid.UUID, dialect: str
+) -> ColumnElement[bool]:
     """A is a named recipient, or a current member of a live recipient group."""
     if dialect == "postgresql":
         # One array overlap per row: the alert's named agencies and groups against the
@@ -135,12 +125,12 @@ def _named_or_group_member(agency_id: uuid.UUID, dialect: str) -> ColumnElement[
             sa.cast(sa.literal(agency_id), sa.Uuid()),
             sa.func.array(live_groups.scalar_subquery()),
         )
-        return col(Alert.reader_keys).op("&&")(keys)
+        return col(table.reader_keys).op("&&")(keys)
     named = sa.exists().where(
-        AlertRecipientAgency.alert_id == Alert.id, AlertRecipientAgency.agency_id == agency_id
+        AlertRecipientAgency.alert_id == table.id, AlertRecipientAgency.agency_id == agency_id
     )
     via_group = sa.exists().where(
-        AlertRecipientGroup.alert_id == Alert.id,
+        AlertRecipientGroup.alert_id == table.id,
         SharingGroupMember.group_id == AlertRecipientGroup.group_id,
         SharingGroupMember.agency_id == agency_id,
         SharingGroup.id == AlertRecipientGroup.group_id,
@@ -150,45 +140,34 @@ def _named_or_group_member(agency_id: uuid.UUID, dialect: str) -> ColumnElement[
 
 
 def visible_filter(
-    agency_id: uuid.UUID, now: datetime | None = None, *, dialect: str
+    table: type[HandledRecord],
+    agency_id: uuid.UUID,
+    now: datetime | None = None,
+    *,
+    dialect: str,
 ) -> ColumnElement[bool]:
-    """The SQL form of the rule: a WHERE clause over `alert` for agency `agency_id`."""
+    """The SQL form of the rule: a WHERE clause over `table` (the alert table) for agency
+    `agency_id`. Callers use the binding in app/alerts/visible.py."""
     now = now or utcnow()
     agency_active = sa.exists().where(
         Agency.id == agency_id, Agency.status == AgencyStatus.active.value
     )
     released = sa.and_(
-        col(Alert.status).in_(RELEASED),
-        sa.or_(col(Alert.embargo_until).is_(None), col(Alert.embargo_until) <= now),
+        col(table.status).in_(RELEASED),
+        sa.or_(col(table.embargo_until).is_(None), col(table.embargo_until) <= now),
         sa.or_(
             sa.and_(
-                Alert.kind == AlertKind.trace_request.value,
-                Alert.addressed_to_agency_id == agency_id,
+                table.kind == AlertKind.trace_request.value,
+                table.addressed_to_agency_id == agency_id,
             ),
             sa.and_(
-                Alert.audience == Audience.recipients.value,
-                _named_or_group_member(agency_id, dialect),
+                table.audience == Audience.recipients.value,
+                _named_or_group_member(table, agency_id, dialect),
             ),
-            sa.and_(Alert.audience == Audience.community.value, agency_active),
+            sa.and_(table.audience == Audience.community.value, agency_active),
         ),
     )
-    return sa.or_(Alert.originator_agency_id == agency_id, released)
-
-
-def visible_alerts(
-    principal: Principal, *, dialect: str, now: datetime | None = None
-) -> SelectOfScalar[Alert]:
-    """`SELECT alert … WHERE <visible to the principal's agency>`: every alert query's start."""
-    return select(Alert).where(visible_filter(principal.agency_id, now, dialect=dialect))
-
-
-def visible_alert_rows(
-    principal: Principal, *columns: ColumnElement[Any], dialect: str, now: datetime | None = None
-) -> Select[Any]:
-    """`visible_alerts` with more columns: rows of (alert, *columns)."""
-    return sa.select(Alert, *columns).where(
-        visible_filter(principal.agency_id, now, dialect=dialect)
-    )
+    return sa.or_(table.originator_agency_id == agency_id, released)
 
 
 def reader_keys(
@@ -215,7 +194,7 @@ def reads_red(principal: Principal) -> bool:
     return principal.kind != "client" or principal.has_scope(Scope.alerts_read_red)
 
 
-def view_of(alert: Alert, principal: Principal) -> View:
+def view_of(alert: HandledRecord, principal: Principal) -> View:
     """THE content-level rule for a visible alert, used by every read path (list, get,
     search, STIX export, TAXII): a withdrawn alert is a tombstone for all but its
     originator; a red one is a reference for a principal that may not read red."""
@@ -230,27 +209,27 @@ def view_of(alert: Alert, principal: Principal) -> View:
 
 
 def content_filter(
-    agency_id: uuid.UUID, *, principal: Principal | None = None
+    table: type[HandledRecord], agency_id: uuid.UUID, *, principal: Principal | None = None
 ) -> ColumnElement[bool]:
-    """The SQL form of `view_of(...) is View.content`: only these rows may be matched on
-    their content (searching a hidden field would reveal it).
+    """The SQL form of `view_of(...) is View.content` over `table` (the alert table): only
+    these rows may be matched on their content (searching a hidden field would reveal it).
 
     For agency `agency_id` (a withdrawn alert is a tombstone but to its originator), and,
     given the reading `principal`, also no red content for one that may not read red.
     """
     shown = sa.or_(
-        Alert.originator_agency_id == agency_id, Alert.status != AlertStatus.withdrawn.value
+        table.originator_agency_id == agency_id, table.status != AlertStatus.withdrawn.value
     )
     if principal is None or reads_red(principal):
         return shown
-    return sa.and_(shown, Alert.tlp != Tlp.red.value)
+    return sa.and_(shown, table.tlp != Tlp.red.value)
 
 
-def sees_content(alert: Alert, principal: Principal) -> bool:
+def sees_content(alert: HandledRecord, principal: Principal) -> bool:
     """Whether the principal is shown a visible alert's content (not a tombstone or reference)."""
     return view_of(alert, principal) is View.content
 
 
-def sees_recipient_lists(alert: Alert, principal: Principal) -> bool:
+def sees_recipient_lists(alert: HandledRecord, principal: Principal) -> bool:
     """Only the originator sees whom an alert was addressed to."""
     return alert.originator_agency_id == principal.agency_id

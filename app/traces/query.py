@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.alerts import visible
 from app.alerts.models import Alert
 from app.authz import rules
 from app.authz.principal import Principal
@@ -19,7 +20,7 @@ from app.core.pagination import decode_cursor, encode_cursor
 from app.core.types import utcnow
 from app.events import service as events
 from app.events.models import EventType
-from app.sharing import parties, visibility
+from app.traces import parties
 from app.traces.models import OPEN_STATES, TraceRequest, TraceState
 
 
@@ -42,7 +43,7 @@ async def get_trace(
         .join(Alert, col(Alert.id) == col(TraceRequest.alert_id))
         .where(
             TraceRequest.alert_id == alert_id,
-            visibility.visible_filter(principal.agency_id, dialect=dialect),
+            visible.visible_filter(principal.agency_id, dialect=dialect),
             parties.trace_party_filter(principal.agency_id),
         )
     )
@@ -99,7 +100,7 @@ async def list_traces(
         select(TraceRequest, Alert)
         .join(Alert, col(Alert.id) == col(TraceRequest.alert_id))
         .where(
-            visibility.visible_filter(principal.agency_id, dialect=dialect),
+            visible.visible_filter(principal.agency_id, dialect=dialect),
             parties.trace_party_filter(principal.agency_id),
         )
     )

@@ -7,7 +7,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.alerts.models import Alert
 from app.authz.principal import Principal
-from app.sharing import parties, visibility
+from app.sharing import visibility
+from app.traces import parties
 from app.traces.models import TraceMessage, TraceRequest, TraceResponse, TraceTransition
 from app.traces.query import is_overdue
 from app.traces.schemas import (

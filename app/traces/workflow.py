@@ -23,7 +23,7 @@ from app.core.errors import Conflict, InvalidInput
 from app.core.types import parse_utc, utcnow
 from app.events import service as events
 from app.events.models import EventType
-from app.sharing import parties
+from app.traces import parties
 from app.traces.models import (
     OPEN_STATES,
     TraceMessage,

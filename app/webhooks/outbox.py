@@ -18,12 +18,13 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.agencies.models import Agency, AgencyStatus
-from app.alerts.models import TLP_ORDER, Alert, Tlp
+from app.alerts.models import Alert
 from app.core.config import get_settings
 from app.core.types import new_id, utcnow
 from app.events import service as events
 from app.events.models import Event, EventType
 from app.sharing import render
+from app.sharing.handling import TLP_ORDER, Tlp
 from app.webhooks.models import Delivery, DeliveryStatus, Subscription, SubscriptionStatus
 
 NOTIFY_CHANNEL = "tracewire_deliveries"

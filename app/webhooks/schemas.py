@@ -6,10 +6,10 @@ import uuid
 
 from pydantic import Field
 
-from app.alerts.models import AlertKind, Tlp
 from app.core.schemas import CountryCode, InputModel, OutputModel, text
 from app.core.types import Instant
 from app.events.models import EventType
+from app.sharing.handling import AlertKind, Tlp
 from app.webhooks.models import DeliveryStatus, SubscriptionStatus
 
 Url = text(2000)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import stix2
 
-from app.alerts.models import Tlp
 from app.interop import stix
+from app.sharing.handling import Tlp
 from app.sharing.markings import TLP2_MARKING_IDS, UnknownMarking, strictest_tlp, tlp_of_marking
 
 

@@ -24,19 +24,17 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.agencies.models import Agency, AgencyStatus, AgencyType
-from app.alerts.models import (
-    Alert,
-    AlertItem,
-    AlertKind,
+from app.alerts.models import Alert, AlertItem, AlertTag
+from app.alerts.visible import visible_filter
+from app.core.db import Database, create_engine
+from app.sharing.handling import AlertFacts, AlertKind, AlertStatus, Audience
+from app.sharing.models import (
     AlertRecipientAgency,
     AlertRecipientGroup,
-    AlertStatus,
-    AlertTag,
-    Audience,
+    SharingGroup,
+    SharingGroupMember,
 )
-from app.core.db import Database, create_engine
-from app.sharing.models import SharingGroup, SharingGroupMember
-from app.sharing.visibility import AlertFacts, can_see, grants, reader_keys, visible_filter
+from app.sharing.visibility import can_see, grants, reader_keys
 from tests.conftest import settings_for
 
 NOW = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
@@ -184,21 +182,6 @@ def new_alert(
     )
 
 
-def facts_of(
-    alert: Alert, recipient_agencies: Iterable[uuid.UUID], recipient_groups: Iterable[uuid.UUID]
-) -> AlertFacts:
-    return AlertFacts(
-        originator=alert.originator_agency_id,
-        status=alert.status,
-        kind=alert.kind,
-        audience=alert.audience,
-        addressed_to=alert.addressed_to_agency_id,
-        recipient_agencies=frozenset(recipient_agencies),
-        recipient_groups=frozenset(recipient_groups),
-        embargo_until=alert.embargo_until,
-    )
-
-
 async def visible_ids(
     session: AsyncSession, agency_id: uuid.UUID, now: datetime = NOW
 ) -> set[uuid.UUID]:
@@ -262,7 +245,7 @@ async def check_population(engine: AsyncEngine, population: Population, seen: Se
         recipients += [AlertRecipientAgency(alert_id=alert.id, agency_id=a) for a in named]
         recipients += [AlertRecipientGroup(alert_id=alert.id, group_id=g) for g in via]
         alerts.append(alert)
-        facts[alert.id] = facts_of(alert, named, via)
+        facts[alert.id] = AlertFacts.of(alert, named, via)
 
     async with AsyncSession(engine, expire_on_commit=False) as session:
         # Parents first: one flush per level keeps every foreign key satisfied.
@@ -356,7 +339,7 @@ async def agree(
     """Whether `agency` sees `alert`, after asserting both forms of the rule say the same."""
     by_sql = alert.id in await visible_ids(session, agency.id, now)
     by_predicate = can_see(
-        facts_of(alert, recipient_agencies, recipient_groups),
+        AlertFacts.of(alert, recipient_agencies, recipient_groups),
         agency.id,
         agency_active=agency.status == AgencyStatus.active,
         live_group_members=live_group_members or {},

@@ -22,11 +22,12 @@ import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
-from app.alerts.models import Alert, Audience, Tlp
+from app.alerts import visible
+from app.alerts.models import Alert
 from app.authz.principal import Principal, Role
 from app.core.errors import Forbidden
 from app.hits.models import Hit, HitTier
-from app.sharing import visibility
+from app.sharing.handling import Audience, Tlp
 
 BLIND_TLPS = frozenset({Tlp.red, Tlp.amber_strict})
 # The one tier a side sees when it may not see the other record: the serial matched.
@@ -80,7 +81,7 @@ def _known(
     hidden_other = sa.exists().where(
         Alert.id == other_alert,
         _blind_filter(),
-        sa.not_(visibility.visible_filter(agency_id, now, dialect=dialect)),
+        sa.not_(visible.visible_filter(agency_id, now, dialect=dialect)),
     )
     return sa.or_(disclosed_at.is_not(None), sa.not_(hidden_other))
 

@@ -1,8 +1,7 @@
-"""Two-party records: trace requests (requester and requested agency) and hits.
+"""A trace request's two parties: the requester and the requested agency.
 
 A trace request's workflow, response and information exchange belong to its two
-parties only, whatever the alert's audience; a hit belongs to the two agencies whose
-records matched. Everyone else is answered 404.
+parties only, whatever the alert's audience. Everyone else is answered 404.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from app.authz.principal import Principal, Scope
 from app.core.errors import Forbidden, NotFound
-from app.hits.models import Hit
 from app.traces.models import TraceRequest
 
 TraceSide = Literal["requester", "addressee"]
@@ -46,25 +44,3 @@ def require_trace_actor(trace: TraceRequest, principal: Principal, side: TraceSi
     if actual != side:
         who = "requested agency" if side == "addressee" else "requesting agency"
         raise Forbidden(f"Only the {who} may do this.")
-
-
-def hit_party_filter(agency_id: uuid.UUID) -> ColumnElement[bool]:
-    """Hits on one of the agency's records."""
-    return sa.or_(Hit.agency_a_id == agency_id, Hit.agency_b_id == agency_id)
-
-
-def hit_side(hit: Hit, principal: Principal) -> Literal["a", "b"]:
-    """Which side of the hit the principal's agency is on; 404 for anyone else."""
-    if hit.agency_a_id == principal.agency_id:
-        return "a"
-    if hit.agency_b_id == principal.agency_id:
-        return "b"
-    raise NotFound("No such hit.")
-
-
-def require_hit_actor(hit: Hit, principal: Principal) -> Literal["a", "b"]:
-    """Confirming or dismissing a hit needs `alerts:write` on one of its sides."""
-    side = hit_side(hit, principal)
-    if not principal.has_scope(Scope.alerts_write):
-        raise Forbidden("This needs the focal_point role or the `alerts:write` scope.")
-    return side
