@@ -18,7 +18,7 @@ from app.alerts.models import (
     Audience,
 )
 from app.alerts.schemas import Handling, ItemIn
-from app.hits.serials import make_key, serial_key
+from app.alerts.serials import make_key, serial_key
 from app.sharing import visibility
 
 

@@ -14,12 +14,12 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from app.alerts import search
 from app.alerts.models import Alert, AlertItem, AlertKind, AlertStatus, AlertTag
+from app.alerts.serials import serial_key
 from app.audit import service as audit
 from app.core import concurrency
 from app.core.errors import InvalidInput, NotFound
 from app.core.pagination import decode_cursor, encode_cursor
 from app.core.principal import Principal
-from app.hits.serials import serial_key
 from app.sharing import rules, visibility
 
 
