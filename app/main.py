@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app import __version__
+from app import __version__, wiring
 from app.agencies.routes import router as agencies_router
 from app.alerts.routes import router as alerts_router
 from app.audit.routes import router as audit_router
@@ -35,7 +35,6 @@ from app.interop.taxii_http import TaxiiErrorMiddleware
 from app.ops.routes import router as ops_router
 from app.sharing.routes import router as sharing_router
 from app.traces.routes import router as traces_router
-from app.webhooks import outbox
 from app.webhooks.delivery.worker import DeliveryWorker
 from app.webhooks.routes import router as webhooks_router
 from app.worker import Worker, schedules
@@ -53,7 +52,7 @@ user's email and password). Errors are RFC 9457 `application/problem+json`.
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the ASGI application for `settings` (read from the environment if omitted)."""
     settings = settings or get_settings()
-    outbox.subscribe()  # every event this app records fans out to the webhooks
+    wiring.install()  # events fan out to the webhooks; alerts reach traces and hits
     if not logging.getLogger().handlers:  # a fresh process (uvicorn --workers); not in tests
         configure_logging(settings.log_level, json_format=settings.log_json)
 

@@ -24,7 +24,7 @@ from app.core.config import Settings
 from app.core.db import Database
 from app.core.idempotency import purge_idempotency_records
 from app.core.types import utcnow
-from app.hits import service as hits
+from app.hits import matching as hits
 from app.traces import query as traces
 
 log = logging.getLogger("tracewire.worker")

@@ -19,9 +19,9 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
+from app.alerts.serials import make_key, serial_key
 from app.core import migrate
 from app.core.db import create_engine
-from app.hits.serials import make_key, serial_key
 from tests.conftest import settings_for
 
 WORDS = (

@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.alerts import search
 from app.alerts.models import Alert, AlertItem, AlertTag
 from app.alerts.schemas import ItemIn
-from app.hits.serials import make_key, serial_key
+from app.alerts.serials import make_key, serial_key
 from app.sharing import visibility
 from app.sharing.handling import Audience, Handling
 from app.sharing.models import AlertRecipientAgency, AlertRecipientGroup

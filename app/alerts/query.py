@@ -14,13 +14,13 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from app.alerts import search, visible
 from app.alerts.models import Alert, AlertItem, AlertTag
+from app.alerts.serials import serial_key
 from app.audit import service as audit
 from app.authz import rules
 from app.authz.principal import Principal
 from app.core import concurrency
 from app.core.errors import InvalidInput, NotFound
 from app.core.pagination import decode_cursor, encode_cursor
-from app.hits.serials import serial_key
 from app.sharing.handling import AlertKind, AlertStatus
 
 

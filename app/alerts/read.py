@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.alerts import children
+from app.alerts import children, lifecycle
 from app.alerts import query as alert_query
 from app.alerts.models import Alert
 from app.alerts.schemas import (
@@ -23,11 +23,9 @@ from app.alerts.schemas import (
 )
 from app.authz import rules
 from app.authz.principal import Principal
-from app.events.models import EventType
 from app.sharing import membership, visibility
 from app.sharing import service as sharing
 from app.sharing.handling import AlertFacts, AlertKind
-from app.webhooks import outbox
 
 
 async def read_models(
@@ -137,9 +135,7 @@ async def preview_audience(
                     name=agency.name,
                     country=agency.country,
                     reasons=[AccessReason(rule=g.rule, group_id=g.group_id) for g in shown],  # type: ignore[arg-type]
-                    subscriptions=await outbox.count_receiving(
-                        session, agency.id, EventType.alert_published.value, draft
-                    )
+                    subscriptions=await lifecycle.count_receiving(session, agency.id, draft)
                     if sharing.shows_subscription_count(principal, agency.id)
                     else None,
                 )

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.agencies.models import Agency
-from app.alerts import children
+from app.alerts import children, deadlines, lifecycle
 from app.alerts import query as alert_query
 from app.alerts.models import Alert, AlertItem
 from app.alerts.schemas import DETAILS_BY_KIND, AlertCreate, AlertUpdate, TraceRequestDetails
@@ -21,17 +21,15 @@ from app.core.errors import Conflict, FieldError, InvalidInput
 from app.core.types import utcnow
 from app.events import service as events
 from app.events.models import EventType
-from app.hits import service as hits
 from app.sharing import service as sharing
 from app.sharing.handling import AUDIENCE_ORDER, AlertKind, AlertStatus, Audience, Handling
-from app.traces import parties
-from app.traces import query as trace_query
-from app.traces import workflow as traces
 
 
 async def create_alert(session: AsyncSession, principal: Principal, data: AlertCreate) -> Alert:
     """Post an alert as a draft, or published at once."""
     rules.require_alert_author(principal)
+    if data.publish:
+        lifecycle.require()
     kind = AlertKind(data.kind)
     addressed_to = await _addressee(session, principal, data.details)
     handling = await sharing.resolve_handling(
@@ -61,7 +59,7 @@ async def create_alert(session: AsyncSession, principal: Principal, data: AlertC
     )
     _apply_handling_fields(alert, handling)
     if kind is AlertKind.trace_request:
-        traces.check_requested_deadlines(alert.details, now)
+        deadlines.check_requested_deadlines(alert.details, now)
     session.add(alert)
     await session.flush()
     await children.write_children(
@@ -94,6 +92,8 @@ async def update_alert(
     concurrency.check_version(alert.version, if_match, required=True, what="alert")
     if alert.status == AlertStatus.withdrawn:
         raise Conflict("A withdrawn alert cannot be changed.")
+    if alert.status == AlertStatus.published and data.items is not None:
+        lifecycle.require()
     changes = patch.changes_of(data, not_null=("title", "summary", "country", "tags", "items"))
     kind = AlertKind(alert.kind)
     if "details" in changes:
@@ -141,7 +141,7 @@ async def update_alert(
             session, EventType.alert_updated, alert_id=alert.id, data={"version": alert.version}
         )
         if data.items is not None:
-            await hits.match_alert(session, alert)
+            await lifecycle.match(session, alert)
     await audit.record(
         session,
         principal,
@@ -155,6 +155,7 @@ async def update_alert(
 
 async def publish_alert(session: AsyncSession, principal: Principal, alert_id: uuid.UUID) -> Alert:
     """Publish a draft: from now on it reaches its audience."""
+    lifecycle.require()
     alert = await alert_query.get_visible_alert(session, principal, alert_id, for_change=True)
     rules.require_alert_editor(alert, principal)
     if alert.status != AlertStatus.draft:
@@ -169,7 +170,7 @@ async def publish_alert(session: AsyncSession, principal: Principal, alert_id: u
     )
     now = utcnow()
     if alert.kind == AlertKind.trace_request:
-        traces.check_requested_deadlines(alert.details, now)
+        deadlines.check_requested_deadlines(alert.details, now)
     alert.status = AlertStatus.published
     alert.published_at = now
     alert.sort_at = now
@@ -185,8 +186,8 @@ async def _on_published(session: AsyncSession, principal: Principal, alert: Aler
         session, EventType.alert_published, alert_id=alert.id, data={"version": alert.version}
     )
     if alert.kind == AlertKind.trace_request:
-        await traces.submit(session, principal, alert)
-    await hits.match_alert(session, alert)
+        await lifecycle.start_workflow(session, principal, alert)
+    await lifecycle.match(session, alert)
 
 
 async def withdraw_alert(
@@ -195,31 +196,21 @@ async def withdraw_alert(
     """Withdraw a published alert; its recipients keep a tombstone with the reason."""
     alert = await alert_query.get_visible_alert(session, principal, alert_id, for_change=True)
     rules.require_alert_editor(alert, principal)
-    return await _withdraw(session, principal, alert, reason)
+    return await withdraw_locked(session, principal, alert, reason)
 
 
-async def withdraw_trace_request(
-    session: AsyncSession, principal: Principal, alert_id: uuid.UUID, reason: str
-) -> Alert:
-    """The requester's `withdraw` step: the same withdrawal, allowed as a workflow step."""
-    trace, _ = await trace_query.get_trace(session, principal, alert_id)
-    parties.require_trace_actor(trace, principal, "requester")
-    alert = await alert_query.get_visible_alert(session, principal, alert_id, for_change=True)
-    return await _withdraw(session, principal, alert, reason)
-
-
-async def _withdraw(
+async def withdraw_locked(
     session: AsyncSession, principal: Principal, alert: Alert, reason: str
 ) -> Alert:
-    """The one withdraw path: alert and workflow change together, with events and audit."""
-    trace = None
+    """The one withdraw path, of an alert the caller locked and may withdraw: alert and
+    workflow change together, with events and audit."""
+    lifecycle.require()
+    finish_workflow = None
     if alert.kind == AlertKind.trace_request:
-        # The alert is locked; its workflow is locked second (always in this order).
-        trace = await trace_query.lock_trace(session, alert.id)
-    if trace is not None:
-        # A request already answered, closed or forwarded is no longer the requester's
-        # to withdraw: the answer belongs to the requested agency as well.
-        traces.require_step(trace, "withdraw")
+        # The alert is locked; its workflow is locked second (always in this order). A
+        # request already answered, closed or forwarded is no longer the requester's to
+        # withdraw: the answer belongs to the requested agency as well (409).
+        finish_workflow = await lifecycle.lock_for_withdrawal(session, alert)
     if alert.status != AlertStatus.published:
         raise Conflict(f"Only a published alert can be withdrawn; this alert is {alert.status}.")
     now = utcnow()
@@ -230,8 +221,8 @@ async def _withdraw(
     await events.record(
         session, EventType.alert_withdrawn, alert_id=alert.id, data={"version": alert.version}
     )
-    if trace is not None:
-        await traces.withdraw(session, principal, trace, now)
+    if finish_workflow is not None:
+        await finish_workflow(session, principal, now)
     await audit.record(
         session, principal, "alert.withdraw", object_type="alert", object_id=alert.id
     )
@@ -248,6 +239,7 @@ async def create_forwarded_copy(
     no named recipients, same TLP and handling codes), and its deadlines start afresh,
     keeping a requested `response_due` that has not passed.
     """
+    lifecycle.require()
     now = utcnow()
     details = {k: v for k, v in source.details.items() if k != "ack_due"}
     details["addressed_to"] = str(addressee)

@@ -83,13 +83,13 @@ def worker() -> None:
     """Migrate, then run the background jobs and webhook deliveries until SIGINT or SIGTERM."""
     import signal
 
+    from app import wiring
     from app.core.db import Database
     from app.core.logging import configure_logging
-    from app.webhooks import outbox
     from app.webhooks.delivery.worker import DeliveryWorker
     from app.worker import Worker, schedules
 
-    outbox.subscribe()  # the jobs record events (trace.overdue, hit.created)
+    wiring.install()  # the jobs record events (trace.overdue, hit.created) and match
     settings = get_settings()
     configure_logging(settings.log_level, json_format=settings.log_json)
     asyncio.run(run_migrations(settings))
@@ -136,10 +136,10 @@ def create_admin(
 
 
 def _run_demo(settings: Settings, base_url: str | None = None) -> None:
+    from app import wiring
     from app.seed.demo import DEMO_DOMAIN, seed_demo
-    from app.webhooks import outbox
 
-    outbox.subscribe()  # the demo's alerts and traces record events
+    wiring.install()  # the demo publishes, withdraws and takes trace steps
     base_url = base_url or settings.public_url
     report = asyncio.run(seed_demo(settings))
     console.print("[bold]Tracewire demo data[/bold] (password for every demo user below):")

@@ -33,7 +33,7 @@ from app.console.deps import LiveDep, PostDep, render
 from app.core.db import SessionDep
 from app.core.errors import AppError, InvalidInput
 from app.core.types import utcnow
-from app.hits import service as hits
+from app.hits import read as hits
 from app.sharing.handling import AlertKind, AlertStatus, Audience, Tlp
 from app.sharing.render import history_shown
 from app.traces import query as trace_query

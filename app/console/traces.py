@@ -9,11 +9,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from app.alerts import service as alerts
 from app.console import common, forms
 from app.console.deps import LiveDep, PostDep, render
 from app.core.db import SessionDep
 from app.core.errors import AppError, Conflict, InvalidInput
+from app.hits import read as hit_read
 from app.hits import service as hits
 from app.hits.models import HitStatus
 from app.traces import query as trace_query
@@ -129,7 +129,7 @@ async def trace_step(
             response = TraceRespond.model_validate(_respond_body(values))
         if action == "withdraw":
             # The API's one withdraw path: the alert and its workflow end together.
-            await alerts.withdraw_trace_request(session, live.principal, alert_id, text or "")
+            await traces.withdraw_trace_request(session, live.principal, alert_id, text or "")
         else:
             await traces.act(
                 session, live.principal, alert_id, action, text=text, response=response
@@ -152,7 +152,7 @@ async def hit_list(request: Request, session: SessionDep, live: LiveDep) -> HTML
     """Hits on the agency's records: which other agency holds a matching record."""
     q = request.query_params
     status = q.get("status") if q.get("status") in {s.value for s in HitStatus} else None
-    rows, next_cursor = await hits.list_hits(
+    rows, next_cursor = await hit_read.list_hits(
         session,
         live.principal,
         status=HitStatus(status) if status else None,
@@ -163,7 +163,7 @@ async def hit_list(request: Request, session: SessionDep, live: LiveDep) -> HTML
         request,
         "hits.html",
         {
-            "rows": await hits.read_models(session, live.principal, rows),
+            "rows": await hit_read.read_models(session, live.principal, rows),
             "status": status or "",
             "statuses": [s.value for s in HitStatus],
             "next_cursor": next_cursor,

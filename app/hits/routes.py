@@ -15,6 +15,7 @@ from app.core.concurrency import IfMatch
 from app.core.db import SessionDep
 from app.core.errors import problem_responses
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from app.hits import read as hit_read
 from app.hits import service
 from app.hits.models import HitStatus
 from app.hits.schemas import HitPage, HitRead
@@ -34,11 +35,11 @@ async def list_hits(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> HitPage:
     """Hits on your agency's records, newest first."""
-    rows, next_cursor = await service.list_hits(
+    rows, next_cursor = await hit_read.list_hits(
         session, principal, status=status, limit=limit, cursor=cursor
     )
     return HitPage(
-        items=await service.read_models(session, principal, rows), next_cursor=next_cursor
+        items=await hit_read.read_models(session, principal, rows), next_cursor=next_cursor
     )
 
 
@@ -47,8 +48,8 @@ async def get_hit(
     hit_id: uuid.UUID, response: Response, session: SessionDep, principal: CurrentPrincipal
 ) -> HitRead:
     """One hit."""
-    hit = await service.get_hit(session, principal, hit_id)
-    read = await service.read_one(session, principal, hit)
+    hit = await hit_read.get_hit(session, principal, hit_id)
+    read = await hit_read.read_one(session, principal, hit)
     response.headers["ETag"] = concurrency.etag(read.version)
     return read
 
@@ -62,7 +63,7 @@ async def _decide(
     response: Response,
 ) -> HitRead:
     hit = await service.set_status(session, principal, hit_id, status, if_match=if_match)  # type: ignore[arg-type]
-    read = await service.read_one(session, principal, hit)
+    read = await hit_read.read_one(session, principal, hit)
     response.headers["ETag"] = concurrency.etag(read.version)
     return read
 
@@ -97,4 +98,4 @@ async def disclose_hit(
 ) -> HitRead:
     """Tell the other agency who holds the blind record it matched (never the content)."""
     hit = await service.disclose(session, principal, hit_id)
-    return await service.read_one(session, principal, hit)
+    return await hit_read.read_one(session, principal, hit)

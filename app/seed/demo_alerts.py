@@ -71,7 +71,7 @@ async def _walk(
     for action in steps:
         side = addressee if action in ("acknowledge", "request_info", "respond") else requester
         if action == "withdraw":
-            await alerts.withdraw_trace_request(session, focal[side], alert_id, DEMO_TEXT[action])
+            await traces.withdraw_trace_request(session, focal[side], alert_id, DEMO_TEXT[action])
             continue
         await traces.act(
             session,

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.alerts import service as alerts
 from app.authz.deps import CurrentPrincipal
 from app.authz.principal import Principal
 from app.core.db import SessionDep
@@ -51,7 +50,7 @@ async def _step(
     async def run() -> TraceRead:
         if action == "withdraw":
             # One withdraw path, the alert's: the alert and its workflow end together.
-            await alerts.withdraw_trace_request(session, principal, alert_id, text or "")
+            await workflow.withdraw_trace_request(session, principal, alert_id, text or "")
         elif action == "forward":
             assert forward_to is not None
             await forward.forward(session, principal, alert_id, forward_to)

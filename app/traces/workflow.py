@@ -14,13 +14,17 @@ from datetime import datetime, timedelta
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.alerts import lifecycle
+from app.alerts import query as alert_query
+from app.alerts import service as alerts
+from app.alerts.deadlines import requested_due
 from app.alerts.models import Alert
 from app.audit import service as audit
 from app.authz.principal import Principal
 from app.core import concurrency
 from app.core.config import get_settings
-from app.core.errors import Conflict, InvalidInput
-from app.core.types import parse_utc, utcnow
+from app.core.errors import Conflict
+from app.core.types import utcnow
 from app.events import service as events
 from app.events.models import EventType
 from app.traces import parties
@@ -32,7 +36,7 @@ from app.traces.models import (
     TraceState,
     TraceTransition,
 )
-from app.traces.query import get_trace
+from app.traces.query import get_trace, lock_trace
 from app.traces.schemas import TraceRespond
 
 
@@ -164,35 +168,13 @@ def default_deadlines(priority: str, start: datetime) -> tuple[datetime, datetim
     )
 
 
-def _due(details: dict[str, object], name: str) -> datetime | None:
-    """A requested deadline of stored details, in UTC; 422 naming it when unreadable (a
-    draft stored before deadlines were bounded may hold one UTC cannot)."""
-    value = details.get(name)
-    if not value:
-        return None
-    try:
-        return parse_utc(str(value))
-    except ValueError as exc:
-        raise InvalidInput.on(f"body.details.{name}", str(exc)) from exc
-
-
-def check_requested_deadlines(details: dict[str, object], now: datetime) -> None:
-    """A request may set its own due dates, but never in the past (422 naming the field)."""
-    ack, response = _due(details, "ack_due"), _due(details, "response_due")
-    for name, value in (("ack_due", ack), ("response_due", response)):
-        if value and value < now:
-            raise InvalidInput.on(f"body.details.{name}", "must not be earlier than now")
-    if ack and response and response < ack:
-        raise InvalidInput.on("body.details.response_due", "must not be earlier than ack_due")
-
-
 async def submit(session: AsyncSession, principal: Principal, alert: Alert) -> TraceRequest:
     """Start the workflow when a trace-request alert is published."""
     details = alert.details
     now = utcnow()
     ack_due, response_due = default_deadlines(str(details.get("priority", "routine")), now)
-    ack_due = _due(details, "ack_due") or ack_due
-    response_due = _due(details, "response_due") or response_due
+    ack_due = requested_due(details, "ack_due") or ack_due
+    response_due = requested_due(details, "response_due") or response_due
     assert alert.addressed_to_agency_id is not None  # required by the schema
     trace = TraceRequest(
         alert_id=alert.id,
@@ -240,7 +222,7 @@ async def act(
     """Move the workflow one step; a step from the wrong state is refused with 409.
 
     Withdrawing and forwarding change the alert as well and go through their own paths
-    (`app.alerts.service.withdraw_trace_request`, `app.traces.forward`).
+    (`withdraw_trace_request` below, `app.traces.forward`).
     """
     step = STEPS.get(action)
     if step is None or step.apply is None:
@@ -289,6 +271,16 @@ async def finish_step(
     )
 
 
+async def withdraw_trace_request(
+    session: AsyncSession, principal: Principal, alert_id: uuid.UUID, reason: str
+) -> Alert:
+    """The requester's `withdraw` step: the alert's one withdraw path, taken as a step."""
+    trace, _ = await get_trace(session, principal, alert_id)
+    parties.require_trace_actor(trace, principal, "requester")
+    alert = await alert_query.get_visible_alert(session, principal, alert_id, for_change=True)
+    return await alerts.withdraw_locked(session, principal, alert, reason)
+
+
 async def withdraw(
     session: AsyncSession, principal: Principal, trace: TraceRequest, now: datetime
 ) -> None:
@@ -297,6 +289,22 @@ async def withdraw(
     require_step(trace, "withdraw")
     trace.closed_at = now
     await finish_step(session, principal, trace, "withdraw", source, now)
+
+
+async def lock_for_withdrawal(
+    session: AsyncSession, alert: Alert
+) -> lifecycle.FinishWithdrawal | None:
+    """Lock the workflow of a (locked) alert being withdrawn, refusing (409) when it is no
+    longer the requester's to withdraw; what to call once the alert is withdrawn."""
+    trace = await lock_trace(session, alert.id)
+    if trace is None:
+        return None
+    require_step(trace, "withdraw")
+
+    async def finish(session: AsyncSession, principal: Principal, now: datetime) -> None:
+        await withdraw(session, principal, trace, now)
+
+    return finish
 
 
 async def _log(

@@ -53,10 +53,9 @@ def wants(sub: Subscription, event_type: str, alert: Alert | None) -> bool:
     return not (sub.max_tlp and TLP_ORDER[Tlp(alert.tlp)] > TLP_ORDER[Tlp(sub.max_tlp)])
 
 
-async def count_receiving(
-    session: AsyncSession, agency_id: uuid.UUID, event_type: str, alert: Alert
-) -> int:
-    """How many of an agency's live subscriptions want this event (preview-audience)."""
+async def count_receiving(session: AsyncSession, agency_id: uuid.UUID, alert: Alert) -> int:
+    """How many of an agency's live subscriptions would receive `alert`'s publication (the
+    alerts' audience preview, through app/alerts/lifecycle.py)."""
     subs = (
         await session.exec(
             select(Subscription).where(
@@ -66,7 +65,7 @@ async def count_receiving(
             )
         )
     ).all()
-    return sum(1 for sub in subs if wants(sub, event_type, alert))
+    return sum(1 for sub in subs if wants(sub, EventType.alert_published.value, alert))
 
 
 def envelope(event: Event) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from app.agencies.models import Agency, AgencyStatus
 from app.alerts.models import Alert
 from app.authz.principal import Principal
 from app.events.models import EventType
-from app.hits import service as hits
+from app.hits import read as hit_read
 from app.sharing import render
 from app.webhooks import outbox
 from app.webhooks.models import Delivery, DeliveryStatus, Subscription, SubscriptionStatus
@@ -230,7 +230,7 @@ async def _hit_notice(
         hit_id = uuid.UUID(str(envelope["data"]["hit_id"]))
     except (KeyError, TypeError, ValueError):
         return _Hold(reason="access withdrawn before sending")
-    data = await hits.notice_for(session, reader, hit_id)
+    data = await hit_read.notice_for(session, reader, hit_id)
     if data is None:
         return _Hold(reason="access withdrawn before sending")
     return _encode({**envelope, "data": data})

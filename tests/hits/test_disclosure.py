@@ -15,7 +15,7 @@ from app.audit.models import AuditRecord
 from app.authz.principal import Role
 from app.core.types import utcnow
 from app.events.models import Event
-from app.hits import service as hits
+from app.hits import matching as hits
 from app.hits.models import Hit, PendingMatch
 from app.webhooks.models import Delivery
 from app.worker import DEFAULT_SCHEDULES, Worker

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from app.hits.serials import calibre_key, make_key, serial_key
+from app.alerts.serials import calibre_key, make_key, serial_key
 
 KEYED_STATUSES = ("present", "restored", "partially_obliterated")
 

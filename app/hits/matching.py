@@ -1,0 +1,203 @@
+"""Cross-matching serialised items between agencies' alerts (DESIGN §5).
+
+An alert is matched when it is published or its items change (through the alerts'
+lifecycle hooks, app/wiring.py) and, when it was embargoed, by the worker at release.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import col, delete, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.alerts.models import Alert, AlertItem
+from app.alerts.serials import calibre_key
+from app.core import concurrency
+from app.core.types import new_id, utcnow
+from app.hits import disclosure
+from app.hits.models import TIER_RANK, Hit, HitStatus, HitTier, PendingMatch
+from app.hits.sides import agency_view, bump, side_of, tell
+from app.sharing.handling import AlertStatus
+
+
+def tier_of(a: AlertItem, b: AlertItem) -> HitTier:
+    """strong: serial + make + calibre; probable: serial + make; candidate: serial only."""
+    if a.make_key and a.make_key == b.make_key:
+        ca, cb = calibre_key(a.calibre), calibre_key(b.calibre)
+        return HitTier.strong if ca and ca == cb else HitTier.probable
+    return HitTier.candidate
+
+
+async def match_alert(
+    session: AsyncSession, alert: Alert, *, now: datetime | None = None
+) -> list[Hit]:
+    """Match a released alert's serialised items against every other agency's released items.
+
+    Drafts are never matched; an alert still under embargo is held (`PendingMatch`) and
+    matched by the worker when the embargo has passed (`match_released`). One indexed
+    look-up (alert_item.serial_key) for all of the alert's keys; obliterated and absent
+    serials have no key and so never match.
+    """
+    if alert.status != AlertStatus.published:
+        return []
+    now = now or utcnow()
+    if alert.embargo_until is not None and alert.embargo_until > now:
+        await _hold(session, alert.id)
+        return []
+    mine = (
+        await session.exec(
+            select(AlertItem).where(
+                AlertItem.alert_id == alert.id, col(AlertItem.serial_key).is_not(None)
+            )
+        )
+    ).all()
+    keys = {i.serial_key for i in mine}
+    if not keys:
+        return []
+    others = (
+        await session.exec(
+            select(AlertItem, Alert)
+            .join(Alert, col(Alert.id) == col(AlertItem.alert_id))
+            .where(
+                col(AlertItem.serial_key).in_(keys),
+                AlertItem.alert_id != alert.id,
+                Alert.status == AlertStatus.published.value,
+                sa.or_(col(Alert.embargo_until).is_(None), col(Alert.embargo_until) <= now),
+                Alert.originator_agency_id != alert.originator_agency_id,
+            )
+        )
+    ).all()
+    best: dict[tuple[uuid.UUID, str], tuple[HitTier, Alert]] = {}
+    for item in mine:
+        for other_item, other in others:
+            if other_item.serial_key != item.serial_key:
+                continue
+            tier = tier_of(item, other_item)
+            slot = (other.id, str(item.serial_key))
+            if slot not in best or TIER_RANK[tier] > TIER_RANK[best[slot][0]]:
+                best[slot] = (tier, other)
+    created: list[Hit] = []
+    for (_other_id, key), (tier, other) in best.items():
+        hit = await _upsert(session, alert, other, key, tier, now)
+        if hit is not None:
+            created.append(hit)
+    return created
+
+
+def _insert(session: AsyncSession) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING, in the dialect's own spelling."""
+    return pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+
+
+async def _hold(session: AsyncSession, alert_id: uuid.UUID) -> None:
+    """Keep an embargoed alert for matching at release (once, however often it is held)."""
+    statement = _insert(session)(PendingMatch).values(alert_id=alert_id, created_at=utcnow())
+    await session.exec(statement.on_conflict_do_nothing(index_elements=["alert_id"]))  # type: ignore[call-overload]
+
+
+async def match_released(
+    session: AsyncSession, *, now: datetime | None = None, batch: int = 500
+) -> int:
+    """Match the held alerts whose embargo has passed, each exactly once; drop withdrawn ones.
+
+    On PostgreSQL the rows are claimed with `FOR UPDATE SKIP LOCKED` and deleted in the
+    same transaction, so two workers never match the same release, and a hit racing the
+    API's own matching is inserted once (`ON CONFLICT DO NOTHING`).
+    """
+    now = now or utcnow()
+    query = (
+        select(PendingMatch.alert_id)
+        .join(Alert, col(Alert.id) == col(PendingMatch.alert_id))
+        .where(
+            sa.or_(
+                Alert.status != AlertStatus.published.value,
+                col(Alert.embargo_until).is_(None),
+                col(Alert.embargo_until) <= now,
+            )
+        )
+        .order_by(col(PendingMatch.created_at), col(PendingMatch.alert_id))
+        .limit(batch)
+    )
+    if session.bind.dialect.name == "postgresql":
+        # The alert's row too, so one being changed right now (its embargo moved) waits a
+        # run; NO KEY UPDATE, so that the hit's foreign-key checks on a row another worker
+        # has claimed do not wait on it (that wait, against the hit's unique index, was a
+        # deadlock when two workers released the two alerts of one pair).
+        query = query.with_for_update(
+            skip_locked=True,
+            key_share=True,
+            of=[PendingMatch, Alert],  # type: ignore[arg-type]
+        )
+    due = list((await session.exec(query)).all())
+    if not due:
+        return 0
+    await session.exec(delete(PendingMatch).where(col(PendingMatch.alert_id).in_(due)))  # type: ignore[call-overload]
+    for alert_id in due:
+        alert = await session.get(Alert, alert_id)
+        if alert is not None:
+            await match_alert(session, alert, now=now)
+    return len(due)
+
+
+async def _upsert(
+    session: AsyncSession, alert: Alert, other: Alert, key: str, tier: HitTier, now: datetime
+) -> Hit | None:
+    a, b = sorted((alert, other), key=lambda x: x.id.hex)
+    existing = (
+        await session.exec(
+            concurrency.for_change(
+                select(Hit).where(
+                    Hit.alert_a_id == a.id, Hit.alert_b_id == b.id, Hit.serial_key == key
+                )
+            )
+        )
+    ).first()
+    if existing is not None:
+        if TIER_RANK[tier] > TIER_RANK[HitTier(existing.tier)]:
+            existing.tier = tier.value
+            # Only a side shown the real tier sees it change (disclosure.tier_shown).
+            records = {a.id: a, b.id: b}
+            for side in ("a", "b"):
+                agency_id, other_alert = side_of(existing, side, records)
+                view = await agency_view(session, existing, side, agency_id, other_alert, now)
+                if view is disclosure.HitView.full:
+                    bump(existing, side, now)
+            session.add(existing)
+        return None
+    values = {
+        "id": new_id(),
+        "alert_a_id": a.id,
+        "agency_a_id": a.originator_agency_id,
+        "alert_b_id": b.id,
+        "agency_b_id": b.originator_agency_id,
+        "serial_key": key,
+        "tier": tier.value,
+        "status_a": HitStatus.new.value,
+        "status_b": HitStatus.new.value,
+        "created_at": utcnow(),
+        "updated_at": utcnow(),
+    }
+    # A concurrent match of the same pair (the other alert's release, an edit) may have
+    # inserted it first: then this one adds nothing and notifies nobody.
+    statement = (
+        _insert(session)(Hit)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["alert_a_id", "alert_b_id", "serial_key"])
+        .returning(Hit.id)  # type: ignore[arg-type]
+    )
+    if (await session.exec(statement)).first() is None:  # type: ignore[call-overload]
+        return None
+    hit = await session.get(Hit, values["id"])
+    assert hit is not None
+    records = {a.id: a, b.id: b}
+    for side in ("a", "b"):
+        agency_id, other_alert = side_of(hit, side, records)
+        view = await agency_view(session, hit, side, agency_id, other_alert, now)
+        await tell(session, hit, agency_id, view)
+    return hit
