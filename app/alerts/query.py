@@ -17,7 +17,7 @@ from app.alerts.models import Alert, AlertItem, AlertKind, AlertStatus, AlertTag
 from app.audit import service as audit
 from app.core import concurrency
 from app.core.errors import InvalidInput, NotFound
-from app.core.pagination import decode_cursor, encode_cursor
+from app.core.pagination import Keyset
 from app.core.principal import Principal
 from app.hits.serials import serial_key
 from app.sharing import rules, visibility
@@ -66,6 +66,10 @@ class AlertFilters:
     updated_since: datetime | None = None
 
 
+# The list's order, newest first (the ix_alert_*sort indexes serve it).
+ALERT_ORDER = Keyset((Alert.sort_at, Alert.id), newest_first=True)
+
+
 def list_query(
     dialect: str,
     principal: Principal,
@@ -112,10 +116,7 @@ def list_query(
         )
     if f.updated_since:
         query = query.where(col(Alert.updated_at) >= f.updated_since)
-    if cursor:
-        at, row_id = decode_cursor(cursor)
-        query = query.where(sa.tuple_(Alert.sort_at, Alert.id) < sa.tuple_(at, row_id))
-    return query.order_by(col(Alert.sort_at).desc(), col(Alert.id).desc()).limit(limit + 1)
+    return ALERT_ORDER.page_query(query, limit=limit, cursor=cursor)
 
 
 async def list_alerts(
@@ -129,14 +130,10 @@ async def list_alerts(
     """Visible alerts matching the filters, newest first, one keyset page."""
     rules.require_alert_reader(principal)
     query = list_query(session.bind.dialect.name, principal, filters, limit=limit, cursor=cursor)
-    rows = (await session.exec(query)).all()
-    page = rows[:limit]
+    page, next_cursor = ALERT_ORDER.split((await session.exec(query)).all(), limit)
     # A search result is a read of what it returns.
     await audit.record_reads(session, principal, [a.id for a in page], "alert.list")
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        return page, encode_cursor(last.sort_at, last.id)
-    return page, None
+    return page, next_cursor
 
 
 async def activity(
