@@ -19,10 +19,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from app.authz.principal import Principal
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.alerts.models import Alert
+from app.authz.principal import Principal
 
 # Ends the workflow of an alert being withdrawn (`finish(session, principal, now)`), once
 # the alert is; given by `TraceHooks.lock_for_withdrawal`.

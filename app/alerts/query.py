@@ -20,7 +20,7 @@ from app.authz import rules
 from app.authz.principal import Principal
 from app.core import concurrency
 from app.core.errors import InvalidInput, NotFound
-from app.core.pagination import decode_cursor, encode_cursor
+from app.core.pagination import Keyset
 from app.sharing.handling import AlertKind, AlertStatus
 
 
@@ -65,6 +65,10 @@ class AlertFilters:
     occurred_since: datetime | None = None
     occurred_until: datetime | None = None
     updated_since: datetime | None = None
+
+
+# The list's order, newest first (the ix_alert_*sort indexes serve it).
+ALERT_ORDER = Keyset((Alert.sort_at, Alert.id), newest_first=True)
 
 
 def list_query(
@@ -113,10 +117,7 @@ def list_query(
         )
     if f.updated_since:
         query = query.where(col(Alert.updated_at) >= f.updated_since)
-    if cursor:
-        at, row_id = decode_cursor(cursor)
-        query = query.where(sa.tuple_(Alert.sort_at, Alert.id) < sa.tuple_(at, row_id))
-    return query.order_by(col(Alert.sort_at).desc(), col(Alert.id).desc()).limit(limit + 1)
+    return ALERT_ORDER.page_query(query, limit=limit, cursor=cursor)
 
 
 async def list_alerts(
@@ -130,14 +131,10 @@ async def list_alerts(
     """Visible alerts matching the filters, newest first, one keyset page."""
     rules.require_alert_reader(principal)
     query = list_query(session.bind.dialect.name, principal, filters, limit=limit, cursor=cursor)
-    rows = (await session.exec(query)).all()
-    page = rows[:limit]
+    page, next_cursor = ALERT_ORDER.split((await session.exec(query)).all(), limit)
     # A search result is a read of what it returns.
     await audit.record_reads(session, principal, [a.id for a in page], "alert.list")
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        return page, encode_cursor(last.sort_at, last.id)
-    return page, None
+    return page, next_cursor
 
 
 async def activity(

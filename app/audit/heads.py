@@ -20,7 +20,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from app.audit.models import AuditHead
-from app.core.config import Settings, decode_key
+from app.core.config import Settings
+from app.core.config_secrets import decode_key
 from app.core.types import utcnow
 
 HEAD_FORMAT = "tracewire-audit-head/1"

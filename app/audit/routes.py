@@ -83,8 +83,7 @@ async def list_audit(
         before_seq=int(cursor) if cursor else None,
         limit=limit + 1,
     )
-    page = rows[:limit]
-    next_cursor = str(page[-1].seq) if len(rows) > limit else None
+    page, next_cursor = service.RECORD_ORDER.split(rows, limit)
     return AuditPage(
         items=[AuditRecordRead.model_validate(r) for r in page], next_cursor=next_cursor
     )

@@ -23,6 +23,7 @@ from app.audit.models import AuditHead, AuditRecord
 from app.authz.principal import Principal
 from app.core.db import AFTER_COMMIT
 from app.core.logging import client_ip_var, request_id_var
+from app.core.pagination import Keyset, SeqCursor
 from app.core.types import utcnow
 
 _PENDING = "tracewire.audit.pending"
@@ -327,6 +328,10 @@ async def _last_own_head(session: AsyncSession, key: Ed25519PublicKey) -> Signed
     return None
 
 
+# The trail's order, newest first; its cursor is the last `seq` shown.
+RECORD_ORDER = Keyset((col(AuditRecord.seq),), newest_first=True, cursor=SeqCursor())
+
+
 async def list_records(
     session: AsyncSession,
     *,
@@ -356,6 +361,6 @@ async def list_records(
     if until:
         query = query.where(col(AuditRecord.at) < until)
     if before_seq:
-        query = query.where(col(AuditRecord.seq) < before_seq)
-    query = query.order_by(col(AuditRecord.seq).desc()).limit(limit)
+        query = RECORD_ORDER.after(query, (before_seq,))
+    query = RECORD_ORDER.ordered(query).limit(limit)
     return list((await session.exec(query)).all())

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import ipaddress
 import json
 import os
 import re
 import secrets
-import stat
-from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -27,14 +24,15 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 from sqlalchemy.engine import make_url
 
-# Secrets that look like the examples in the source and docs. A JWT secret like these is
-# refused in every environment (a published value signs tokens anybody can forge).
-PLACEHOLDER_MARKERS = ("change-me", "changeme", "changethis", "dev-only", "placeholder")
-# Generated into the data directory on first start when the settings name none.
-JWT_SECRET_FILE = "jwt-secret"  # noqa: S105 - a file name
-AUDIT_KEY_FILE = "audit-signing-key"
-# Database passwords that come with images and tutorials: as good as none.
-DEFAULT_DATABASE_PASSWORDS = ("postgres", "password", "secret", "tracewire")
+from app.core.config_secrets import (
+    AUDIT_KEY_FILE,
+    JWT_SECRET_FILE,
+    decode_key,
+    has_placeholder_password,
+    is_placeholder,
+    read_or_create_secret,
+    read_secret_file,
+)
 
 JwtAlgorithm = Literal["HS256", "HS384", "HS512", "RS256", "ES256"]
 
@@ -262,14 +260,14 @@ class Settings(BaseSettings):
                 f"TRACEWIRE_JWT_ACTIVE_KID: key {active.kid} signs, so it needs `private_key_file`"
             )
         for key in self.jwt_keys:
-            if key.secret is not None and _is_placeholder(key.secret.get_secret_value()):
+            if key.secret is not None and is_placeholder(key.secret.get_secret_value()):
                 raise ValueError(
                     f"TRACEWIRE_JWT_SECRET / TRACEWIRE_JWT_KEYS: key {key.kid}: placeholder "
                     "secret refused; set a random one, or unset both (outside prod) to have "
                     f"one generated into {self.data_dir / JWT_SECRET_FILE}"
                 )
         if self.environment != "dev":
-            if _has_placeholder_password(self.database_url.get_secret_value()):
+            if has_placeholder_password(self.database_url.get_secret_value()):
                 raise ValueError(
                     "TRACEWIRE_DATABASE_URL: placeholder database password refused outside dev"
                 )
@@ -320,63 +318,6 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         """Whether the database is the embedded SQLite file."""
         return self.database_url.get_secret_value().startswith("sqlite")
-
-
-def _is_placeholder(value: str) -> bool:
-    lowered = value.lower()
-    return any(marker in lowered for marker in PLACEHOLDER_MARKERS)
-
-
-def decode_key(value: str, where: str | None = None) -> bytes:
-    """A base64 32-byte Ed25519 key (seed or public key); ValueError (naming `where`) if not."""
-    prefix = f"{where}: " if where else ""
-    try:
-        raw = base64.b64decode(value.strip(), validate=True)
-    except ValueError:
-        raise ValueError(f"{prefix}must be base64") from None  # never quote the value
-    if len(raw) != 32:
-        raise ValueError(f"{prefix}must decode to 32 bytes (an Ed25519 key)")
-    return raw
-
-
-def read_secret_file(path: Path) -> str:
-    """A secret kept in a file (surrounding whitespace dropped); never empty."""
-    value = path.read_text(encoding="utf-8").strip()
-    if not value:
-        raise ValueError(f"{path} is empty")
-    return value
-
-
-def read_or_create_secret(path: Path, generate: Callable[[], str]) -> str:
-    """The secret in `path`, which is created (mode 0600) from `generate()` if missing.
-
-    Several processes may start at once: the file is written under another name and linked
-    into place, so a reader sees either no file or the whole of the one that won.
-    """
-    if not path.exists():
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        scratch = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                out.write(generate() + "\n")
-                out.flush()
-                os.fsync(out.fileno())
-            with contextlib.suppress(FileExistsError):  # another process was first: use its
-                os.link(scratch, path)
-        finally:
-            scratch.unlink()
-    mode = path.stat().st_mode
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ValueError(f"{path} is open to other users (mode {mode & 0o777:o}): chmod 600 it")
-    return read_secret_file(path)
-
-
-def _has_placeholder_password(url: str) -> bool:
-    password = make_url(url).password
-    if not password:  # none in the URL: trust, peer or a password file does the work
-        return False
-    return _is_placeholder(password) or password.lower() in DEFAULT_DATABASE_PASSWORDS
 
 
 class ConfigurationError(Exception):

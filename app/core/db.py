@@ -75,6 +75,11 @@ class Session(AsyncSession):
             await step(self)
 
 
+# `session.info` key: the settings of the Database that opened the session, so of the app,
+# worker or CLI command it serves (`settings_of`).
+SETTINGS = "tracewire.settings"
+
+
 class Database:
     """The engine and session factory one process shares."""
 
@@ -82,7 +87,11 @@ class Database:
         self.settings = settings
         self.engine = create_engine(settings)
         self.sessionmaker = async_sessionmaker(
-            self.engine, class_=Session, expire_on_commit=False, autoflush=False
+            self.engine,
+            class_=Session,
+            expire_on_commit=False,
+            autoflush=False,
+            info={SETTINGS: settings},
         )
 
     def session(self) -> AsyncSession:
@@ -97,6 +106,19 @@ class Database:
     async def dispose(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()
+
+
+def settings_of(session: AsyncSession) -> Settings:
+    """The settings of the app (worker, CLI command) whose Database opened `session`.
+
+    A service deep in a change (a trace request's deadlines, started by publishing its
+    alert) reads them here rather than from the environment, which `create_app(settings)`
+    may not describe.
+    """
+    settings = session.info.get(SETTINGS)
+    if not isinstance(settings, Settings):
+        raise RuntimeError("this session was not opened by a Database: it has no settings")
+    return settings
 
 
 async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:

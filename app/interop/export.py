@@ -16,7 +16,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.agencies.models import Agency
 from app.alerts import query as alert_query
 from app.alerts import read as alert_read
-from app.alerts.models import Alert
 from app.alerts.schemas import AlertRead
 from app.audit import service as audit
 from app.authz import rules
@@ -61,9 +60,7 @@ async def export_all(session: AsyncSession, principal: Principal) -> dict[str, A
     collection = service.COLLECTIONS[0]
     rows = (
         await session.exec(
-            service.released_alerts(session, principal, collection).order_by(
-                service.DATE_ADDED, col(Alert.id)
-            )
+            service.SCAN_ORDER.ordered(service.released_alerts(session, principal, collection))
         )
     ).all()
     alerts_seen = [row[0] for row in rows]

@@ -7,9 +7,6 @@ cursor taken from another session can never widen what a page shows.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,7 +24,8 @@ from app.audit import service as audit
 from app.authz import rights, rules
 from app.authz.principal import Principal, Scope
 from app.core.errors import AppError, FieldError, NotFound
-from app.core.types import UTCDateTime, to_utc
+from app.core.pagination import JsonCursor, Keyset
+from app.core.types import UTCDateTime
 from app.interop import stix, stix_import
 from app.interop.models import TaxiiStatus
 from app.sharing import markings
@@ -159,23 +157,20 @@ class Page:
     next: str | None
 
 
-def encode_next(entry: Entry) -> str:
-    """A stateless cursor: the position just past `entry`."""
-    raw = [entry.date_added.isoformat(), str(entry.alert_id), entry.position]
-    return base64.urlsafe_b64encode(json.dumps(raw).encode()).decode().rstrip("=")
+# A stateless `next`: the position just past an entry (date added, alert id, object index),
+# 400 when it is not one of ours. JSON's default separators, as the cursors issued so far.
+NEXT_CURSOR = JsonCursor(
+    (datetime, uuid.UUID, int),
+    lambda: BadTaxiiRequest.on("next", "not a cursor this server issued"),
+    separators=(", ", ": "),
+)
+# The scan's order: alerts ascending by date added, then id (an expression in the key,
+# so the cursor's values are typed).
+SCAN_ORDER = Keyset((DATE_ADDED, col(Alert.id)), bind_types=(UTCDateTime(), sa.Uuid()))
 
 
-def decode_next(cursor: str) -> tuple[datetime, uuid.UUID, int]:
-    """The position a cursor points past; 400 when it is not one of ours."""
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        at_text, id_text, position = json.loads(text)
-        at = to_utc(datetime.fromisoformat(at_text))  # naive or out of range: ValueError
-        if not isinstance(position, int):
-            raise ValueError("bad cursor")
-        return at, uuid.UUID(id_text), position
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
-        raise BadTaxiiRequest.on("next", "not a cursor this server issued") from exc
+def _next_of(entry: Entry) -> str:
+    return NEXT_CURSOR.encode((entry.date_added, entry.alert_id, entry.position))
 
 
 def released_alerts(session: AsyncSession, principal: Principal, collection: Collection) -> Any:
@@ -200,7 +195,7 @@ async def scan(
 ) -> Page:
     """One page of the collection's STIX objects, ascending by date added, then position."""
     rules.require_alert_reader(principal)
-    after = decode_next(cursor) if cursor else None
+    after = NEXT_CURSOR.decode(cursor) if cursor else None
     base = released_alerts(session, principal, collection)
     if match.added_after is not None:
         base = base.where(DATE_ADDED > match.added_after)
@@ -217,12 +212,8 @@ async def scan(
     while True:
         query = base
         if after is not None:
-            mark = sa.tuple_(
-                sa.bindparam(None, after[0], type_=UTCDateTime()),
-                sa.bindparam(None, after[1], type_=sa.Uuid()),
-            )
-            query = query.where(sa.tuple_(DATE_ADDED, Alert.id) >= mark)
-        query = query.order_by(DATE_ADDED, col(Alert.id)).limit(batch)
+            query = SCAN_ORDER.after(query, after[:2], inclusive=True)
+        query = SCAN_ORDER.ordered(query).limit(batch)
         rows = (await session.exec(query)).all()
         reads = await alert_read.read_models(session, principal, [row[0] for row in rows])
         for (alert, added), read in zip(rows, reads, strict=True):
@@ -232,7 +223,7 @@ async def scan(
                 if not match.accepts(obj):
                     continue
                 if len(out) == limit:
-                    return Page(out, True, encode_next(out[-1]))
+                    return Page(out, True, _next_of(out[-1]))
                 out.append(Entry(obj, added, alert.id, position))
         if len(rows) < batch:
             return Page(out, False, None)

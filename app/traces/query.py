@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from operator import itemgetter
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -16,7 +17,7 @@ from app.authz import rules
 from app.authz.principal import Principal
 from app.core import concurrency
 from app.core.errors import NotFound
-from app.core.pagination import decode_cursor, encode_cursor
+from app.core.pagination import Keyset
 from app.core.types import utcnow
 from app.events import service as events
 from app.events.models import EventType
@@ -83,6 +84,12 @@ def is_overdue(trace: TraceRequest) -> bool:
     )
 
 
+# The list's order, newest first; its rows are (request, alert), keyed by the request.
+TRACE_ORDER = Keyset(
+    (TraceRequest.submitted_at, TraceRequest.alert_id), newest_first=True, keyed=itemgetter(0)
+)
+
+
 async def list_traces(
     session: AsyncSession,
     principal: Principal,
@@ -116,19 +123,7 @@ async def list_traces(
             _overdue_clause(),
         )
         query = query.where(flagged if overdue else sa.not_(flagged))
-    if cursor:
-        at, row_id = decode_cursor(cursor)
-        query = query.where(
-            sa.tuple_(TraceRequest.submitted_at, TraceRequest.alert_id) < sa.tuple_(at, row_id)
-        )
-    query = query.order_by(
-        col(TraceRequest.submitted_at).desc(), col(TraceRequest.alert_id).desc()
-    ).limit(limit + 1)
-    rows = (await session.exec(query)).all()
-    if len(rows) > limit:
-        last = rows[limit - 1][0]
-        return rows[:limit], encode_cursor(last.submitted_at, last.alert_id)
-    return rows, None
+    return await TRACE_ORDER.fetch(session, query, limit=limit, cursor=cursor)
 
 
 async def flag_overdue(session: AsyncSession, now: datetime | None = None) -> int:

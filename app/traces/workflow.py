@@ -22,7 +22,8 @@ from app.alerts.models import Alert
 from app.audit import service as audit
 from app.authz.principal import Principal
 from app.core import concurrency
-from app.core.config import get_settings
+from app.core.config import Settings
+from app.core.db import settings_of
 from app.core.errors import Conflict
 from app.core.types import utcnow
 from app.events import service as events
@@ -156,9 +157,8 @@ STEPS: dict[str, Step] = {
 }
 
 
-def default_deadlines(priority: str, start: datetime) -> tuple[datetime, datetime]:
+def default_deadlines(priority: str, start: datetime, s: Settings) -> tuple[datetime, datetime]:
     """(ack_due, response_due) from the settings: routine 5/30 days, urgent 1/3 by default."""
-    s = get_settings()
     if priority == "urgent":
         return start + timedelta(days=s.trace_urgent_ack_days), start + timedelta(
             days=s.trace_urgent_response_days
@@ -172,7 +172,8 @@ async def submit(session: AsyncSession, principal: Principal, alert: Alert) -> T
     """Start the workflow when a trace-request alert is published."""
     details = alert.details
     now = utcnow()
-    ack_due, response_due = default_deadlines(str(details.get("priority", "routine")), now)
+    priority = str(details.get("priority", "routine"))
+    ack_due, response_due = default_deadlines(priority, now, settings_of(session))
     ack_due = requested_due(details, "ack_due") or ack_due
     response_due = requested_due(details, "response_due") or response_due
     assert alert.addressed_to_agency_id is not None  # required by the schema

@@ -19,7 +19,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.agencies.models import Agency, AgencyStatus
 from app.alerts.models import Alert
-from app.core.config import get_settings
 from app.core.types import new_id, utcnow
 from app.events import service as events
 from app.events.models import Event, EventType
@@ -37,7 +36,7 @@ def subscribe() -> None:
 
 async def on_event_recorded(session: AsyncSession, event: Event) -> None:
     """The webhooks' subscriber: write the event's deliveries in the change's transaction."""
-    await fan_out(session, event, base_url=get_settings().public_url)
+    await fan_out(session, event)
 
 
 def wants(sub: Subscription, event_type: str, alert: Alert | None) -> bool:
@@ -73,7 +72,7 @@ def envelope(event: Event) -> dict[str, Any]:
     return {"type": event.type, "timestamp": event.created_at.isoformat(), "data": event.data}
 
 
-async def fan_out(session: AsyncSession, event: Event, *, base_url: str) -> int:
+async def fan_out(session: AsyncSession, event: Event) -> int:
     """Write the deliveries of `event`; returns how many."""
     subs = (
         await session.exec(

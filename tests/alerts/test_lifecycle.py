@@ -7,13 +7,13 @@ import uuid
 from pathlib import Path
 
 import pytest
-from app.authz.principal import Role
 from sqlmodel import select
 from typer.testing import CliRunner
 
 from app import cli
 from app.alerts import lifecycle
 from app.alerts.models import Alert
+from app.authz.principal import Role
 from app.cli import ops as cli_ops
 from app.core.config import Settings
 from app.main import create_app
