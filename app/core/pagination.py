@@ -34,7 +34,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         at = to_utc(datetime.fromisoformat(at_text))  # naive or out of range: ValueError
         return at, uuid.UUID(id_text)
     except (ValueError, TypeError, binascii.Error, json.JSONDecodeError) as exc:
-        raise InvalidInput.on("query.cursor", "not a cursor this service issued") from exc
+        raise InvalidInput.on(
+            "cursor", "not a cursor this service issued", location="query"
+        ) from exc
 
 
 async def keyset_page(
