@@ -142,7 +142,7 @@ async def set_password(
 ) -> User:
     """Use a set-password link: the user's own password, once; the token is spent."""
     invalid = InvalidInput.on(
-        "body.token", "This link is not valid: it was used, replaced or has expired."
+        "token", "This link is not valid: it was used, replaced or has expired."
     )
     now = utcnow()
     row = (
@@ -156,9 +156,7 @@ async def set_password(
     if user is None or user.deleted_at is not None or not user.is_active:
         raise invalid
     if len(data.password) < hashing.min_length:
-        raise InvalidInput.on(
-            "body.password", f"must be at least {hashing.min_length} characters long"
-        )
+        raise InvalidInput.on("password", f"must be at least {hashing.min_length} characters long")
     # Spent atomically: of two concurrent uses of one token, only one finds it unused.
     spent = await session.exec(
         update(SetPasswordToken)

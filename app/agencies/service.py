@@ -273,9 +273,7 @@ async def delete_user(session: AsyncSession, principal: Principal, user_id: uuid
 
 def _check_password(password: str, hashing: PasswordHashing) -> None:
     if len(password) < hashing.min_length:
-        raise InvalidInput.on(
-            "body.password", f"must be at least {hashing.min_length} characters long"
-        )
+        raise InvalidInput.on("password", f"must be at least {hashing.min_length} characters long")
 
 
 async def ensure_email_free(session: AsyncSession, email: str) -> None:

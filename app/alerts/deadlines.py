@@ -21,7 +21,7 @@ def requested_due(details: dict[str, object], name: str) -> datetime | None:
     try:
         return parse_utc(str(value))
     except ValueError as exc:
-        raise InvalidInput.on(f"body.details.{name}", str(exc)) from exc
+        raise InvalidInput.on(f"details.{name}", str(exc)) from exc
 
 
 def check_requested_deadlines(details: dict[str, object], now: datetime) -> None:
@@ -29,6 +29,6 @@ def check_requested_deadlines(details: dict[str, object], now: datetime) -> None
     ack, response = requested_due(details, "ack_due"), requested_due(details, "response_due")
     for name, value in (("ack_due", ack), ("response_due", response)):
         if value and value < now:
-            raise InvalidInput.on(f"body.details.{name}", "must not be earlier than now")
+            raise InvalidInput.on(f"details.{name}", "must not be earlier than now")
     if ack and response and response < ack:
-        raise InvalidInput.on("body.details.response_due", "must not be earlier than ack_due")
+        raise InvalidInput.on("details.response_due", "must not be earlier than ack_due")

@@ -101,7 +101,7 @@ def list_query(
     if f.serial:
         key = serial_key(f.serial, "present")
         if key is None:
-            raise InvalidInput.on("query.serial", "no letters or digits to match")
+            raise InvalidInput.on("serial", "no letters or digits to match", location="query")
         content.append(
             sa.exists().where(AlertItem.alert_id == Alert.id, AlertItem.serial_key == key)
         )

@@ -107,7 +107,8 @@ async def update_alert(
                 "forward it instead.",
                 errors=[
                     FieldError(
-                        field="body.details.addressed_to",
+                        field="details.addressed_to",
+                        location="body",
                         message="fixed once the trace request is published",
                         type="addressee-fixed",
                     )
@@ -314,7 +315,8 @@ def _parse_details(kind: AlertKind, raw: dict[str, object] | None) -> object:
             "Invalid details for this kind of alert.",
             errors=[
                 FieldError(
-                    field=".".join(["body", "details", *(str(p) for p in e["loc"])]),
+                    field=".".join(["details", *(str(p) for p in e["loc"])]),
+                    location="body",
                     message=e["msg"],
                     type=e["type"],
                 )
@@ -328,7 +330,7 @@ async def _addressee(
 ) -> uuid.UUID | None:
     if not isinstance(details, TraceRequestDetails):
         return None
-    field = "body.details.addressed_to"
+    field = "details.addressed_to"
     if details.addressed_to == principal.agency_id:
         raise InvalidInput.on(field, "a trace request goes to another agency")
     if await session.get(Agency, details.addressed_to) is None:

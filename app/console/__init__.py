@@ -14,7 +14,17 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.console import admin, alerts, auth, hooks, platform, sessions, traces
+from app.console import (
+    admin,
+    alert_form,
+    alerts,
+    auth,
+    dashboard,
+    hooks,
+    platform,
+    sessions,
+    traces,
+)
 from app.console.deps import CsrfRefused, LoginRequired, render
 from app.core.errors import AppError
 from app.core.logging import request_id_var
@@ -101,5 +111,6 @@ def install_console(app: FastAPI) -> None:
     app.add_exception_handler(LoginRequired, _console_only)
     app.add_exception_handler(CsrfRefused, _console_only)
     app.mount(PREFIX + "/static", StaticFiles(directory=STATIC), name="console-static")
-    for module in (auth, alerts, traces, admin, hooks, platform):
+    # The form's `/alerts/new` before the page's `/alerts/{alert_id}`.
+    for module in (auth, dashboard, alert_form, alerts, traces, admin, hooks, platform):
         app.include_router(module.router)

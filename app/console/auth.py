@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from app.agencies import invitations
 from app.agencies.schemas import SetPassword
 from app.auth import credentials
+from app.auth import routes as auth_routes
 from app.auth.context import OAuthError, kept_refusal
 from app.auth.deps import AuthContextDep
 from app.console import forms, sessions
@@ -20,6 +21,9 @@ from app.core.errors import AppError, InvalidInput
 from app.core.security import secrets_equal
 
 router = APIRouter(prefix="/console", include_in_schema=False)
+# The login's fields with the limits of `POST /auth/token` (username, password).
+LoginForm = forms.params_model("LoginForm", auth_routes.issue_token, ("username", "password"))
+LABELS = {"username": "Email address", "password": "Password"}
 
 
 def _secure(request: Request) -> bool:
@@ -83,12 +87,17 @@ async def login(request: Request, session: SessionDep, ctx: AuthContextDep) -> R
             error="Your login form expired or was not sent from this page; please try again.",
             status_code=403,
         )
-    email = str(form.get("email") or "").strip()[:254]
-    password = str(form.get("password") or "")[:1024]
+    email = str(form.get("email") or "").strip()
+    password = str(form.get("password") or "")
     if not email or not password:
         return _login_page(
             request, error="Enter your email address and password.", email=email, status_code=422
         )
+    try:
+        LoginForm.model_validate({"username": email, "password": password})
+    except ValidationError as exc:
+        error = "; ".join(f"{LABELS[str(e['loc'][0])]}: {e['msg']}" for e in exc.errors())
+        return _login_page(request, error=error + ".", email=email, status_code=422)
     try:
         async with kept_refusal(session):
             user = await credentials.authenticate_password(
@@ -152,10 +161,10 @@ async def set_password(request: Request, session: SessionDep) -> Response:
     No CSRF token: the one-time token in the form is itself the secret a forger lacks.
     """
     form = await request.form()
-    token = str(form.get("token") or "")[:200]
-    password = str(form.get("password") or "")[:1024]
+    token = str(form.get("token") or "")
+    password = str(form.get("password") or "")
     try:
-        if password != str(form.get("password_again") or "")[:1024]:
+        if password != str(form.get("password_again") or ""):
             raise InvalidInput.on("password_again", "The two passwords differ.")
         data = SetPassword.model_validate({"token": token, "password": password})
         await invitations.set_password(session, data, hashing=request.app.state.auth.hashing)

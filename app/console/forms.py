@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 import uuid
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, get_type_hints
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, create_model
 from starlette.datastructures import FormData
 
 from app.alerts.schemas import AlertRead
@@ -56,28 +58,28 @@ class FormErrors:
         return [(None, m) for m in self.general] + list(self.fields.items())
 
 
-def _path(parts: Any) -> str:
-    path = ".".join(str(p) for p in parts)
-    return path.removeprefix("body.").removeprefix("body")
-
-
 def errors_of(exc: AppError | ValidationError) -> FormErrors:
-    """Field messages from a domain error or a validation error of a request body."""
+    """Field messages from a domain error or a validation error of a request body.
+
+    Both name fields as the form does (`details.addressed_to`); a field in the URL's path
+    or a header is no input of the form, so its message is for the page.
+    """
     out = FormErrors()
     if isinstance(exc, ValidationError):
         for err in exc.errors():
             message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-            path = _path(err.get("loc", ()))
+            path = ".".join(str(p) for p in err.get("loc", ()))
             if path:
                 out.fields.setdefault(path, message)
             else:
                 out.general.append(message)
         return out
-    for err in exc.errors or []:
-        path = _path(err.field.split("."))
-        if path and path not in ("query", "path"):
-            out.fields.setdefault(path, err.message)
-    if not out.fields:
+    for err in exc.field_errors or []:
+        if err.location in ("path", "header") or not err.field:
+            out.general.append(err.message)
+        else:
+            out.fields.setdefault(err.field, err.message)
+    if not out:
         out.general.append(exc.detail or exc.title)
     return out
 
@@ -302,6 +304,15 @@ def values_from_alert(read: AlertRead, recipients: bool = True) -> Values:
 def validate(model: type[BaseModel], data: dict[str, Any]) -> BaseModel:
     """Validate a request body the way the API does (ValidationError on failure)."""
     return model.model_validate(data)
+
+
+def params_model(name: str, endpoint: Callable[..., Any], params: Iterable[str]) -> type[BaseModel]:
+    """A model of some query or form parameters of an API route, with the route's own
+    types and limits (`Query(max_length=60)`): a page refuses what the API refuses."""
+    hints = get_type_hints(endpoint, include_extras=True)
+    signature = inspect.signature(endpoint).parameters
+    fields: dict[str, Any] = {p: (hints[p], signature[p].default) for p in params}
+    return create_model(name, **fields)
 
 
 def parse_sub(form: FormData) -> uuid.UUID | None:

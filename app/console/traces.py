@@ -20,11 +20,17 @@ from app.traces import query as trace_query
 from app.traces import read as trace_read
 from app.traces import workflow as traces
 from app.traces.models import TraceOutcome, TraceState
-from app.traces.schemas import TraceRespond
+from app.traces.schemas import TraceAnswer, TraceQuestion, TraceRespond, TraceWithdraw
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 ACTIONS = ("acknowledge", "request_info", "respond", "provide_info", "close", "withdraw")
-TEXT_FIELD = {"request_info": "question", "provide_info": "answer", "withdraw": "reason"}
+# The API body of each step that takes a text: its one field and its limits.
+TEXT_BODY: dict[str, type[TraceQuestion | TraceAnswer | TraceWithdraw]] = {
+    "request_info": TraceQuestion,
+    "provide_info": TraceAnswer,
+    "withdraw": TraceWithdraw,
+}
+TEXT_FIELD = {action: next(iter(body.model_fields)) for action, body in TEXT_BODY.items()}
 
 
 @router.get("/traces")
@@ -123,8 +129,7 @@ async def trace_step(
             text = str(values.get(field) or "")
             if not text:
                 raise InvalidInput.on(field, "This field is required.")
-            if len(text) > 8000:
-                raise InvalidInput.on(field, "At most 8,000 characters.")
+            text = getattr(TEXT_BODY[action].model_validate({field: text}), field)
         if action == "respond":
             response = TraceRespond.model_validate(_respond_body(values))
         if action == "withdraw":

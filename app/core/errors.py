@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -22,13 +23,29 @@ PROBLEM_BASE = "urn:tracewire:problem:"
 
 log = logging.getLogger("tracewire.errors")
 
+# The part of an HTTP request a field is in: the problem answer's paths start with it.
+Location = Literal["body", "query", "path", "header"]
 
+
+# A service names a field in its own terms (`details.addressed_to`) and the part of the
+# request that carries it (`location`); `located()` is the path the problem answer shows
+# (`body.details.addressed_to`). Without a location, `field` is that path already (request
+# validation, a check of the raw body, TAXII's own names). The docstring is the schema's.
 class FieldError(BaseModel):
     """One invalid field: where it is and what is wrong with it."""
 
     field: str = Field(description="Dotted path to the field, e.g. `body.items.0.serial_raw`.")
     message: str
     type: str = "invalid"
+    # Not part of the answer: `located()` has put it in front of `field`.
+    location: SkipJsonSchema[Location | None] = Field(default=None, exclude=True)
+
+    def located(self) -> FieldError:
+        """The error as the problem answer names it: the request part, then the field."""
+        if self.location is None:
+            return self
+        field = f"{self.location}.{self.field}" if self.field else self.location
+        return FieldError(field=field, message=self.message, type=self.type)
 
 
 class Problem(BaseModel):
@@ -44,7 +61,11 @@ class Problem(BaseModel):
 
 
 class AppError(Exception):
-    """Base of every domain error; carries its HTTP status and problem type."""
+    """Base of every domain error; carries its HTTP status and problem type.
+
+    `field_errors` are as the service named them (domain paths, for the console's forms);
+    `errors` are the same as the problem answer names them (HTTP paths, for the API).
+    """
 
     status: int = 400
     slug: str = "bad-request"
@@ -60,9 +81,15 @@ class AppError(Exception):
     ) -> None:
         super().__init__(detail or self.title)
         self.detail = detail
-        self.errors = list(errors) if errors else None
+        self.field_errors = list(errors) if errors else None
         self.headers = headers or {}
         self.extra = extra or {}
+
+    @property
+    def errors(self) -> list[FieldError] | None:
+        """The field errors at their place in the HTTP request (`body.details.addressed_to`):
+        the one mapping from a service's field names to the problem answer's."""
+        return [e.located() for e in self.field_errors] if self.field_errors else None
 
 
 class Unauthorized(AppError):
@@ -100,9 +127,13 @@ class InvalidInput(AppError):
     status, slug, title = 422, "validation-error", "Invalid input"
 
     @classmethod
-    def on(cls, field: str, message: str, type_: str = "invalid") -> InvalidInput:
-        """An error naming a single field."""
-        return cls(message, errors=[FieldError(field=field, message=message, type=type_)])
+    def on(
+        cls, field: str, message: str, type_: str = "invalid", *, location: Location = "body"
+    ) -> InvalidInput:
+        """An error naming a single field (a domain path, in the request body unless
+        `location` says which other part of the request carries it)."""
+        error = FieldError(field=field, message=message, type=type_, location=location)
+        return cls(message, errors=[error])
 
 
 def problem_response(

@@ -70,7 +70,9 @@ async def idempotent(
 ) -> JSONResponse:
     """Run `run()` once per (principal, key); answer a repeat with `reread(first_body)`."""
     if key is not None and (not 0 < len(key) <= MAX_KEY_LENGTH or not key.isprintable()):
-        raise InvalidInput.on(f"header.{KEY_HEADER}", f"1 to {MAX_KEY_LENGTH} printable characters")
+        raise InvalidInput.on(
+            KEY_HEADER, f"1 to {MAX_KEY_LENGTH} printable characters", location="header"
+        )
     fingerprint = ""
     if key is not None:
         fingerprint = _fingerprint(request.method, request.url.path, await request.body())
@@ -78,9 +80,10 @@ async def idempotent(
         if stored is not None:
             if stored.fingerprint != fingerprint:
                 raise InvalidInput.on(
-                    f"header.{KEY_HEADER}",
+                    KEY_HEADER,
                     "this key was already used for a different request",
                     "idempotency-key-reused",
+                    location="header",
                 )
             current = await reread(stored.body)
             fresh = headers_of(current) if headers_of else {}

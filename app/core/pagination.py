@@ -102,7 +102,7 @@ class SeqCursor:
 # The cursor of the (timestamp, id) lists of the JSON API: a 422 naming `cursor`.
 TIME_ID = JsonCursor(
     (datetime, uuid.UUID),
-    lambda: InvalidInput.on("query.cursor", "not a cursor this service issued"),
+    lambda: InvalidInput.on("cursor", "not a cursor this service issued", location="query"),
 )
 
 

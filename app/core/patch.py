@@ -16,13 +16,13 @@ def changes_of(
     not_null: Iterable[str] = (),
     mode: Literal["python", "json"] = "python",
 ) -> dict[str, Any]:
-    """The fields a PATCH body sets; 422 at `body.<field>` for a null on a `not_null` field."""
+    """The fields a PATCH body sets; 422 naming the field for a null on a `not_null` field."""
     changes = data.model_dump(exclude_unset=True, mode=mode)
     # An update model makes every field optional, so "absent" and "null" differ only here:
     # absent keeps the stored value, null would blank a column that must have one.
     for field in not_null:
         if field in changes and changes[field] is None:
-            raise InvalidInput.on(f"body.{field}", "may not be null")
+            raise InvalidInput.on(field, "may not be null")
     return changes
 
 

@@ -328,7 +328,7 @@ async def add_objects(
             failures.append(_outcome(report, str(exc)))
             continue
         except AppError as exc:
-            details = "; ".join(f"{e.field}: {e.message}" for e in exc.errors or [])
+            details = "; ".join(f"{e.field}: {e.message}" for e in exc.field_errors or [])
             failures.append(_outcome(report, f"{exc.detail or exc.title} {details}".strip()))
             continue
         successes.append(_outcome(report, f"stored as alert {alert.id}"))

@@ -142,7 +142,7 @@ class TaxiiRoute(APIRoute):
                 return await handler(request)
             except AppError as exc:
                 return taxii_error(
-                    exc.status, exc.title, exc.detail, errors=exc.errors, headers=exc.headers
+                    exc.status, exc.title, exc.detail, errors=exc.field_errors, headers=exc.headers
                 )
             except RequestValidationError as exc:
                 errors = [

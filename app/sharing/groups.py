@@ -84,8 +84,8 @@ async def create_group(
     """Create a group owned by the principal's agency (its administrators only)."""
     owner = data.owner_agency_id or principal.agency_id
     rights.require_agency_manager(principal, owner)
-    await sharing.require_agencies(session, [owner], "body.owner_agency_id")
-    await sharing.require_agencies(session, data.members, "body.members")
+    await sharing.require_agencies(session, [owner], "owner_agency_id")
+    await sharing.require_agencies(session, data.members, "members")
     group = SharingGroup(
         owner_agency_id=owner,
         name=data.name,
@@ -152,7 +152,9 @@ async def add_member(
     if agency is None:
         raise NotFound("No such agency.")
     if agency.is_operator:
-        raise InvalidInput.on("path.agency_id", f"{agency_id} {sharing.OPERATOR_REFUSED}")
+        raise InvalidInput.on(
+            "agency_id", f"{agency_id} {sharing.OPERATOR_REFUSED}", location="path"
+        )
     if await session.get(SharingGroupMember, (group_id, agency_id)) is None:
         session.add(SharingGroupMember(group_id=group_id, agency_id=agency_id))
         group.updated_at = utcnow()

@@ -62,7 +62,7 @@ async def put_policy(
     for kind, policy in data.kinds.items():
         if policy.default is None:
             continue
-        field = f"body.kinds.{kind.value}.default"
+        field = f"kinds.{kind.value}.default"
         await sharing.validate_handling(
             session,
             principal,

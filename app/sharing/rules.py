@@ -27,12 +27,12 @@ class SharingRuleViolation(InvalidInput):
     def __init__(self, rule: str, field: str, message: str) -> None:
         super().__init__(
             f"{message} (rule `{rule}`)",
-            errors=[FieldError(field=field, message=message, type=rule)],
+            errors=[FieldError(field=field, message=message, type=rule, location="body")],
             extra={"rule": rule},
         )
 
 
-def check_tlp_rules(h: Handling, *, kind: AlertKind, field: str = "body.handling") -> None:
+def check_tlp_rules(h: Handling, *, kind: AlertKind, field: str = "handling") -> None:
     """DESIGN §4: community needs clear/green; red goes to named agencies only."""
     has_recipients = bool(h.recipient_agencies or h.recipient_groups)
     if h.audience is Audience.community and h.tlp not in (Tlp.clear, Tlp.green):
@@ -71,7 +71,7 @@ def check_ceiling(
     *,
     kind: AlertKind,
     addressed_to: uuid.UUID | None,
-    field: str = "body.handling",
+    field: str = "handling",
 ) -> None:
     """The agency's policy ceiling for `kind`: a post beyond it is refused with 422."""
     if not ceiling:

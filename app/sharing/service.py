@@ -55,7 +55,7 @@ async def require_agencies(
     )
     found = dict(rows.all())
     if found.get(addressed_to):
-        raise InvalidInput.on("body.details.addressed_to", f"{addressed_to} {OPERATOR_REFUSED}")
+        raise InvalidInput.on("details.addressed_to", f"{addressed_to} {OPERATOR_REFUSED}")
     for index, agency_id in enumerate(wanted):
         at = f"{field}.{index}" if indexed else field
         if agency_id not in found:
@@ -122,7 +122,7 @@ async def resolve_handling(
     *,
     kind: AlertKind,
     addressed_to: uuid.UUID | None,
-    field: str = "body.handling",
+    field: str = "handling",
 ) -> Handling:
     """The handling block to store: the given one or the policy default, checked in full."""
     default, ceiling, unusable = await _policy_parts(session, principal.agency_id, kind)

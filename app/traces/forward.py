@@ -60,7 +60,7 @@ async def forward(
 
 async def _target(session: AsyncSession, trace: TraceRequest, agency_id: uuid.UUID) -> Agency:
     """Another active agency of the requested agency's own country; 422 otherwise."""
-    field = "body.agency_id"
+    field = "agency_id"
     own = await session.get(Agency, trace.addressee_agency_id)
     target = await session.get(Agency, agency_id)
     assert own is not None

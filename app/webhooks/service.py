@@ -33,7 +33,7 @@ def check_url(url: str, settings: Settings) -> str:
     try:
         ssrf.check_url_syntax(url, require_https=settings.webhooks_need_https)
     except ssrf.UrlRefused as exc:
-        raise InvalidInput.on("body.url", str(exc)) from exc
+        raise InvalidInput.on("url", str(exc)) from exc
     return url
 
 

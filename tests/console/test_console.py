@@ -700,3 +700,32 @@ async def test_a_recipient_sees_the_history_since_publication_as_versions_only(c
     assert "publish" in theirs
     for hidden in ("create", "update", "title", "items", "handling", world["ke_focal"].email):
         assert hidden not in theirs, hidden
+
+
+async def test_inputs_past_the_apis_limits_are_refused_with_its_limit(client, world):
+    csrf = await console_login(client, world["ke_focal"].email)
+    for query, field, limit in (
+        ("tag=" + "t" * 61, "tag", "at most 60 characters"),
+        ("serial=" + "S" * 101, "serial", "at most 100 characters"),
+        ("q=" + "q" * 201, "q", "at most 200 characters"),
+        ("country=KEN", "country", "at most 2 characters"),
+    ):
+        answer = await client.get(f"/console/alerts?{query}")
+        assert answer.status_code == 422, query
+        assert f'id="f-{field}-error"' in answer.text and limit in answer.text, query
+    posted = await client.post(
+        "/console/alerts/new", data=seizure_form(csrf, str(world["de"].id), action="publish")
+    )
+    url = posted.headers["location"]
+    long = await client.post(url + "/withdraw", data={"csrf_token": csrf, "reason": "r" * 2001})
+    assert long.status_code == 422 and "at most 2000 characters" in long.text
+    assert "Withdrawn on" not in (await client.get(url)).text
+
+
+async def test_login_past_the_token_endpoints_limits_is_refused_not_cut(client, world):
+    token = await login_page(client)
+    answer = await client.post(
+        "/console/login",
+        data={"login_csrf": token, "email": world["ke_focal"].email, "password": "p" * 1025},
+    )
+    assert answer.status_code == 422 and "at most 1024 characters" in answer.text

@@ -11,6 +11,7 @@ from sqlmodel import func, select
 
 from app.agencies.models import Agency
 from app.authz.principal import Role
+from app.core.errors import FieldError, InvalidInput, render_error
 from tests.core.failing_serve import add_failing_routes
 from tests.factories import bearer, make_agency, make_user, password_login
 from tests.live import serve
@@ -233,3 +234,17 @@ async def test_unexpected_error_keeps_the_connection_of_a_real_server(db_url, tm
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
+
+
+def test_a_domain_field_is_named_by_its_place_in_the_request_only_in_the_answer():
+    body = InvalidInput.on("details.addressed_to", "no agency")
+    assert [e.field for e in body.field_errors or []] == ["details.addressed_to"]
+    assert [e.field for e in body.errors or []] == ["body.details.addressed_to"]
+    query = InvalidInput.on("cursor", "not a cursor", location="query")
+    assert [e.field for e in query.errors or []] == ["query.cursor"]
+    raw = InvalidInput("x", errors=[FieldError(field="body", message="too deep")])
+    assert [e.field for e in raw.errors or []] == ["body"]
+    answer = json.loads(render_error(body).body)
+    assert answer["errors"] == [
+        {"field": "body.details.addressed_to", "message": "no agency", "type": "invalid"}
+    ]

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
-from app.authz.principal import Role
 
+from app.authz.principal import Role
 from app.core.config import Settings, get_settings
 from tests.conftest import settings_for
 from tests.factories import make_actor, make_agency, post_alert, seizure_body, trace_body
