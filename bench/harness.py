@@ -11,7 +11,6 @@ import contextlib
 import os
 import platform
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,17 +27,11 @@ import httpx
 
 from app.core import migrate
 from app.core.db import Database, create_engine
-from tests.conftest import TEST_AUDIT_SIGNING_KEY, TEST_JWT_SECRET, settings_for
+from tests.conftest import TEST_AUDIT_SIGNING_KEY, settings_for
+from tests.processes import child_env, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432"
-
-
-def free_port() -> int:
-    """A port nobody listens on right now (on 127.0.0.1)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def asyncpg_url(url: str) -> str:
@@ -67,20 +60,17 @@ def database(url: str) -> Database:
 
 def service_env(database_url: str, **extra: str) -> dict[str, str]:
     """The environment of a `tracewire serve` / `worker` process under benchmark."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACEWIRE_")}
-    env.update(
-        TRACEWIRE_DATABASE_URL=database_url,
-        TRACEWIRE_ENVIRONMENT="test",
-        TRACEWIRE_JWT_SECRET=TEST_JWT_SECRET,
-        TRACEWIRE_AUDIT_SIGNING_KEY=TEST_AUDIT_SIGNING_KEY,
-        TRACEWIRE_LOG_LEVEL="WARNING",
-        TRACEWIRE_RATE_LIMIT_PER_MINUTE="0",
-        TRACEWIRE_TOKEN_RATE_LIMIT_PER_MINUTE="0",
+    env = child_env(
+        database_url,
+        AUDIT_SIGNING_KEY=TEST_AUDIT_SIGNING_KEY,
+        LOG_LEVEL="WARNING",
+        RATE_LIMIT_PER_MINUTE="0",
+        TOKEN_RATE_LIMIT_PER_MINUTE="0",
         # Where a scenario's receiver listens; scenarios that deliver name its port.
-        TRACEWIRE_WEBHOOK_ALLOW_NETWORKS="127.0.0.1:9",
-        TRACEWIRE_WEBHOOK_REQUIRE_HTTPS="false",
-        TRACEWIRE_WORKER_IN_PROCESS="false",
-        TRACEWIRE_DATABASE_POOL_SIZE="20",
+        WEBHOOK_ALLOW_NETWORKS="127.0.0.1:9",
+        WEBHOOK_REQUIRE_HTTPS="false",
+        WORKER_IN_PROCESS="false",
+        DATABASE_POOL_SIZE="20",
     )
     env.update(extra)
     return env

@@ -29,7 +29,6 @@ from bench.harness import (
     Load,
     Proc,
     drive,
-    free_port,
     fresh_database,
     machine,
     postgres_version,
@@ -38,6 +37,7 @@ from bench.harness import (
     start_api,
     wait_ready,
 )
+from tests.processes import free_port
 
 SUBSCRIBERS = 10
 

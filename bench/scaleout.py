@@ -26,7 +26,6 @@ from bench.harness import (
     LOAD_HEADER,
     Load,
     drive,
-    free_port,
     fresh_database,
     machine,
     ms,
@@ -39,6 +38,7 @@ from bench.harness import (
 )
 from bench.ingest import Poster, count_rows
 from bench.webhooks import SUBSCRIBERS, delivery_counts, start_receiver, wait_for_receipts
+from tests.processes import free_port
 
 
 @dataclass

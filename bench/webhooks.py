@@ -42,7 +42,6 @@ from bench.harness import (
     ROOT,
     Proc,
     drive,
-    free_port,
     fresh_database,
     machine,
     ms,
@@ -54,6 +53,7 @@ from bench.harness import (
     wait_ready,
 )
 from bench.ingest import Poster
+from tests.processes import free_port
 
 SUBSCRIBERS = 10
 

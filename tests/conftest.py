@@ -16,6 +16,7 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -207,6 +208,17 @@ async def client(app: object) -> AsyncIterator[httpx.AsyncClient]:
 def db(app: object) -> Database:
     """The app's database (for factories and direct checks)."""
     return app.state.db  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+async def world(client: httpx.AsyncClient, db: Database, app: object) -> dict[str, Any]:
+    """Kenya, Germany and Jordan, each with a focal point ("KE") and an admin ("KE_admin").
+
+    Modules that need another cast define their own `world`, which takes precedence.
+    """
+    from tests.factories import make_world  # factories imports this module
+
+    return await make_world(client, db, app.state.auth.hashing)  # type: ignore[attr-defined]
 
 
 def random_email(prefix: str = "user") -> str:

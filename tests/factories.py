@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -126,6 +127,30 @@ async def make_actor(
     user = await make_user(db, hashing, agency, role)
     tokens = await password_login(client, user.email)
     return Actor(agency=agency, user=user, headers=bearer(tokens["access_token"]))
+
+
+# How make_world names an agency's actor of each role: "KE", "KE_admin", "KE_reader".
+ROLE_SUFFIX = {Role.focal_point: "", Role.agency_admin: "_admin", Role.reader: "_reader"}
+
+
+async def make_world(
+    client: httpx.AsyncClient,
+    db: Database,
+    hashing: PasswordHashing,
+    roles: Sequence[Role] = (Role.focal_point, Role.agency_admin),
+    countries: Sequence[str] = ("KE", "DE", "JO"),
+) -> dict[str, Actor]:
+    """One agency per country, a logged-in actor of each role in it, keyed by ROLE_SUFFIX.
+
+    Agencies and actors are made in the order given, so that modules sharing a world see
+    the same rows as when each built its own.
+    """
+    world: dict[str, Actor] = {}
+    for country in countries:
+        agency = await make_agency(db, country=country)
+        for role in roles:
+            world[country + ROLE_SUFFIX[role]] = await make_actor(client, db, hashing, agency, role)
+    return world
 
 
 def seizure_body(**overrides: object) -> dict:

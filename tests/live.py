@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,16 +13,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import TEST_JWT_SECRET
+from tests.processes import CHEAP_HASHING, child_env, free_port
 
 ROOT = str(Path(__file__).resolve().parents[1])  # the checkout, for `module` under tests/
-
-
-def free_port() -> int:
-    """A port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.asynccontextmanager
@@ -42,18 +34,9 @@ async def serve(
     extra command-line options (e.g. `--workers 2`).
     """
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACEWIRE_")}
+    env = child_env(db_url, **(CHEAP_HASHING | {"LOG_LEVEL": "WARNING"} | settings))
     if module != "app":
         env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH")) if p)
-    env.update(
-        TRACEWIRE_DATABASE_URL=db_url,
-        TRACEWIRE_ENVIRONMENT="test",
-        TRACEWIRE_JWT_SECRET=TEST_JWT_SECRET,
-        TRACEWIRE_PASSWORD_HASH_MEMORY_KIB="1024",
-        TRACEWIRE_PASSWORD_HASH_TIME_COST="1",
-        TRACEWIRE_LOG_LEVEL="WARNING",
-    )
-    env.update({f"TRACEWIRE_{name}": value for name, value in settings.items()})
     server = subprocess.Popen(
         [sys.executable, "-m", module, "serve", "--port", str(port), *args], env=env, cwd=cwd
     )

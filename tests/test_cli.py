@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -20,23 +19,15 @@ import pytest
 from app.authz.principal import Role
 from app.cli.ops import is_loopback
 from app.seed.demo import DEMO_PASSWORD
-from tests.conftest import TEST_JWT_SECRET
 from tests.factories import make_agency, make_user
+from tests.processes import CHEAP_HASHING, child_env, free_port
 
 TRACEWIRE = [sys.executable, "-m", "app"]
 
 
 def _env(db_url: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACEWIRE_")}
-    env.update(
-        TRACEWIRE_DATABASE_URL=db_url,
-        TRACEWIRE_ENVIRONMENT="test",
-        TRACEWIRE_JWT_SECRET=TEST_JWT_SECRET,
-        TRACEWIRE_PASSWORD_HASH_MEMORY_KIB="1024",
-        TRACEWIRE_PASSWORD_HASH_TIME_COST="1",
-    )
-    env.update(extra)
-    return env
+    """A child's environment with cheap hashing; `extra` are whole names (COLUMNS too)."""
+    return child_env(db_url, **CHEAP_HASHING) | extra
 
 
 def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
@@ -82,15 +73,9 @@ def test_production_refuses_placeholder_secret(tmp_path):
     assert "placeholder secret refused" in result.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_serve_end_to_end(db_url, tmp_path):
     """`create-admin`, then `serve`; a real HTTP client logs in and calls the API."""
-    port = _free_port()
+    port = free_port()
     env = _env(db_url, TRACEWIRE_ADMIN_PASSWORD="a very long admin password")
     created = _run(["create-admin", "root@tracewire.example"], env, tmp_path)
     assert created.returncode == 0, created.stderr
@@ -157,9 +142,7 @@ def test_audit_verify_command_names_the_first_broken_record(tmp_path):
 
 
 def test_serve_demo_prints_the_console_url_it_listens_on(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = _env(f"sqlite+aiosqlite:///{tmp_path}/serve-demo.db", COLUMNS="200")
     server = subprocess.Popen(
         [*TRACEWIRE, "serve", "--demo", "--port", str(port)],
@@ -314,7 +297,7 @@ def _bearer(token: str) -> dict[str, str]:
 @contextlib.contextmanager
 def _serving(env: dict[str, str], cwd: Path) -> Iterator[str]:
     """`tracewire serve` on a free port; its base URL once it answers."""
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [*TRACEWIRE, "serve", "--port", str(port)],
         env={**env, "TRACEWIRE_LOG_LEVEL": "WARNING"},
@@ -429,7 +412,7 @@ def test_serve_in_dev_warns_when_it_listens_beyond_loopback(tmp_path):
     # 192.0.2.1 (TEST-NET-1) is on no interface: the bind fails, nothing ever listens.
     env = _env(f"sqlite+aiosqlite:///{tmp_path}/dev.db", TRACEWIRE_ENVIRONMENT="dev")
     env.pop("TRACEWIRE_JWT_SECRET")
-    served = _run(["serve", "--host", "192.0.2.1", "--port", str(_free_port())], env, tmp_path)
+    served = _run(["serve", "--host", "192.0.2.1", "--port", str(free_port())], env, tmp_path)
     assert served.returncode != 0
     warnings = [
         json.loads(line)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CAPTURED_LOGS, TEST_JWT_SECRET
-from tests.live import free_port
+from tests.conftest import CAPTURED_LOGS
+from tests.processes import child_env, free_port
 from tests.secrets_seen import SEEN, parts_shown, remember
 
 TRACEWIRE = [sys.executable, "-m", "app"]
@@ -125,15 +125,11 @@ COMMANDS = {
 
 
 def _start(tmp_path: Path, args: list[str], settings: dict[str, str]) -> tuple[int, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACEWIRE_")}
-    env.update(
-        TRACEWIRE_ENVIRONMENT="test",
-        TRACEWIRE_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/t.db",
-        TRACEWIRE_JWT_SECRET=TEST_JWT_SECRET,
-        TRACEWIRE_ADMIN_PASSWORD="a very long admin password",
-        COLUMNS="80",
+    env = child_env(
+        f"sqlite+aiosqlite:///{tmp_path}/t.db",
+        **({"ADMIN_PASSWORD": "a very long admin password"} | settings),
     )
-    env.update({f"TRACEWIRE_{k}": v for k, v in settings.items()})
+    env["COLUMNS"] = "80"
     done = subprocess.run(
         TRACEWIRE + args, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
     )

@@ -7,7 +7,6 @@ databases of their own that are dropped afterwards.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import secrets
 import subprocess
@@ -17,6 +16,8 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+
+from tests.processes import inherited_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,11 +45,10 @@ def database(server: str) -> Iterator[str]:
 
 
 def bench(*args: str, within: float = 240) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACEWIRE_")}
     done = subprocess.run(
         [sys.executable, "-m", *args],
         cwd=ROOT,
-        env=env,
+        env=inherited_env(),  # each scenario names its processes' settings itself
         capture_output=True,
         text=True,
         timeout=within,

@@ -19,21 +19,15 @@ from app.hits import matching as hits
 from app.hits.models import Hit, PendingMatch
 from app.webhooks.models import Delivery
 from app.worker import DEFAULT_SCHEDULES, Worker
-from tests.factories import make_actor, make_agency, post_alert, seizure_body
+from tests.factories import make_world, post_alert, seizure_body
 
 AKM = {"category": "small_arm", "make": "Kalashnikov Concern", "calibre": "7.62x39mm"}
 
 
 @pytest.fixture
 async def world(client, db, app):
-    hashing = app.state.auth.hashing
-    out = {}
-    for code in ("KE", "DE", "JO"):
-        agency = await make_agency(db, country=code)
-        out[code] = await make_actor(client, db, hashing, agency, Role.focal_point)
-        out[code + "_reader"] = await make_actor(client, db, hashing, agency, Role.reader)
-        out[code + "_admin"] = await make_actor(client, db, hashing, agency, Role.agency_admin)
-    return out
+    roles = (Role.focal_point, Role.reader, Role.agency_admin)
+    return await make_world(client, db, app.state.auth.hashing, roles)
 
 
 def _alert(serial: str, handling: dict | None = None, **item: object) -> dict:

@@ -5,20 +5,15 @@ from __future__ import annotations
 import pytest
 
 from app.authz.principal import Role
-from tests.factories import make_actor, make_agency, post_alert, seizure_body
+from tests.factories import make_world, post_alert, seizure_body
 
 AKM = {"category": "small_arm", "make": "Kalashnikov Concern", "calibre": "7.62x39mm"}
 
 
 @pytest.fixture
 async def agencies(client, db, app):
-    hashing = app.state.auth.hashing
-    out = {}
-    for code in ("KE", "DE", "JO"):
-        agency = await make_agency(db, country=code)
-        out[code] = await make_actor(client, db, hashing, agency, Role.focal_point)
-        out[code + "_reader"] = await make_actor(client, db, hashing, agency, Role.reader)
-    return out
+    roles = (Role.focal_point, Role.reader)
+    return await make_world(client, db, app.state.auth.hashing, roles)
 
 
 def _alert(item: dict, **extra) -> dict:

@@ -7,26 +7,13 @@ import copy
 import pytest
 import stix2
 
-from app.authz.principal import Role
 from app.interop.taxii import TAXII_MEDIA_TYPE
 from app.sharing.markings import TLP2_MARKING_IDS
-from tests.factories import make_actor, make_agency
 from tests.interop.helpers import ALL, pushed_report, taxii
 
 RED = TLP2_MARKING_IDS["red"]
 GREEN = TLP2_MARKING_IDS["green"]
 AMBER_STRICT = TLP2_MARKING_IDS["amber+strict"]
-
-
-@pytest.fixture
-async def world(client, db, app):
-    hashing = app.state.auth.hashing
-    out = {}
-    for code in ("KE", "DE", "JO"):
-        agency = await make_agency(db, country=code)
-        out[code] = await make_actor(client, db, hashing, agency, Role.focal_point)
-        out[code + "_admin"] = await make_actor(client, db, hashing, agency, Role.agency_admin)
-    return out
 
 
 async def _default(client, world, handling: dict) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import uuid
@@ -16,9 +15,9 @@ import app.interop.stix2_registration  # noqa: F401 - registers seized-item and 
 from app.audit.models import AuditRecord
 from app.authz.principal import Role
 from app.interop import stix
-from tests.conftest import TEST_JWT_SECRET
 from tests.factories import make_actor, make_agency, post_alert, seizure_body, trace_body
 from tests.interop.helpers import procurement_body, validate
+from tests.processes import child_env
 
 
 async def _world(client, db, app):
@@ -143,17 +142,9 @@ async def test_cli_exports_what_the_agency_may_see(client, db, app, db_url, tmp_
     await post_alert(client, a, trace_body(jo))
     agency = ke if who == "originator" else jo
     out = tmp_path / "bundle.json"
-    env = {
-        "TRACEWIRE_DATABASE_URL": db_url,
-        "TRACEWIRE_ENVIRONMENT": "test",
-        "TRACEWIRE_JWT_SECRET": TEST_JWT_SECRET,
-    }
     result = subprocess.run(
         [sys.executable, "-m", "app", "export-stix", "--agency", str(agency.id), "--out", str(out)],
-        env={
-            **{k: v for k, v in os.environ.items() if not k.startswith("TRACEWIRE_")},
-            **env,
-        },
+        env=child_env(db_url),
         capture_output=True,
         text=True,
         timeout=120,
@@ -170,15 +161,9 @@ async def test_cli_exports_what_the_agency_may_see(client, db, app, db_url, tmp_
 
 
 def test_cli_refuses_an_unknown_agency(tmp_path, db_url):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACEWIRE_")}
-    env |= {
-        "TRACEWIRE_DATABASE_URL": db_url,
-        "TRACEWIRE_ENVIRONMENT": "test",
-        "TRACEWIRE_JWT_SECRET": TEST_JWT_SECRET,
-    }
     result = subprocess.run(
         [sys.executable, "-m", "app", "export-stix", "--agency", str(uuid.uuid4())],
-        env=env,
+        env=child_env(db_url),
         capture_output=True,
         text=True,
         timeout=120,

@@ -9,10 +9,9 @@ import pytest
 from sqlmodel import select
 from standardwebhooks import Webhook
 
-from app.authz.principal import Role
 from app.webhooks.delivery.worker import DeliveryWorker
 from app.webhooks.models import Delivery
-from tests.factories import make_actor, make_agency, post_alert, seizure_body
+from tests.factories import post_alert, seizure_body
 from tests.secrets_seen import remember
 from tests.webhooks.receiver import Receiver
 
@@ -36,17 +35,6 @@ async def receiver():
     await r.start()
     yield r
     await r.stop()
-
-
-@pytest.fixture
-async def world(client, db, app):
-    hashing = app.state.auth.hashing
-    out = {}
-    for code in ("KE", "DE", "JO"):
-        agency = await make_agency(db, country=code)
-        out[code] = await make_actor(client, db, hashing, agency, Role.focal_point)
-        out[code + "_admin"] = await make_actor(client, db, hashing, agency, Role.agency_admin)
-    return out
 
 
 async def _subscribe(client, admin, url, **filters) -> dict:

@@ -7,7 +7,6 @@ and nothing may arrive that was not queued.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -21,9 +20,8 @@ from app.core.db import Database
 from app.webhooks.delivery.worker import DeliveryWorker
 from app.webhooks.models import Delivery
 from app.webhooks.signing import message_id
-from tests import live
-from tests.conftest import TEST_JWT_SECRET
 from tests.factories import make_actor, make_agency, post_alert, seizure_body
+from tests.processes import child_env, free_port
 from tests.webhooks.receiver import Receiver
 
 ALERTS = 24
@@ -33,7 +31,7 @@ DEADLINE = 90.0
 @pytest.fixture
 def port() -> int:
     """The receiver's port, chosen first: the allow-list names it."""
-    return live.free_port()
+    return free_port()
 
 
 @pytest.fixture
@@ -71,20 +69,16 @@ async def _queue(client, db, app, receiver: Receiver) -> set[str]:
 
 
 def _worker_env(db_url: str, port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACEWIRE_")}
-    env.update(
-        TRACEWIRE_DATABASE_URL=db_url,
-        TRACEWIRE_ENVIRONMENT="test",
-        TRACEWIRE_JWT_SECRET=TEST_JWT_SECRET,
-        TRACEWIRE_WEBHOOK_ALLOW_NETWORKS=f"127.0.0.1:{port}",
-        TRACEWIRE_WEBHOOK_REQUIRE_HTTPS="false",
-        TRACEWIRE_WEBHOOK_LEASE_SECONDS="5",
-        TRACEWIRE_WEBHOOK_POLL_SECONDS="0.1",
-        TRACEWIRE_WEBHOOK_CONCURRENCY="4",
-        TRACEWIRE_WEBHOOK_RETRY_SCHEDULE="0.2,0.2,0.2,0.2,0.2,0.2",
-        TRACEWIRE_LOG_LEVEL="WARNING",
+    return child_env(
+        db_url,
+        WEBHOOK_ALLOW_NETWORKS=f"127.0.0.1:{port}",
+        WEBHOOK_REQUIRE_HTTPS="false",
+        WEBHOOK_LEASE_SECONDS="5",
+        WEBHOOK_POLL_SECONDS="0.1",
+        WEBHOOK_CONCURRENCY="4",
+        WEBHOOK_RETRY_SCHEDULE="0.2,0.2,0.2,0.2,0.2,0.2",
+        LOG_LEVEL="WARNING",
     )
-    return env
 
 
 async def _wait_for(predicate, timeout: float = DEADLINE) -> None:

@@ -20,7 +20,6 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from app.agencies.models import ApiClient
-from app.authz.principal import Role
 from app.core.types import utcnow
 from app.webhooks.delivery.worker import DeliveryWorker
 from app.webhooks.models import Delivery, DeliveryAttempt
@@ -28,8 +27,6 @@ from app.webhooks.signing import message_id
 from tests.factories import (
     bearer,
     client_login,
-    make_actor,
-    make_agency,
     make_client,
     post_alert,
     seizure_body,
@@ -60,17 +57,6 @@ def settings(settings, receiver):
             "webhook_poll_seconds": 0.05,
         }
     )
-
-
-@pytest.fixture
-async def world(client, db, app):
-    hashing = app.state.auth.hashing
-    out = {}
-    for code in ("KE", "DE", "JO"):
-        agency = await make_agency(db, country=code)
-        out[code] = await make_actor(client, db, hashing, agency, Role.focal_point)
-        out[code + "_admin"] = await make_actor(client, db, hashing, agency, Role.agency_admin)
-    return out
 
 
 async def _subscribe(client, headers, receiver: Receiver, url: str | None = None, **filters):
