@@ -218,7 +218,7 @@ async def run(
 
             return request
 
-        async def bare_ok(http: Http, n: int) -> int:
+        async def bare_ok(http: Http, _n: int) -> int:
             return (await http.request("GET", "/ok"))[0]
 
         async def bare_insert(http: Http, n: int) -> int:

@@ -147,7 +147,7 @@ async def run(
             result.loads.append((api_load, bare_load))
             print(api_load.row(), bare_load.row(), sep="\n", file=sys.stderr)
 
-        async def ok(http: Http, n: int) -> int:
+        async def ok(http: Http, _n: int) -> int:
             return (await http.request("GET", "/ok"))[0]
 
         result.ok_endpoint = await drive(

@@ -219,7 +219,7 @@ async def bare_aiohttp(count: int, concurrency: int) -> tuple[int, float]:
         connector = aiohttp.TCPConnector(limit=concurrency)
         async with aiohttp.ClientSession(connector=connector) as http:
 
-            async def one(n: int) -> None:
+            async def one() -> None:
                 msg_id = f"msg_{uuid.uuid4().hex}"
                 now = datetime.now(UTC)
                 headers = {
@@ -237,7 +237,7 @@ async def bare_aiohttp(count: int, concurrency: int) -> tuple[int, float]:
                     await answer.read()
 
             started = time.perf_counter()
-            await asyncio.gather(*(one(n) for n in range(count)))
+            await asyncio.gather(*(one() for _ in range(count)))
             seconds = time.perf_counter() - started
         stats = await receiver_stats(receiver)
     return stats["distinct"], seconds

@@ -192,10 +192,7 @@ async def _walk(
 
     prev_hash, expected = GENESIS, 1
     if start is not None:  # a head already trusted: check it still holds, then go on from it
-        anchor = (
-            await session.exec(select(AuditRecord).where(col(AuditRecord.seq) == start.seq))
-        ).first()
-        if anchor is None or anchor.hash != start.hash:
+        if not await _anchor_holds(session, start):
             return broken(start.seq, _REWRITTEN.format(which="the head signed last"))
         prev_hash, expected = start.hash, start.seq + 1
     while True:
@@ -212,44 +209,18 @@ async def _walk(
         signed = await _heads_between(session, rows[0].seq, rows[-1].seq) if key else {}
         for row in rows:
             assert row.seq is not None and row.hash is not None  # the query says so
-            if row.seq != expected:
-                return broken(expected, f"record {expected} is missing")
-            if row.prev_hash != prev_hash:
-                return broken(row.seq, "does not link to the record before it")
-            if chain_hash(prev_hash, row) != row.hash:
-                return broken(row.seq, "content does not match its hash")
-            head = signed.get(row.seq)
-            if head is not None and key is not None:
-                if not head.signed_by(key):
-                    return broken(
-                        row.seq, f"its signed head is not signed by the configured key {kid}"
-                    )
-                if head.hash != row.hash:
-                    return broken(row.seq, _REWRITTEN.format(which="its signed head"))
+            fault = _row_fault(row, expected, prev_hash) or _head_fault(
+                row, signed.get(row.seq), key, kid, against
+            )
+            if fault is not None:
+                return broken(expected, fault)
+            if row.seq in signed:  # empty without a key
                 signed_seq = row.seq
-            if against is not None and row.seq == against.seq and row.hash != against.hash:
-                return broken(row.seq, _REWRITTEN.format(which="the witnessed head"))
             prev_hash, expected, checked = row.hash, row.seq + 1, checked + 1
     end = expected - 1
-    if key is not None:
-        beyond = (
-            await session.exec(
-                select(AuditHead).where(col(AuditHead.seq) > end).order_by(col(AuditHead.seq))
-            )
-        ).first()
-        if beyond is not None:
-            if SignedHead.from_row(beyond).signed_by(key):
-                return broken(
-                    end + 1, _CUT.format(end=end, which=f"the head signed at record {beyond.seq}")
-                )
-            return broken(
-                beyond.seq,
-                f"a head beyond the chain's end is not signed by the configured key {kid}",
-            )
-    if against is not None and against.seq > end:
-        return broken(
-            end + 1, _CUT.format(end=end, which=f"the witnessed head at record {against.seq}")
-        )
+    cut = await _end_fault(session, end, key, kid, against)
+    if cut is not None:
+        return broken(*cut)
     unchained = (
         await session.exec(
             select(func.count()).select_from(AuditRecord).where(col(AuditRecord.seq).is_(None))
@@ -263,6 +234,71 @@ async def _walk(
         unchained=unchained,
         key_id=kid,
     )
+
+
+async def _anchor_holds(session: AsyncSession, start: SignedHead) -> bool:
+    """Whether the record a trusted head signed is still there with the same hash."""
+    anchor = (
+        await session.exec(select(AuditRecord).where(col(AuditRecord.seq) == start.seq))
+    ).first()
+    return anchor is not None and anchor.hash == start.hash
+
+
+def _row_fault(row: AuditRecord, expected: int, prev_hash: str) -> str | None:
+    """Why a record breaks the chain on its own (gap, link, content), or None."""
+    if row.seq != expected:
+        return f"record {expected} is missing"
+    if row.prev_hash != prev_hash:
+        return "does not link to the record before it"
+    if chain_hash(prev_hash, row) != row.hash:
+        return "content does not match its hash"
+    return None
+
+
+def _head_fault(
+    row: AuditRecord,
+    head: SignedHead | None,
+    key: Ed25519PublicKey | None,
+    kid: str | None,
+    against: SignedHead | None,
+) -> str | None:
+    """Why a record contradicts its signed head or the witnessed head, or None."""
+    if head is not None and key is not None:
+        if not head.signed_by(key):
+            return f"its signed head is not signed by the configured key {kid}"
+        if head.hash != row.hash:
+            return _REWRITTEN.format(which="its signed head")
+    if against is not None and row.seq == against.seq and row.hash != against.hash:
+        return _REWRITTEN.format(which="the witnessed head")
+    return None
+
+
+async def _end_fault(
+    session: AsyncSession,
+    end: int,
+    key: Ed25519PublicKey | None,
+    kid: str | None,
+    against: SignedHead | None,
+) -> tuple[int, str] | None:
+    """Where and why the chain ends too early (a signed or witnessed head beyond it)."""
+    if key is not None:
+        beyond = (
+            await session.exec(
+                select(AuditHead).where(col(AuditHead.seq) > end).order_by(col(AuditHead.seq))
+            )
+        ).first()
+        if beyond is not None:
+            if SignedHead.from_row(beyond).signed_by(key):
+                return end + 1, _CUT.format(
+                    end=end, which=f"the head signed at record {beyond.seq}"
+                )
+            return (
+                beyond.seq,
+                f"a head beyond the chain's end is not signed by the configured key {kid}",
+            )
+    if against is not None and against.seq > end:
+        return end + 1, _CUT.format(end=end, which=f"the witnessed head at record {against.seq}")
+    return None
 
 
 _REWRITTEN = "no longer matches {which}: the chain was rewritten at or before this record"

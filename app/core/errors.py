@@ -237,7 +237,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _integrity_error(request: Request, exc: Exception) -> JSONResponse:
+async def _integrity_error(request: Request, _exc: Exception) -> JSONResponse:
     # A unique or foreign-key constraint caught a race the service's own checks missed.
     log.info("integrity conflict", extra={"path": request.url.path})
     return problem_response(
@@ -249,7 +249,7 @@ async def _integrity_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+async def _unhandled(request: Request, _exc: Exception) -> JSONResponse:
     log.exception("unhandled error", extra={"path": request.url.path})
     return problem_response(
         500,

@@ -26,7 +26,7 @@ HAND_MANAGED = ("alert_fts", "ix_alert_search_text", "ix_alert_date_added")
 
 
 def include_object(
-    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+    _obj: object, name: str | None, _type: str, _reflected: bool, _compare_to: object
 ) -> bool:
     """Autogenerate filter: leave the hand-managed search objects alone."""
     return not (name and name.startswith(HAND_MANAGED))

@@ -115,7 +115,7 @@ class UTCDateTime(TypeDecorator[datetime]):
             return value.replace(tzinfo=None)
         return value
 
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+    def process_result_value(self, value: datetime | None, _dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
@@ -141,7 +141,7 @@ class UuidList(TypeDecorator[list[uuid.UUID]]):
             return [uuid.UUID(str(v)) for v in value]
         return [str(v) for v in value]
 
-    def process_result_value(self, value: Any, dialect: Dialect) -> list[uuid.UUID] | None:
+    def process_result_value(self, value: Any, _dialect: Dialect) -> list[uuid.UUID] | None:
         if value is None:
             return None
         return [v if isinstance(v, uuid.UUID) else uuid.UUID(str(v)) for v in value]

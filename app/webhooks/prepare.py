@@ -187,12 +187,9 @@ def _judge(
     poll_seconds: float,
 ) -> bytes | _Hold:
     """The body to send now, or why not."""
-    if sub.deleted_at is not None:
-        return _Hold(reason="subscription deleted")
-    if sub.status != SubscriptionStatus.active or agency.status != AgencyStatus.active:
-        return _Hold(reason="subscription or agency inactive")
-    if delivery.url_epoch != sub.url_epoch:
-        return _Hold(reason=MOVED)
+    stopped = _receiver_stopped(delivery, sub, agency)
+    if stopped is not None:
+        return _Hold(reason=stopped)
     envelope = outbox.stored_envelope(delivery)
     if delivery.alert_id is None:
         return _encode(envelope)
@@ -205,8 +202,36 @@ def _judge(
         return _Hold(reason=verdict.refused)
     if verdict.defer_until is not None:
         return _Hold(until=verdict.defer_until)
+    waiting = _out_of_turn(delivery, mates or [], sending, now, poll_seconds)
+    if waiting is not None:
+        return waiting
+    data = dict(envelope["data"])
+    data.pop("version", None)  # the event's version; the alert block says what is current
+    data["alert"] = verdict.body
+    return _encode({**envelope, "data": data})
+
+
+def _receiver_stopped(delivery: Delivery, sub: Subscription, agency: Agency) -> str | None:
+    """Why nothing may go to this subscription's URL now, or None."""
+    if sub.deleted_at is not None:
+        return "subscription deleted"
+    if sub.status != SubscriptionStatus.active or agency.status != AgencyStatus.active:
+        return "subscription or agency inactive"
+    if delivery.url_epoch != sub.url_epoch:
+        return MOVED
+    return None
+
+
+def _out_of_turn(
+    delivery: Delivery,
+    mates: list[Delivery],
+    sending: set[uuid.UUID],
+    now: datetime,
+    poll_seconds: float,
+) -> _Hold | None:
+    """Hold a message that would overtake, or arrive after, another about the same alert."""
     key = order_key(delivery)
-    others = [m for m in mates or [] if m.id != delivery.id]
+    others = [m for m in mates if m.id != delivery.id]
     if any(m.status == DeliveryStatus.delivered and order_key(m) > key for m in others):
         # A later message went out first (a manual retry raced it): this one would
         # arrive out of order; the later one already carried the current state.
@@ -214,10 +239,7 @@ def _judge(
     ahead = [m for m in others if m.status in OPEN and order_key(m) < key]
     if ahead:
         return _Hold(until=_when_free(min(ahead, key=order_key), sending, now, poll_seconds))
-    data = dict(envelope["data"])
-    data.pop("version", None)  # the event's version; the alert block says what is current
-    data["alert"] = verdict.body
-    return _encode({**envelope, "data": data})
+    return None
 
 
 async def _hit_notice(

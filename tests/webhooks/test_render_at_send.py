@@ -35,7 +35,7 @@ from tests.secrets_seen import remember
 from tests.webhooks.receiver import Receiver
 
 REFERENCE = {"id", "kind", "tlp", "status", "version", "url"}
-EMBARGO = 1.5  # seconds: long enough to change the alert, short enough to wait for
+EMBARGO = 2.5  # seconds: time to change the alert on a loaded machine, short enough to wait
 
 
 @pytest.fixture
