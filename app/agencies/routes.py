@@ -94,7 +94,7 @@ async def create_agency(
 @router.get("/agencies", response_model=AgencyPage, tags=["agencies"], responses=READ_ERRORS)
 async def list_agencies(
     session: SessionDep,
-    principal: CurrentPrincipal,
+    _principal: CurrentPrincipal,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
     country: Annotated[AgencyCountryCode | None, Query()] = None,
@@ -102,7 +102,7 @@ async def list_agencies(
 ) -> AgencyPage:
     """The directory of agencies, oldest first."""
     rows, next_cursor = await service.list_agencies(
-        session, principal, limit=limit, cursor=cursor, country=country, status=status
+        session, limit=limit, cursor=cursor, country=country, status=status
     )
     return AgencyPage(items=[AgencyRead.model_validate(r) for r in rows], next_cursor=next_cursor)
 
@@ -111,9 +111,9 @@ async def list_agencies(
     "/agencies/{agency_id}", response_model=AgencyRead, tags=["agencies"], responses=READ_ERRORS
 )
 async def get_agency(
-    agency_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
+    agency_id: uuid.UUID, session: SessionDep, _principal: CurrentPrincipal
 ) -> AgencyRead:
-    """One agency of the directory."""
+    """One agency of the directory (any signed-in principal)."""
     return AgencyRead.model_validate(await service.get_agency(session, agency_id))
 
 

@@ -73,7 +73,6 @@ async def create_agency(session: AsyncSession, principal: Principal, data: Agenc
 
 async def list_agencies(
     session: AsyncSession,
-    principal: Principal,
     *,
     limit: int,
     cursor: str | None = None,

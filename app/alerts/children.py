@@ -92,28 +92,7 @@ async def write_children(
         for tag in tags:
             session.add(AlertTag(alert_id=alert.id, tag=tag))
     if handling is not None:
-        if replace:
-            await session.exec(
-                delete(AlertRecipientAgency).where(col(AlertRecipientAgency.alert_id) == alert.id)
-            )
-            await session.exec(
-                delete(AlertRecipientGroup).where(col(AlertRecipientGroup.alert_id) == alert.id)
-            )
-        alert.reader_keys = []
-        if handling.audience is Audience.recipients:
-            alert.reader_keys = visibility.reader_keys(
-                handling.recipient_agencies, handling.recipient_groups
-            )
-            # Plain multi-row INSERTs: an alert may name hundreds of recipients.
-            for model, column, ids in (
-                (AlertRecipientAgency, "agency_id", handling.recipient_agencies),
-                (AlertRecipientGroup, "group_id", handling.recipient_groups),
-            ):
-                if ids:
-                    await session.exec(
-                        sa.insert(model),  # type: ignore[call-overload]
-                        params=[{"alert_id": alert.id, column: i} for i in dict.fromkeys(ids)],
-                    )
+        await _write_recipients(session, alert, handling, replace=replace)
     await session.flush()
     if item_rows is None:
         item_rows = (await items_by_alert(session, [alert.id])).get(alert.id, [])
@@ -121,6 +100,35 @@ async def write_children(
     session.add(alert)
     await session.flush()
     await search.index_alert(session, alert)
+
+
+async def _write_recipients(
+    session: AsyncSession, alert: Alert, handling: Handling, *, replace: bool
+) -> None:
+    """The recipient rows and the alert's reader keys, from its handling."""
+    if replace:
+        await session.exec(
+            delete(AlertRecipientAgency).where(col(AlertRecipientAgency.alert_id) == alert.id)
+        )
+        await session.exec(
+            delete(AlertRecipientGroup).where(col(AlertRecipientGroup.alert_id) == alert.id)
+        )
+    alert.reader_keys = []
+    if handling.audience is not Audience.recipients:
+        return
+    alert.reader_keys = visibility.reader_keys(
+        handling.recipient_agencies, handling.recipient_groups
+    )
+    # Plain multi-row INSERTs: an alert may name hundreds of recipients.
+    for model, column, ids in (
+        (AlertRecipientAgency, "agency_id", handling.recipient_agencies),
+        (AlertRecipientGroup, "group_id", handling.recipient_groups),
+    ):
+        if ids:
+            await session.exec(
+                sa.insert(model),  # type: ignore[call-overload]
+                params=[{"alert_id": alert.id, column: i} for i in dict.fromkeys(ids)],
+            )
 
 
 def _item_row(alert_id: uuid.UUID, position: int, item: ItemIn) -> AlertItem:

@@ -91,6 +91,18 @@ def list_query(
         query = query.where(Alert.originator_agency_id == f.originator)
     # Content filters: never matched against a withdrawn alert's hidden content, or
     # trying values would reveal it.
+    content = _content_conditions(dialect, f)
+    if content:
+        query = query.where(
+            visible.content_filter(principal.agency_id, principal=principal), *content
+        )
+    if f.updated_since:
+        query = query.where(col(Alert.updated_at) >= f.updated_since)
+    return ALERT_ORDER.page_query(query, limit=limit, cursor=cursor)
+
+
+def _content_conditions(dialect: str, f: AlertFilters) -> list[sa.ColumnElement[bool]]:
+    """The filters that look at an alert's content."""
     content: list[sa.ColumnElement[bool]] = []
     if f.country:
         content.append(Alert.country == f.country)
@@ -111,13 +123,7 @@ def list_query(
         content.append(col(Alert.occurred_at) >= f.occurred_since)
     if f.occurred_until:
         content.append(col(Alert.occurred_at) < f.occurred_until)
-    if content:
-        query = query.where(
-            visible.content_filter(principal.agency_id, principal=principal), *content
-        )
-    if f.updated_since:
-        query = query.where(col(Alert.updated_at) >= f.updated_since)
-    return ALERT_ORDER.page_query(query, limit=limit, cursor=cursor)
+    return content
 
 
 async def list_alerts(

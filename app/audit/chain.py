@@ -200,3 +200,14 @@ async def sweep(session: AsyncSession) -> int:
             lambda sync: chain_pending(sync, lock_timeout_ms=SWEEP_LOCK_TIMEOUT_MS)
         )
     return 0  # the usual case: nothing to do, and no lock taken for it
+
+
+def row_fault(row: AuditRecord, expected: int, prev_hash: str) -> str | None:
+    """Why a record breaks the chain on its own (gap, link, content), or None."""
+    if row.seq != expected:
+        return f"record {expected} is missing"
+    if row.prev_hash != prev_hash:
+        return "does not link to the record before it"
+    if chain_hash(prev_hash, row) != row.hash:
+        return "content does not match its hash"
+    return None

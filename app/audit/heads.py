@@ -19,7 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from app.audit.models import AuditHead
+from app.audit.models import AuditHead, AuditRecord
 from app.core.config import Settings
 from app.core.config_secrets import decode_key
 from app.core.types import utcnow
@@ -149,3 +149,24 @@ def sign(key: Ed25519PrivateKey, seq: int, hash_: str, at: datetime | None = Non
     unsigned = SignedHead(seq, hash_, at or utcnow(), key_id(key.public_key()), "")
     signature = base64.b64encode(key.sign(unsigned.message())).decode()
     return SignedHead(seq, hash_, unsigned.signed_at, unsigned.key_id, signature)
+
+
+REWRITTEN = "no longer matches {which}: the chain was rewritten at or before this record"
+
+
+def head_fault(
+    row: AuditRecord,
+    head: SignedHead | None,
+    key: Ed25519PublicKey | None,
+    kid: str | None,
+    against: SignedHead | None,
+) -> str | None:
+    """Why a record contradicts its signed head or the witnessed head, or None."""
+    if head is not None and key is not None:
+        if not head.signed_by(key):
+            return f"its signed head is not signed by the configured key {kid}"
+        if head.hash != row.hash:
+            return REWRITTEN.format(which="its signed head")
+    if against is not None and row.seq == against.seq and row.hash != against.hash:
+        return REWRITTEN.format(which="the witnessed head")
+    return None

@@ -17,7 +17,7 @@ from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit import chain, heads
-from app.audit.chain import GENESIS, chain_hash
+from app.audit.chain import GENESIS
 from app.audit.heads import SignedHead
 from app.audit.models import AuditHead, AuditRecord
 from app.authz.principal import Principal
@@ -209,7 +209,7 @@ async def _walk(
         signed = await _heads_between(session, rows[0].seq, rows[-1].seq) if key else {}
         for row in rows:
             assert row.seq is not None and row.hash is not None  # the query says so
-            fault = _row_fault(row, expected, prev_hash) or _head_fault(
+            fault = chain.row_fault(row, expected, prev_hash) or heads.head_fault(
                 row, signed.get(row.seq), key, kid, against
             )
             if fault is not None:
@@ -244,35 +244,6 @@ async def _anchor_holds(session: AsyncSession, start: SignedHead) -> bool:
     return anchor is not None and anchor.hash == start.hash
 
 
-def _row_fault(row: AuditRecord, expected: int, prev_hash: str) -> str | None:
-    """Why a record breaks the chain on its own (gap, link, content), or None."""
-    if row.seq != expected:
-        return f"record {expected} is missing"
-    if row.prev_hash != prev_hash:
-        return "does not link to the record before it"
-    if chain_hash(prev_hash, row) != row.hash:
-        return "content does not match its hash"
-    return None
-
-
-def _head_fault(
-    row: AuditRecord,
-    head: SignedHead | None,
-    key: Ed25519PublicKey | None,
-    kid: str | None,
-    against: SignedHead | None,
-) -> str | None:
-    """Why a record contradicts its signed head or the witnessed head, or None."""
-    if head is not None and key is not None:
-        if not head.signed_by(key):
-            return f"its signed head is not signed by the configured key {kid}"
-        if head.hash != row.hash:
-            return _REWRITTEN.format(which="its signed head")
-    if against is not None and row.seq == against.seq and row.hash != against.hash:
-        return _REWRITTEN.format(which="the witnessed head")
-    return None
-
-
 async def _end_fault(
     session: AsyncSession,
     end: int,
@@ -288,10 +259,9 @@ async def _end_fault(
             )
         ).first()
         if beyond is not None:
+            which = f"the head signed at record {beyond.seq}"
             if SignedHead.from_row(beyond).signed_by(key):
-                return end + 1, _CUT.format(
-                    end=end, which=f"the head signed at record {beyond.seq}"
-                )
+                return end + 1, _CUT.format(end=end, which=which)
             return (
                 beyond.seq,
                 f"a head beyond the chain's end is not signed by the configured key {kid}",
@@ -301,7 +271,7 @@ async def _end_fault(
     return None
 
 
-_REWRITTEN = "no longer matches {which}: the chain was rewritten at or before this record"
+_REWRITTEN = heads.REWRITTEN
 _CUT = "the chain was cut: it ends at record {end}, below {which}"
 
 

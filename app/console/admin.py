@@ -182,9 +182,7 @@ async def create_client(request: Request, session: SessionDep, live: PostDep) ->
 
 
 @router.post("/clients/{client_id}/revoke")
-async def revoke_client(
-    request: Request, client_id: uuid.UUID, session: SessionDep, live: PostDep
-) -> Response:
+async def revoke_client(client_id: uuid.UUID, session: SessionDep, live: PostDep) -> Response:
     """Revoke an API client."""
     await agencies.delete_client(session, live.principal, client_id)
     return RedirectResponse("/console/admin/clients", status_code=303)

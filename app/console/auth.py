@@ -121,7 +121,7 @@ async def login(request: Request, session: SessionDep, ctx: AuthContextDep) -> R
 
 
 @router.post("/logout")
-async def logout(request: Request, session: SessionDep, live: PostDep) -> Response:
+async def logout(request: Request, session: SessionDep, _live: PostDep) -> Response:
     """End the console session (its row is deleted)."""
     await sessions.end(session, request.cookies.get(sessions.COOKIE))
     response = RedirectResponse("/console/login", status_code=303)

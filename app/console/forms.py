@@ -262,7 +262,7 @@ def update_body(kind: str, values: Values) -> dict[str, Any]:
     return body
 
 
-def values_from_alert(read: AlertRead, recipients: bool = True) -> Values:
+def values_from_alert(read: AlertRead) -> Values:
     """The form fields of an existing alert (for editing it)."""
     values: Values = {
         "title": read.title or "",
@@ -285,7 +285,13 @@ def values_from_alert(read: AlertRead, recipients: bool = True) -> Values:
             values[f"items.{n}.{field}"] = (
                 "" if value is None else str(getattr(value, "value", value))
             )
-    details = read.details or {}
+    values.update(_detail_values(read.details or {}))
+    return values
+
+
+def _detail_values(details: dict[str, Any]) -> Values:
+    """The form fields of an alert's kind-specific details."""
+    values: Values = {}
     for key, value in details.items():
         if isinstance(value, list) and key in ("illicit_basis",):
             values[f"details.{key}"] = [str(v) for v in value]

@@ -94,7 +94,7 @@ async def create_agency(request: Request, session: SessionDep, live: PostDep) ->
 
 @router.post("/agencies/{agency_id}/{action}")
 async def agency_status(
-    request: Request, agency_id: uuid.UUID, action: str, session: SessionDep, live: PostDep
+    agency_id: uuid.UUID, action: str, session: SessionDep, live: PostDep
 ) -> Response:
     """Suspend or reactivate an agency."""
     targets = {"suspend": AgencyStatus.suspended, "reactivate": AgencyStatus.active}

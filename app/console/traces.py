@@ -177,9 +177,7 @@ async def hit_list(request: Request, session: SessionDep, live: LiveDep) -> HTML
 
 
 @router.post("/hits/{hit_id}/{action}")
-async def hit_step(
-    request: Request, hit_id: uuid.UUID, action: str, session: SessionDep, live: PostDep
-) -> Response:
+async def hit_step(hit_id: uuid.UUID, action: str, session: SessionDep, live: PostDep) -> Response:
     """Confirm or dismiss a hit, for the agency's side."""
     targets = {"confirm": HitStatus.confirmed, "dismiss": HitStatus.dismissed}
     if action not in targets:

@@ -235,20 +235,24 @@ class Settings(BaseSettings):
             return json.loads(value) if value.strip() else []
         return value
 
+    def _default_jwt_key(self) -> JwtKey:
+        """The one HS256 key from TRACEWIRE_JWT_SECRET, or a generated one outside prod."""
+        given = self.jwt_secret
+        if given is not None and len(given.get_secret_value().encode()) < 32:
+            raise ValueError("TRACEWIRE_JWT_SECRET: must be at least 32 bytes")
+        if given is None and self.environment == "prod":
+            raise ValueError("TRACEWIRE_JWT_SECRET or TRACEWIRE_JWT_KEYS: required in prod")
+        secret = given or SecretStr(
+            read_or_create_secret(
+                self.data_dir / JWT_SECRET_FILE, lambda: secrets.token_urlsafe(48)
+            )
+        )
+        return JwtKey(kid="default", alg="HS256", secret=secret)
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if not self.jwt_keys:
-            given = self.jwt_secret
-            if given is not None and len(given.get_secret_value().encode()) < 32:
-                raise ValueError("TRACEWIRE_JWT_SECRET: must be at least 32 bytes")
-            if given is None and self.environment == "prod":
-                raise ValueError("TRACEWIRE_JWT_SECRET or TRACEWIRE_JWT_KEYS: required in prod")
-            secret = given or SecretStr(
-                read_or_create_secret(
-                    self.data_dir / JWT_SECRET_FILE, lambda: secrets.token_urlsafe(48)
-                )
-            )
-            self.jwt_keys = [JwtKey(kid="default", alg="HS256", secret=secret)]
+            self.jwt_keys = [self._default_jwt_key()]
         kids = [k.kid for k in self.jwt_keys]
         if len(set(kids)) != len(kids):
             raise ValueError("TRACEWIRE_JWT_KEYS: key ids must be unique")

@@ -184,6 +184,21 @@ def released_alerts(session: AsyncSession, principal: Principal, collection: Col
     return query
 
 
+def _matched(base: Any, match: Match) -> Any:
+    """The collection's rows narrowed by `added_after` and the object ids asked for."""
+    if match.added_after is not None:
+        base = base.where(DATE_ADDED > match.added_after)
+    if match.ids is not None:
+        wanted = stix.stix_uuids(match.ids)
+        base = base.where(
+            sa.or_(
+                col(Alert.id).in_(wanted),
+                sa.exists().where(AlertItem.alert_id == Alert.id, col(AlertItem.id).in_(wanted)),
+            )
+        )
+    return base
+
+
 async def scan(
     session: AsyncSession,
     principal: Principal,
@@ -196,17 +211,7 @@ async def scan(
     """One page of the collection's STIX objects, ascending by date added, then position."""
     rules.require_alert_reader(principal)
     after = NEXT_CURSOR.decode(cursor) if cursor else None
-    base = released_alerts(session, principal, collection)
-    if match.added_after is not None:
-        base = base.where(DATE_ADDED > match.added_after)
-    if match.ids is not None:
-        wanted = stix.stix_uuids(match.ids)
-        base = base.where(
-            sa.or_(
-                col(Alert.id).in_(wanted),
-                sa.exists().where(AlertItem.alert_id == Alert.id, col(AlertItem.id).in_(wanted)),
-            )
-        )
+    base = _matched(released_alerts(session, principal, collection), match)
     batch = min(limit + 1, 200)
     out: list[Entry] = []
     while True:

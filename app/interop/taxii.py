@@ -93,7 +93,7 @@ def _envelope(page: Page) -> TaxiiResponse:
 
 
 @router.get(f"{ROOT}/")
-async def discovery(request: Request, principal: BasicOrBearerPrincipal) -> dict[str, Any]:
+async def discovery(request: Request, _principal: BasicOrBearerPrincipal) -> dict[str, Any]:
     """TAXII server discovery."""
     root = str(request.base_url).rstrip("/") + f"{API_ROOT}/"
     return {
@@ -105,7 +105,7 @@ async def discovery(request: Request, principal: BasicOrBearerPrincipal) -> dict
 
 
 @router.get(f"{API_ROOT}/")
-async def api_root(request: Request, principal: BasicOrBearerPrincipal) -> dict[str, Any]:
+async def api_root(request: Request, _principal: BasicOrBearerPrincipal) -> dict[str, Any]:
     """The one API root."""
     return {
         "title": "Tracewire alerts",
