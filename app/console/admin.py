@@ -206,7 +206,7 @@ async def _groups_page(
         "admin_groups.html",
         {
             "rows": [await sharing_groups.group_read(session, live.principal, g) for g in rows],
-            "agencies": await common.directory(session, live.principal),
+            "agencies": await common.directory(session),
             "errors": errors or forms.FormErrors(),
             "values": values or {},
         },

@@ -25,7 +25,7 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 
 async def _form_context(session: SessionDep, live: Any) -> dict[str, Any]:
     return {
-        "agencies": await common.directory(session, live.principal),
+        "agencies": await common.directory(session),
         "groups": await common.groups(session, live.principal),
         "choices": CHOICES,
     }
@@ -120,7 +120,7 @@ async def preview(request: Request, session: SessionDep, live: PostDep) -> HTMLR
     return render(
         request,
         "_preview.html",
-        {"preview": result, "agencies": await common.directory(session, live.principal)},
+        {"preview": result, "agencies": await common.directory(session)},
     )
 
 

@@ -15,14 +15,12 @@ from app.sharing import groups as sharing_groups
 from app.sharing.models import SharingGroup
 
 
-async def directory(session: AsyncSession, principal: Principal) -> dict[uuid.UUID, Agency]:
+async def directory(session: AsyncSession) -> dict[uuid.UUID, Agency]:
     """The agency directory (every principal may read it to address alerts)."""
     out: dict[uuid.UUID, Agency] = {}
     cursor: str | None = None
     while True:
-        rows, cursor = await agencies.list_agencies(
-            session, principal, limit=MAX_LIMIT, cursor=cursor
-        )
+        rows, cursor = await agencies.list_agencies(session, limit=MAX_LIMIT, cursor=cursor)
         out.update({a.id: a for a in rows})
         if cursor is None or len(out) >= 5000:
             return out

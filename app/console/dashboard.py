@@ -55,7 +55,7 @@ async def dashboard(request: Request, session: SessionDep, live: LiveDep) -> HTM
             "hits": await hits.read_models(session, p, hit_rows),
             "recent": await alert_read.read_models(session, p, recent),
             "chart": charts.alerts_per_month(rows, months),
-            "agencies": await common.directory(session, p),
+            "agencies": await common.directory(session),
             "kinds": KIND_NAMES,
             "now": utcnow(),
         },

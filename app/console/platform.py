@@ -38,7 +38,7 @@ async def _agencies_page(
 ) -> HTMLResponse:
     require_role(live, Role.platform_admin)
     rows, next_cursor = await agencies.list_agencies(
-        session, live.principal, limit=MAX_LIMIT, cursor=request.query_params.get("cursor")
+        session, limit=MAX_LIMIT, cursor=request.query_params.get("cursor")
     )
     return render(
         request,

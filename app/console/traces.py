@@ -61,7 +61,7 @@ async def trace_list(request: Request, session: SessionDep, live: LiveDep) -> HT
             "overdue": q.get("overdue") == "1",
             "states": [s.value for s in TraceState],
             "next_cursor": next_cursor,
-            "agencies": await common.directory(session, live.principal),
+            "agencies": await common.directory(session),
         },
     )
 
@@ -85,7 +85,7 @@ async def _trace_view(
             "errors": errors,
             "values": values,
             "outcomes": [o.value for o in TraceOutcome],
-            "agencies": await common.directory(session, live.principal),
+            "agencies": await common.directory(session),
         },
         status_code=status_code,
     )
