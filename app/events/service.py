@@ -1,8 +1,9 @@
 """Record domain events in the caller's transaction, and tell the subscribers.
 
 The event log publishes; it never imports its subscribers. Webhooks (and any later
-mail or federation) register a handler with `subscribe()` when a process starts:
-`create_app()`, `tracewire worker` and the CLI commands that write. A handler runs in
+mail or federation) register a handler with `subscribe()` when a process starts
+(`app.wiring.install()`, called by `create_app()`, `tracewire worker` and the CLI
+commands that write). A handler runs in
 the transaction of the change, so what it writes (outbox rows) commits with it.
 """
 
