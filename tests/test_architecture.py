@@ -165,6 +165,33 @@ def oversized(root: Path, limit: int = MAX_LINES) -> list[tuple[str, int]]:
     return sorted((s for s in sizes if s[1] > limit), key=lambda s: (-s[1], s[0]))
 
 
+def _module_names(root: Path, path: Path, node: ast.Import | ast.ImportFrom) -> list[str]:
+    """The dotted modules (or names in a module) one import statement of `path` names."""
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    if node.level:
+        package = [root.name, *path.relative_to(root).with_suffix("").parts][:-1]
+        base = package[: len(package) - (node.level - 1)]
+    else:
+        base = []
+    module = ".".join(base + (node.module.split(".") if node.module else []))
+    return [module, *(f"{module}.{alias.name}" for alias in node.names)]
+
+
+def route_imports(root: Path) -> list[Site]:
+    """Where a module of a package imports a `routes` module (only the top level may)."""
+    sites: list[Site] = []
+    for path in _modules(root):
+        if _package_of(root, path) == TOP:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = _module_names(root, path, node)
+                if any(n.startswith(f"{root.name}.") and n.endswith(".routes") for n in names):
+                    sites.append((path.relative_to(root.parent).as_posix(), node.lineno))
+    return sites
+
+
 # --- the checks on app/ -----------------------------------------------------------------
 
 
@@ -172,6 +199,13 @@ def test_no_import_cycle_between_packages():
     edges = package_imports(APP)
     found = cycles(edges)
     assert not found, describe(found, edges)
+
+
+def test_only_the_app_factory_imports_routes():
+    sites = route_imports(APP)
+    assert not sites, "routes imported outside app/main.py: " + ", ".join(
+        f"{path}:{line}" for path, line in sites
+    )
 
 
 def test_no_module_over_400_lines():
@@ -255,6 +289,22 @@ def test_walker_reports_a_longer_cycle_once(tmp_path):
         },
     )
     assert cycles(package_imports(root)) == [["a", "b", "c", "a"]]
+
+
+def test_route_imports_are_found_in_every_form(tmp_path):
+    root = _tree(
+        tmp_path,
+        {
+            "main.py": "from app.a.routes import router\n",
+            "a/routes.py": "",
+            "a/service.py": "",
+            "b/x.py": "from app.a import routes as a_routes\n",
+            "b/y.py": "def f():\n    import app.a.routes\n",
+            "b/z.py": "from ..a.routes import router\n",
+            "b/ok.py": "from app.a import service\nfrom app.a.service import routes_of\n",
+        },
+    )
+    assert sorted(route_imports(root)) == [("app/b/x.py", 1), ("app/b/y.py", 2), ("app/b/z.py", 1)]
 
 
 def test_oversized_lists_long_modules(tmp_path):

@@ -21,6 +21,10 @@ from app.alerts.schemas import (
     AlertUpdate,
     AudiencePreview,
     AudiencePreviewRequest,
+    CountryFilter,
+    SerialFilter,
+    TagFilter,
+    TextQuery,
     WithdrawRequest,
 )
 from app.authz.deps import CurrentPrincipal
@@ -29,7 +33,6 @@ from app.core.db import SessionDep
 from app.core.errors import problem_responses
 from app.core.idempotency import IdempotencyKey, idempotent
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from app.core.schemas import CountryCode
 from app.core.types import Instant
 from app.sharing.handling import AlertKind, AlertStatus, Tlp
 
@@ -99,16 +102,12 @@ async def list_alerts(
     principal: CurrentPrincipal,
     kind: AlertKind | None = None,
     status: AlertStatus | None = None,
-    country: Annotated[CountryCode | None, Query()] = None,
+    country: CountryFilter = None,
     tlp: Tlp | None = None,
     originator: uuid.UUID | None = None,
-    tag: Annotated[str | None, Query(max_length=60)] = None,
-    serial: Annotated[
-        str | None, Query(max_length=100, description="Matches `serial_key`.")
-    ] = None,
-    q: Annotated[
-        str | None, Query(min_length=1, max_length=200, description="Text search.")
-    ] = None,
+    tag: TagFilter = None,
+    serial: SerialFilter = None,
+    q: TextQuery = None,
     occurred_since: Instant | None = None,
     occurred_until: Instant | None = None,
     updated_since: Instant | None = None,

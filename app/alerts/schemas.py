@@ -6,6 +6,7 @@ import uuid
 from enum import StrEnum
 from typing import Annotated, Literal
 
+from fastapi import Query
 from pydantic import Field, model_validator
 
 from app.core.schemas import CountryCode, InputModel, OutputModel, text
@@ -372,3 +373,11 @@ class AudiencePreview(OutputModel):
         default_factory=list, description="Groups whose members are hidden from you."
     )
     embargoed_until: Instant | None = None
+
+
+# The list filters that carry limits, declared once: `GET /alerts` takes them and the
+# console's list validates its form with the same types.
+TagFilter = Annotated[str | None, Query(max_length=60)]
+SerialFilter = Annotated[str | None, Query(max_length=100, description="Matches `serial_key`.")]
+TextQuery = Annotated[str | None, Query(min_length=1, max_length=200, description="Text search.")]
+CountryFilter = Annotated[CountryCode | None, Query()]

@@ -6,23 +6,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
 
 from app.auth import grants
 from app.auth.context import OAuthError, kept_refusal
 from app.auth.deps import AuthContextDep, basic_credentials
+from app.auth.schemas import PasswordField, TokenResponse, UsernameField
 from app.core.db import SessionDep
 from app.core.errors import problem_responses
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
-
-
-class TokenResponse(BaseModel):
-    access_token: str
-    token_type: str = "bearer"  # noqa: S105
-    expires_in: int = Field(description="Lifetime of the access token, in seconds.")
-    scope: str
-    refresh_token: str | None = None
 
 
 @router.post(
@@ -36,8 +28,8 @@ async def issue_token(
     session: SessionDep,
     ctx: AuthContextDep,
     grant_type: Annotated[str, Form(pattern="^(password|client_credentials|refresh_token)$")],
-    username: Annotated[str | None, Form(max_length=254)] = None,
-    password: Annotated[str | None, Form(max_length=1024)] = None,
+    username: UsernameField = None,
+    password: PasswordField = None,
     refresh_token: Annotated[str | None, Form(max_length=200)] = None,
     client_id: Annotated[str | None, Form(max_length=100)] = None,
     client_secret: Annotated[str | None, Form(max_length=200)] = None,

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from app.alerts import query as alert_query
 from app.alerts import read as alert_read
 from app.alerts import service as alerts
-from app.alerts.schemas import AlertUpdate, AudiencePreviewRequest
+from app.alerts.schemas import AlertRead, AlertUpdate, AudiencePreviewRequest
 from app.console import common, forms
 from app.console.choices import CHOICES, CREATE_MODELS, form_kind
 from app.console.deps import LiveDep, PostDep, render
@@ -23,12 +23,42 @@ from app.sharing.handling import AlertKind
 router = APIRouter(prefix="/console", include_in_schema=False)
 
 
-async def _form_context(session: SessionDep, live: Any) -> dict[str, Any]:
-    return {
-        "agencies": await common.directory(session),
-        "groups": await common.groups(session, live.principal),
-        "choices": CHOICES,
-    }
+async def _form_page(
+    request: Request,
+    session: SessionDep,
+    live: Any,
+    *,
+    kind: str,
+    values: forms.Values,
+    item_count: int = 1,
+    alert: AlertRead | None = None,
+    errors: forms.FormErrors | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """The create or edit form with its audience preview, the directory and the choices."""
+    return render(
+        request,
+        "alert_form.html",
+        {
+            "kind": kind,
+            "values": values,
+            "errors": errors or forms.FormErrors(),
+            "item_count": item_count,
+            "alert": alert,
+            "preview": await _preview(session, live, kind, values),
+            "agencies": await common.directory(session),
+            "groups": await common.groups(session, live.principal),
+            "choices": CHOICES,
+        },
+        status_code=status_code,
+    )
+
+
+def _refused(exc: AppError | ValidationError) -> tuple[forms.FormErrors, int]:
+    """A save's refusal as the form's errors and status; a 404 is not the form's to show."""
+    if isinstance(exc, AppError) and exc.status == 404:
+        raise exc
+    return forms.errors_of(exc), exc.status if isinstance(exc, AppError) else 422
 
 
 def _new_values(kind: str) -> forms.Values:
@@ -54,20 +84,7 @@ async def _preview(session: SessionDep, live: Any, kind: str, values: forms.Valu
 async def new_alert(request: Request, session: SessionDep, live: LiveDep) -> HTMLResponse:
     """The form for a new alert of one kind."""
     kind = form_kind(request.query_params.get("kind"))
-    values = _new_values(kind)
-    return render(
-        request,
-        "alert_form.html",
-        {
-            "kind": kind,
-            "values": values,
-            "errors": forms.FormErrors(),
-            "item_count": 1,
-            "alert": None,
-            "preview": await _preview(session, live, kind, values),
-            **await _form_context(session, live),
-        },
-    )
+    return await _form_page(request, session, live, kind=kind, values=_new_values(kind))
 
 
 @router.post("/alerts/new")
@@ -91,22 +108,15 @@ async def create_alert(request: Request, session: SessionDep, live: PostDep) -> 
             return RedirectResponse(f"/console/alerts/{alert.id}", status_code=303)
         except (AppError, ValidationError) as exc:
             await session.rollback()
-            if isinstance(exc, AppError) and exc.status == 404:
-                raise
-            errors = forms.errors_of(exc)
-            status = exc.status if isinstance(exc, AppError) else 422
-    return render(
+            errors, status = _refused(exc)
+    return await _form_page(
         request,
-        "alert_form.html",
-        {
-            "kind": kind,
-            "values": values,
-            "errors": errors,
-            "item_count": count,
-            "alert": None,
-            "preview": await _preview(session, live, kind, values),
-            **await _form_context(session, live),
-        },
+        session,
+        live,
+        kind=kind,
+        values=values,
+        item_count=count,
+        errors=errors,
         status_code=status,
     )
 
@@ -132,19 +142,14 @@ async def edit_alert_form(
     p = live.principal
     alert = await alert_query.read_alert(session, p, alert_id)
     read = (await alert_read.read_models(session, p, [alert]))[0]
-    values = forms.values_from_alert(read)
-    return render(
+    return await _form_page(
         request,
-        "alert_form.html",
-        {
-            "kind": alert.kind,
-            "values": values,
-            "errors": forms.FormErrors(),
-            "item_count": max(1, len(read.items or [])),
-            "alert": read,
-            "preview": await _preview(session, live, alert.kind, values),
-            **await _form_context(session, live),
-        },
+        session,
+        live,
+        kind=alert.kind,
+        values=forms.values_from_alert(read),
+        item_count=max(1, len(read.items or [])),
+        alert=read,
     )
 
 
@@ -173,23 +178,17 @@ async def edit_alert(
             return RedirectResponse(f"/console/alerts/{alert_id}", status_code=303)
         except (AppError, ValidationError) as exc:
             await session.rollback()
-            if isinstance(exc, AppError) and exc.status == 404:
-                raise
-            errors = forms.errors_of(exc)
-            status = exc.status if isinstance(exc, AppError) else 422
+            errors, status = _refused(exc)
     alert = await alert_query.get_visible_alert(session, p, alert_id)
     read = (await alert_read.read_models(session, p, [alert]))[0]
-    return render(
+    return await _form_page(
         request,
-        "alert_form.html",
-        {
-            "kind": kind,
-            "values": values,
-            "errors": errors,
-            "item_count": count,
-            "alert": read,
-            "preview": await _preview(session, live, kind, values),
-            **await _form_context(session, live),
-        },
+        session,
+        live,
+        kind=kind,
+        values=values,
+        item_count=count,
+        alert=read,
+        errors=errors,
         status_code=status,
     )

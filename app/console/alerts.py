@@ -11,25 +11,35 @@ from pydantic import ValidationError
 
 from app.alerts import query as alert_query
 from app.alerts import read as alert_read
-from app.alerts import routes as alert_routes
 from app.alerts import service as alerts
-from app.alerts.schemas import WithdrawRequest
+from app.alerts.schemas import CountryFilter, SerialFilter, TagFilter, TextQuery, WithdrawRequest
 from app.audit import service as audit
 from app.console import common, forms
 from app.console.choices import CHOICES, KIND_NAMES
 from app.console.deps import LiveDep, PostDep, render
 from app.core.db import SessionDep
 from app.core.errors import AppError
-from app.sharing.handling import AlertKind, AlertStatus
+from app.sharing.handling import AlertKind, AlertStatus, Tlp
 from app.sharing.render import history_shown
 from app.traces import query as trace_query
 from app.traces import read as trace_read
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 PAGE = 25
-FILTERS = ("kind", "status", "country", "tlp", "originator", "tag", "serial", "q")
 # The list's filters with the types and limits of `GET /alerts` (tag at most 60 characters…).
-AlertListQuery = forms.params_model("AlertListQuery", alert_routes.list_alerts, FILTERS)
+AlertListQuery = forms.params_model(
+    "AlertListQuery",
+    {
+        "kind": AlertKind | None,
+        "status": AlertStatus | None,
+        "country": CountryFilter,
+        "tlp": Tlp | None,
+        "originator": uuid.UUID | None,
+        "tag": TagFilter,
+        "serial": SerialFilter,
+        "q": TextQuery,
+    },
+)
 
 
 @router.get("/alerts")
@@ -44,7 +54,9 @@ async def alert_list(request: Request, session: SessionDep, live: LiveDep) -> HT
     rows: list[Any] = []
     next_cursor = None
     try:
-        f = AlertListQuery.model_validate({k: values[k] or None for k in FILTERS})
+        f = AlertListQuery.model_validate(
+            {k: values[k] or None for k in AlertListQuery.model_fields}
+        )
         filters = alert_query.AlertFilters(
             kind=f.kind,
             status=f.status,

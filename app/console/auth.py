@@ -11,9 +11,9 @@ from pydantic import ValidationError
 from app.agencies import invitations
 from app.agencies.schemas import SetPassword
 from app.auth import credentials
-from app.auth import routes as auth_routes
 from app.auth.context import OAuthError, kept_refusal
 from app.auth.deps import AuthContextDep
+from app.auth.schemas import PasswordField, UsernameField
 from app.console import forms, sessions
 from app.console.deps import PostDep, render
 from app.core.db import SessionDep
@@ -22,7 +22,7 @@ from app.core.security import secrets_equal
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 # The login's fields with the limits of `POST /auth/token` (username, password).
-LoginForm = forms.params_model("LoginForm", auth_routes.issue_token, ("username", "password"))
+LoginForm = forms.params_model("LoginForm", {"username": UsernameField, "password": PasswordField})
 LABELS = {"username": "Email address", "password": "Password"}
 
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import inspect
 import re
 import uuid
-from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any, get_type_hints
+from typing import Any
 
 from pydantic import BaseModel, ValidationError, create_model
 from starlette.datastructures import FormData
@@ -312,12 +310,11 @@ def validate(model: type[BaseModel], data: dict[str, Any]) -> BaseModel:
     return model.model_validate(data)
 
 
-def params_model(name: str, endpoint: Callable[..., Any], params: Iterable[str]) -> type[BaseModel]:
-    """A model of some query or form parameters of an API route, with the route's own
-    types and limits (`Query(max_length=60)`): a page refuses what the API refuses."""
-    hints = get_type_hints(endpoint, include_extras=True)
-    signature = inspect.signature(endpoint).parameters
-    fields: dict[str, Any] = {p: (hints[p], signature[p].default) for p in params}
+def params_model(name: str, params: dict[str, Any]) -> type[BaseModel]:
+    """A model of query or form parameters typed as the API route types them (the
+    `Annotated[..., Query(max_length=60)]` aliases it declares): a page refuses what the
+    API refuses. Every parameter is optional, as on the route."""
+    fields: dict[str, Any] = {p: (annotated, None) for p, annotated in params.items()}
     return create_model(name, **fields)
 
 

@@ -63,11 +63,7 @@ class JsonCursor:
             values = list(json.loads(text))
             if len(values) != len(self.parts):
                 raise ValueError("bad cursor")
-            # UUIDs last: an id that is no string fails as it always did (after the rest).
-            order = sorted(range(len(values)), key=lambda i: self.parts[i] is uuid.UUID)
-            for i in order:
-                values[i] = _read(self.parts[i], values[i])
-            return tuple(values)
+            return tuple(_read(part, value) for part, value in zip(self.parts, values, strict=True))
         except (ValueError, TypeError, binascii.Error) as exc:
             raise self.invalid() from exc
 
@@ -83,6 +79,8 @@ def _read(part: type, value: Any) -> Any:
         if not isinstance(value, int):
             raise ValueError("bad cursor")
         return value
+    if not isinstance(value, str):
+        raise ValueError("bad cursor")  # uuid.UUID(123) would raise AttributeError
     return uuid.UUID(value)
 
 

@@ -1,108 +1,84 @@
-"""The principal dependencies: the installed authenticator decides, none installed fails closed."""
+"""The principal dependencies on the real app: its authenticator decides, none fails closed.
+
+Routes are added to the app `create_app` builds, on the test's database; tokens come from
+the real token endpoint.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import uuid
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 import httpx
 import pytest
-from fastapi import FastAPI, Request
-from sqlmodel.ext.asyncio.session import AsyncSession
+from fastapi import FastAPI
 
-from app.authz.deps import CurrentPrincipal, RequireScope, install_authenticator
+from app.authz.deps import CurrentPrincipal, RequireScope
 from app.authz.principal import Principal, Role, Scope
-from app.core.errors import Unauthorized, install_error_handlers
-
-READER = Principal(
-    kind="user",
-    id=uuid.uuid4(),
-    agency_id=uuid.uuid4(),
-    role=Role.reader,
-    scopes=frozenset({Scope.alerts_read}),
-    name="reader@example.org",
-    token_id="t",
-)
+from app.core.db import Database
+from tests.factories import bearer, make_world
 
 
-class _Session:
-    async def rollback(self) -> None:
-        pass
-
-    async def commit(self) -> None:
-        pass
-
-
-class _Database:
-    @contextlib.asynccontextmanager
-    async def session(self) -> AsyncIterator[_Session]:
-        yield _Session()
-
-
-class _OneUser:
-    """Knows one bearer token, `good`."""
-
-    async def bearer(
-        self, request: Request, session: AsyncSession, authorization: str | None
-    ) -> Principal:
-        if authorization != "Bearer good":
-            raise Unauthorized()
-        return READER
-
-    async def basic_or_bearer(self, request: Request, session: AsyncSession) -> Principal:
-        return await self.bearer(request, session, request.headers.get("authorization"))
-
-
-def _app(*, authenticator: _OneUser | None) -> FastAPI:
-    app = FastAPI()
-    app.state.db = _Database()
-    if authenticator is not None:
-        install_error_handlers(app)  # else the RuntimeError reaches the test
-        install_authenticator(app, authenticator)
-
-    @app.get("/me")
+def _probe_routes(app: FastAPI) -> None:
+    @app.get("/probe/me")
     async def me(principal: CurrentPrincipal) -> str:
         return principal.name
 
-    @app.get("/read")
+    @app.get("/probe/read")
     async def read(principal: Annotated[Principal, RequireScope(Scope.alerts_read)]) -> str:
         return principal.name
 
-    @app.get("/write")
+    @app.get("/probe/write")
     async def write(principal: Annotated[Principal, RequireScope(Scope.alerts_write)]) -> str:
         return principal.name
 
-    return app
+    app.openapi_schema = None
 
 
-async def _get(app: FastAPI, path: str, token: str | None = "good") -> httpx.Response:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=True)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        return await client.get(path, headers=headers)
+@pytest.fixture
+async def reader(client: httpx.AsyncClient, db: Database, app: FastAPI) -> tuple[str, dict]:
+    """A reader of Kenya, logged in: its e-mail and its bearer headers."""
+    _probe_routes(app)
+    world = await make_world(
+        client, db, app.state.auth.hashing, roles=(Role.reader,), countries=("KE",)
+    )
+    actor = world["KE_reader"]
+    assert actor.user is not None
+    return actor.user.email, actor.headers
 
 
-async def test_the_installed_authenticator_decides() -> None:
-    app = _app(authenticator=_OneUser())
-    assert (await _get(app, "/me")).json() == READER.name
-    assert (await _get(app, "/me", token="bad")).status_code == 401
-    assert (await _get(app, "/me", token=None)).status_code == 401
+async def test_the_installed_authenticator_decides(
+    client: httpx.AsyncClient, reader: tuple[str, dict]
+) -> None:
+    email, headers = reader
+    assert (await client.get("/probe/me", headers=headers)).json() == email
+    assert (await client.get("/probe/me", headers=bearer("not-a-token"))).status_code == 401
+    assert (await client.get("/probe/me")).status_code == 401
 
 
-async def test_require_scope_refuses_without_the_scope_and_shows_it() -> None:
-    app = _app(authenticator=_OneUser())
-    assert (await _get(app, "/read")).json() == READER.name
-    refused = await _get(app, "/write")
+async def test_require_scope_refuses_without_the_scope_and_shows_it(
+    client: httpx.AsyncClient, app: FastAPI, reader: tuple[str, dict]
+) -> None:
+    email, headers = reader
+    assert (await client.get("/probe/read", headers=headers)).json() == email
+    refused = await client.get("/probe/write", headers=headers)
     assert refused.status_code == 403
     assert "alerts:write" in refused.json()["detail"]
-    assert (await _get(app, "/write", token="bad")).status_code == 401
+    assert (await client.get("/probe/write", headers=bearer("not-a-token"))).status_code == 401
     paths = app.openapi()["paths"]
-    assert paths["/me"]["get"]["security"] == [{"OAuth2": []}]
-    assert paths["/write"]["get"]["security"] == [{"OAuth2": ["alerts:write"]}]
+    assert paths["/probe/me"]["get"]["security"] == [{"OAuth2": []}]
+    assert paths["/probe/write"]["get"]["security"] == [{"OAuth2": ["alerts:write"]}]
 
 
-async def test_no_authenticator_installed_fails_closed() -> None:
-    with pytest.raises(RuntimeError, match="authenticator"):
-        await _get(_app(authenticator=None), "/me")
+async def test_no_authenticator_installed_fails_closed(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    reader: tuple[str, dict],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    email, headers = reader
+    del app.state.authenticator
+    refused = await client.get("/probe/me", headers=headers)
+    assert refused.status_code == 500
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert email not in refused.text
+    assert "No authenticator installed" in caplog.text

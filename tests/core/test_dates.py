@@ -183,6 +183,18 @@ async def test_forged_cursor_with_an_overflowing_date_is_422(client, world):
             _assert_refused(answer, "query.cursor")
 
 
+async def test_forged_cursor_with_an_id_that_is_no_string_is_422(client, world):
+    when = "2026-01-01T00:00:00+00:00"
+    for forged_id in (123, None, ["x"], {"a": 1}, 1.5):
+        raw = json.dumps([when, forged_id]).encode()
+        cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        for path in ("/api/v1/alerts", "/api/v1/trace-requests"):
+            answer = await client.get(
+                path, params={"cursor": cursor}, headers=world["author"].headers
+            )
+            _assert_refused(answer, "query.cursor")
+
+
 async def test_taxii_dates_out_of_utc_range_are_taxii_errors(client, world):
     await post_alert(client, world["author"], seizure_body())
     headers = {**world["author"].headers, "Accept": TAXII_MEDIA_TYPE}
