@@ -12,7 +12,7 @@ import pytest
 from fastapi import FastAPI, Request
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.authz.deps import CurrentPrincipal, RequireScope, install_authenticator
+from app.authz.deps import CurrentPrincipal, DeferredScope, RequireScope, install_authenticator
 from app.authz.principal import Principal, Role, Scope
 from app.core.errors import Unauthorized, install_error_handlers
 
@@ -42,11 +42,15 @@ class _Database:
 
 
 class _OneUser:
-    """Knows one bearer token, `good`."""
+    """Knows one bearer token, `good`; counts how often it is asked."""
+
+    def __init__(self) -> None:
+        self.asked = 0
 
     async def bearer(
         self, request: Request, session: AsyncSession, authorization: str | None
     ) -> Principal:
+        self.asked += 1
         if authorization != "Bearer good":
             raise Unauthorized()
         return READER
@@ -73,6 +77,18 @@ def _app(*, authenticator: _OneUser | None) -> FastAPI:
     @app.get("/write")
     async def write(principal: Annotated[Principal, RequireScope(Scope.alerts_write)]) -> str:
         return principal.name
+
+    @app.get("/later")
+    async def later(principal: Annotated[Principal, DeferredScope(Scope.alerts_write)]) -> str:
+        return principal.name
+
+    @app.get("/all")
+    async def all_of_them(
+        me: CurrentPrincipal,
+        reader: Annotated[Principal, RequireScope(Scope.alerts_read)],
+        writer: Annotated[Principal, DeferredScope(Scope.alerts_write)],
+    ) -> str:
+        return me.name if me is reader is writer else "three principals"
 
     return app
 
@@ -106,3 +122,20 @@ async def test_require_scope_refuses_without_the_scope_and_shows_it() -> None:
 async def test_no_authenticator_installed_fails_closed() -> None:
     with pytest.raises(RuntimeError, match="authenticator"):
         await _get(_app(authenticator=None), "/me")
+
+
+async def test_deferred_scope_shows_the_scope_and_leaves_the_check_to_the_service() -> None:
+    app = _app(authenticator=_OneUser())
+    assert (await _get(app, "/later")).json() == READER.name  # no alerts:write, not refused
+    assert (await _get(app, "/later", token="bad")).status_code == 401
+    paths = app.openapi()["paths"]
+    assert paths["/later"]["get"]["security"] == [{"OAuth2": ["alerts:write"]}]
+
+
+async def test_a_route_authenticates_once_whatever_scopes_it_names() -> None:
+    authenticator = _OneUser()
+    app = _app(authenticator=authenticator)
+    assert (await _get(app, "/all")).json() == READER.name
+    assert authenticator.asked == 1
+    paths = app.openapi()["paths"]
+    assert paths["/all"]["get"]["security"] == [{"OAuth2": ["alerts:read", "alerts:write"]}]
