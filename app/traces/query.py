@@ -21,8 +21,15 @@ from app.core.pagination import Keyset
 from app.core.types import utcnow
 from app.events import service as events
 from app.events.models import EventType
-from app.traces import parties
 from app.traces.models import OPEN_STATES, TraceRequest, TraceState
+
+
+def trace_party_filter(agency_id: uuid.UUID) -> sa.ColumnElement[bool]:
+    """Trace requests the agency asked or is asked (its two parties: app/authz/parties.py)."""
+    return sa.or_(
+        TraceRequest.requester_agency_id == agency_id,
+        TraceRequest.addressee_agency_id == agency_id,
+    )
 
 
 async def get_trace(
@@ -45,7 +52,7 @@ async def get_trace(
         .where(
             TraceRequest.alert_id == alert_id,
             visible.visible_filter(principal.agency_id, dialect=dialect),
-            parties.trace_party_filter(principal.agency_id),
+            trace_party_filter(principal.agency_id),
         )
     )
     if for_change:
@@ -108,7 +115,7 @@ async def list_traces(
         .join(Alert, col(Alert.id) == col(TraceRequest.alert_id))
         .where(
             visible.visible_filter(principal.agency_id, dialect=dialect),
-            parties.trace_party_filter(principal.agency_id),
+            trace_party_filter(principal.agency_id),
         )
     )
     if direction == "incoming":
