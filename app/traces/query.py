@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from operator import itemgetter
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -24,6 +25,13 @@ from app.events.models import EventType
 from app.traces.models import OPEN_STATES, TraceRequest, TraceState
 
 
+class PartyTrace(NamedTuple):
+    """A trace request its caller is a party to, and its (visible) alert."""
+
+    trace: TraceRequest
+    alert: Alert
+
+
 def trace_party_filter(agency_id: uuid.UUID) -> sa.ColumnElement[bool]:
     """Trace requests the agency asked or is asked (its two parties: app/authz/parties.py)."""
     return sa.or_(
@@ -38,7 +46,7 @@ async def get_trace(
     alert_id: uuid.UUID,
     *,
     for_change: bool = False,
-) -> tuple[TraceRequest, Alert]:
+) -> PartyTrace:
     """A trace request the principal's agency is a party to (and may see), or 404.
 
     `for_change` locks the workflow row (app/core/concurrency.py) so that the step's
@@ -60,7 +68,7 @@ async def get_trace(
     row = (await session.exec(query)).first()
     if row is None:
         raise NotFound("No such trace request.")
-    return row[0], row[1]
+    return PartyTrace(row[0], row[1])
 
 
 async def lock_trace(session: AsyncSession, alert_id: uuid.UUID) -> TraceRequest | None:
