@@ -46,8 +46,13 @@ async def get_visible_alert(
 async def read_alert(session: AsyncSession, principal: Principal, alert_id: uuid.UUID) -> Alert:
     """GET of one alert: a visible alert, its read recorded in the audit trail."""
     alert = await get_visible_alert(session, principal, alert_id)
-    await audit.record_reads(session, principal, [alert.id], "alert.read")
+    await record_read(session, principal, alert)
     return alert
+
+
+async def record_read(session: AsyncSession, principal: Principal, alert: Alert) -> None:
+    """A visible alert read on its own (`GET /alerts/{id}`): into the audit trail."""
+    await audit.record_reads(session, principal, [alert.id], "alert.read")
 
 
 @dataclass(frozen=True)

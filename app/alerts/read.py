@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.alerts import children, lifecycle
-from app.alerts import query as alert_query
 from app.alerts.models import Alert
 from app.alerts.schemas import (
     AccessRead,
@@ -93,11 +91,8 @@ async def read_models(
     return out
 
 
-async def explain_access(
-    session: AsyncSession, principal: Principal, alert_id: uuid.UUID
-) -> AccessRead:
-    """Which rules let the caller's agency see the alert, and whether it may edit it."""
-    alert = await alert_query.get_visible_alert(session, principal, alert_id)
+async def explain_access(session: AsyncSession, principal: Principal, alert: Alert) -> AccessRead:
+    """Which rules let the caller's agency see a visible alert, and whether it may edit it."""
     facts = await sharing.facts_of(session, alert)
     members = await membership.live_group_members(session, facts.recipient_groups)
     found = visibility.grants(

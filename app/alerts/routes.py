@@ -13,6 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.alerts import query as alert_query
 from app.alerts import read as alert_read
 from app.alerts import service
+from app.alerts.deps import AlertAuthor, AlertEditor, AlertReader, VisibleAlert
 from app.alerts.schemas import (
     AccessRead,
     AlertCreate,
@@ -27,7 +28,6 @@ from app.alerts.schemas import (
     TextQuery,
     WithdrawRequest,
 )
-from app.authz.deps import CurrentPrincipal
 from app.authz.principal import Principal
 from app.core.db import SessionDep
 from app.core.errors import problem_responses
@@ -85,7 +85,7 @@ async def create_alert(
     request: Request,
     data: Annotated[AlertCreate, Body()],
     session: SessionDep,
-    principal: CurrentPrincipal,
+    principal: AlertAuthor,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Post an alert: a draft, or published at once with `publish: true`."""
@@ -99,7 +99,7 @@ async def create_alert(
 @router.get("", response_model=AlertPage, responses=READ_ERRORS)
 async def list_alerts(
     session: SessionDep,
-    principal: CurrentPrincipal,
+    principal: AlertReader,
     kind: AlertKind | None = None,
     status: AlertStatus | None = None,
     country: CountryFilter = None,
@@ -142,7 +142,7 @@ async def list_alerts(
     responses=problem_responses(400, 401, 403, 422),
 )
 async def preview_audience(
-    data: AudiencePreviewRequest, session: SessionDep, principal: CurrentPrincipal
+    data: AudiencePreviewRequest, session: SessionDep, principal: AlertAuthor
 ) -> AudiencePreview:
     """Which agencies would receive an alert with this handling, and why (nothing stored)."""
     return await alert_read.preview_audience(session, principal, data)
@@ -150,22 +150,21 @@ async def preview_audience(
 
 @router.get("/{alert_id}", response_model=AlertRead, responses=READ_ERRORS)
 async def get_alert(
-    alert_id: uuid.UUID, response: Response, session: SessionDep, principal: CurrentPrincipal
+    alert: VisibleAlert, response: Response, session: SessionDep, principal: AlertReader
 ) -> AlertRead:
     """One alert (its tombstone if it was withdrawn and you are not its originator)."""
-    read = await _one(
-        session, principal, await alert_query.read_alert(session, principal, alert_id)
-    )
+    await alert_query.record_read(session, principal, alert)
+    read = await _one(session, principal, alert)
     response.headers.update(_etag(read))
     return read
 
 
 @router.get("/{alert_id}/access", response_model=AccessRead, responses=READ_ERRORS)
 async def explain_access(
-    alert_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
+    alert: VisibleAlert, session: SessionDep, principal: AlertReader
 ) -> AccessRead:
     """Which sharing rule lets your agency see this alert."""
-    return await alert_read.explain_access(session, principal, alert_id)
+    return await alert_read.explain_access(session, principal, alert)
 
 
 @router.patch(
@@ -174,52 +173,53 @@ async def explain_access(
     responses=problem_responses(400, 401, 403, 404, 409, 412, 422, 428),
 )
 async def update_alert(
-    alert_id: uuid.UUID,
+    alert: VisibleAlert,
     data: AlertUpdate,
     response: Response,
     session: SessionDep,
-    principal: CurrentPrincipal,
+    principal: AlertEditor,
     if_match: Annotated[
         str | None, Header(description="The ETag (version) you are changing.")
     ] = None,
 ) -> AlertRead:
     """Change an alert; send `If-Match` with its current ETag (412 when stale)."""
-    alert = await service.update_alert(session, principal, alert_id, data, if_match=if_match)
-    read = await _one(session, principal, alert)
+    # The service locks the alert and reads it afresh before it changes it.
+    changed = await service.update_alert(session, principal, alert.id, data, if_match=if_match)
+    read = await _one(session, principal, changed)
     response.headers.update(_etag(read))
     return read
 
 
 @router.post("/{alert_id}/publish", response_model=AlertRead, responses=WRITE_ERRORS)
 async def publish_alert(
-    alert_id: uuid.UUID,
+    alert: VisibleAlert,
     request: Request,
     session: SessionDep,
-    principal: CurrentPrincipal,
+    principal: AlertEditor,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Publish a draft."""
 
     async def run() -> AlertRead:
-        alert = await service.publish_alert(session, principal, alert_id)
-        return await _one(session, principal, alert)
+        published = await service.publish_alert(session, principal, alert.id)
+        return await _one(session, principal, published)
 
     return await _keyed(session, principal, request, idempotency_key, 200, run)
 
 
 @router.post("/{alert_id}/withdraw", response_model=AlertRead, responses=BODY_ERRORS)
 async def withdraw_alert(
-    alert_id: uuid.UUID,
+    alert: VisibleAlert,
     data: WithdrawRequest,
     request: Request,
     session: SessionDep,
-    principal: CurrentPrincipal,
+    principal: AlertEditor,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Withdraw a published alert; recipients keep a tombstone with your reason."""
 
     async def run() -> AlertRead:
-        alert = await service.withdraw_alert(session, principal, alert_id, data.reason)
-        return await _one(session, principal, alert)
+        withdrawn = await service.withdraw_alert(session, principal, alert.id, data.reason)
+        return await _one(session, principal, withdrawn)
 
     return await _keyed(session, principal, request, idempotency_key, 200, run)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from app.authz import scopes
 from app.authz.principal import Principal, Role, Scope
 from app.core.errors import Forbidden, NotFound
 
@@ -96,8 +97,7 @@ def require_role_grant(principal: Principal, role: Role | None) -> None:
 
 def require_webhook_manager(principal: Principal) -> None:
     """Subscriptions are managed by agency admins or clients with `webhooks:manage`."""
-    if not principal.has_scope(Scope.webhooks_manage):
-        raise Forbidden("This needs the agency_admin role or the `webhooks:manage` scope.")
+    scopes.require_scope(principal, Scope.webhooks_manage)
 
 
 def own_agency_filter(column: Any, principal: Principal) -> Any:

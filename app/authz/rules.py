@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Protocol
 
+from app.authz import scopes
 from app.authz.principal import Principal, Scope
 from app.core.errors import Forbidden
 
@@ -23,14 +24,12 @@ class Originated(Protocol):
 
 def require_alert_reader(principal: Principal) -> None:
     """Reading alerts needs `alerts:read` (every user role has it)."""
-    if not principal.has_scope(Scope.alerts_read):
-        raise Forbidden("This needs the `alerts:read` scope.")
+    scopes.require_scope(principal, Scope.alerts_read)
 
 
 def require_alert_author(principal: Principal) -> None:
     """Posting alerts needs `alerts:write` (focal points and above, or such a client)."""
-    if not principal.has_scope(Scope.alerts_write):
-        raise Forbidden("Posting alerts needs the focal_point role or the `alerts:write` scope.")
+    scopes.require_scope(principal, Scope.alerts_write)
 
 
 def can_edit(alert: Originated, principal: Principal) -> bool:

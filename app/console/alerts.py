@@ -112,7 +112,7 @@ async def _alert_view(
     p = live.principal
     alert = await alert_query.read_alert(session, p, alert_id)
     read = (await alert_read.read_models(session, p, [alert]))[0]
-    access = await alert_read.explain_access(session, p, alert_id)
+    access = await alert_read.explain_access(session, p, alert)
     history: list[Any] = []
     if not read.tombstone:
         records = await audit.list_records(

@@ -104,8 +104,7 @@ async def _deliveries_page(
     sub = await webhooks.get(session, live.principal, sub_id)
     rows, next_cursor = await webhooks.list_deliveries(
         session,
-        live.principal,
-        sub_id,
+        sub,
         status=None,
         limit=50,
         cursor=request.query_params.get("cursor") or None,
@@ -141,11 +140,12 @@ async def subscription_action(
     notice = None
     try:
         if action == "ping":
-            await webhooks.ping(session, live.principal, sub_id)
+            await webhooks.ping(session, await webhooks.get(session, live.principal, sub_id))
             notice = "A ping event is queued."
         elif action == "replay":
             since = forms.instant(str(form.get("since") or ""), "since")
-            queued = await webhooks.replay(session, live.principal, sub_id, since)
+            sub = await webhooks.get(session, live.principal, sub_id)
+            queued = await webhooks.replay(session, live.principal, sub, since)
             notice = f"{queued} deliveries queued again."
         elif action == "delete":
             await webhooks.delete(session, live.principal, sub_id)

@@ -7,16 +7,16 @@ calibres tells it nothing). And when the other record is `red`, `amber+strict` o
 its originator alone, that side learns nothing at all (no hit listed, 404, no
 `hit.created`) until the other record's owner discloses the hit.
 
-`shown_filter` is the SQL form (hit lists and look-ups); `view_of` the Python form
-(read models and notifications). The hit list, the hit look-up, the console and the
-`hit.created` fan-out all go through them.
+`shown_filter` is the SQL form (hit lists and look-ups); `view_of` in
+app/authz/disclosure.py the Python form (read models and notifications), over the facts
+read here. The hit list, the hit look-up, the console and the `hit.created` fan-out all
+go through them.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from enum import StrEnum
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
@@ -24,8 +24,7 @@ from sqlmodel import col
 
 from app.alerts import visible
 from app.alerts.models import Alert
-from app.authz.principal import Principal, Role
-from app.core.errors import Forbidden
+from app.authz.disclosure import HitView
 from app.hits.models import Hit, HitTier
 from app.sharing.handling import Audience, Tlp
 
@@ -34,29 +33,9 @@ BLIND_TLPS = frozenset({Tlp.red, Tlp.amber_strict})
 UNIFORM_TIER = HitTier.candidate
 
 
-class HitView(StrEnum):
-    """How much one side of a hit learns of the other side."""
-
-    full = "full"  # the other alert and the real tier
-    contact = "contact"  # agency, country, contact; the uniform tier
-    hidden = "hidden"  # nothing: the hit does not exist for this side
-
-
 def keeps_hits_blind(tlp: str, audience: str) -> bool:
     """Whether a record keeps its hits from agencies that may not see it (until disclosed)."""
     return Tlp(tlp) in BLIND_TLPS or Audience(audience) is Audience.originator
-
-
-def view_of(
-    *, sees_other: bool, sees_other_content: bool, other_blind: bool, disclosed: bool
-) -> HitView:
-    """One side's view of a hit: from whether it may see the other record (and its content),
-    whether that record keeps its hits blind, and whether its owner disclosed the hit."""
-    if sees_other:
-        return HitView.full if sees_other_content else HitView.contact
-    if other_blind and not disclosed:
-        return HitView.hidden
-    return HitView.contact
 
 
 def tier_shown(view: HitView, tier: str) -> HitTier:
@@ -100,14 +79,3 @@ def shown_filter(
             _known(agency_id, col(Hit.alert_a_id), col(Hit.disclosed_by_a_at), now, dialect),
         ),
     )
-
-
-def disclosed_to(hit: Hit, side: str) -> bool:
-    """Whether the other side's owner disclosed the hit to `side` (`a` or `b`)."""
-    return (hit.disclosed_by_b_at if side == "a" else hit.disclosed_by_a_at) is not None
-
-
-def require_discloser(principal: Principal) -> None:
-    """Disclosing a blind hit is a decision of the owner's focal point or administrator."""
-    if principal.kind != "user" or principal.role not in (Role.focal_point, Role.agency_admin):
-        raise Forbidden("Only a focal point or an agency administrator may disclose a hit.")

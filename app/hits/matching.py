@@ -18,9 +18,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.alerts.models import Alert, AlertItem
 from app.alerts.serials import calibre_key
+from app.authz.disclosure import HitView
 from app.core import concurrency
 from app.core.types import new_id, utcnow
-from app.hits import disclosure
 from app.hits.models import TIER_RANK, Hit, HitStatus, HitTier, PendingMatch
 from app.hits.sides import agency_view, bump, side_of, tell
 from app.sharing.handling import AlertStatus
@@ -166,7 +166,7 @@ async def _upsert(
             for side in ("a", "b"):
                 agency_id, other_alert = side_of(existing, side, records)
                 view = await agency_view(session, existing, side, agency_id, other_alert, now)
-                if view is disclosure.HitView.full:
+                if view is HitView.full:
                     bump(existing, side, now)
             session.add(existing)
         return None

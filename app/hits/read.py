@@ -12,12 +12,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.agencies.models import Agency
 from app.alerts import visible
 from app.alerts.models import Alert
-from app.authz import rules
+from app.authz import parties, rules
+from app.authz.disclosure import HitView, disclosed_to, view_of
 from app.authz.principal import Principal, Scope
 from app.core import concurrency
 from app.core.errors import NotFound
 from app.core.pagination import keyset_page
-from app.hits import disclosure, parties
+from app.hits import disclosure
 from app.hits.models import Hit, HitStatus
 from app.hits.schemas import HitCounterpart, HitRead
 from app.hits.sides import side_version
@@ -106,17 +107,17 @@ async def read_models(
     views = {}
     for hit in hits:
         other = seen.get(other_of[hit.id])
-        views[hit.id] = disclosure.view_of(
+        views[hit.id] = view_of(
             sees_other=other is not None,
             sees_other_content=other is not None and visibility.sees_content(other, principal),
             other_blind=handling.get(other_of[hit.id], True),
-            disclosed=disclosure.disclosed_to(hit, sides[hit.id]),
+            disclosed=disclosed_to(hit, sides[hit.id]),
         )
     blind_to_them = await _blind_to_other_side(session, hits, sides, mine_of, handling)
     out: list[HitRead] = []
     for hit in hits:
         side, view = sides[hit.id], views[hit.id]
-        if view is disclosure.HitView.hidden:
+        if view is HitView.hidden:
             continue
         other_agency = agencies[hit.agency_b_id if side == "a" else hit.agency_a_id]
         out.append(
@@ -153,7 +154,7 @@ async def _blind_to_other_side(
     candidates: dict[uuid.UUID, list[Hit]] = {}
     for hit in hits:
         other_side = "b" if sides[hit.id] == "a" else "a"
-        if blind.get(mine_of[hit.id], True) and not disclosure.disclosed_to(hit, other_side):
+        if blind.get(mine_of[hit.id], True) and not disclosed_to(hit, other_side):
             agency = hit.agency_b_id if other_side == "b" else hit.agency_a_id
             candidates.setdefault(agency, []).append(hit)
     out: set[uuid.UUID] = set()

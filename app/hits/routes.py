@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.authz.deps import CurrentPrincipal
+from app.alerts.deps import AlertReader
 from app.authz.principal import Principal
 from app.core import concurrency
 from app.core.concurrency import IfMatch
@@ -17,7 +16,8 @@ from app.core.errors import problem_responses
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.hits import read as hit_read
 from app.hits import service
-from app.hits.models import HitStatus
+from app.hits.deps import HitActor, HitParty
+from app.hits.models import Hit, HitStatus
 from app.hits.schemas import HitPage, HitRead
 
 router = APIRouter(prefix="/api/v1/hits", tags=["hits"])
@@ -29,7 +29,7 @@ DECISION_ERRORS = problem_responses(401, 403, 404, 409, 412, 422)
 @router.get("", response_model=HitPage, responses=ERRORS)
 async def list_hits(
     session: SessionDep,
-    principal: CurrentPrincipal,
+    principal: AlertReader,
     status: HitStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
@@ -45,10 +45,9 @@ async def list_hits(
 
 @router.get("/{hit_id}", response_model=HitRead, responses=ERRORS)
 async def get_hit(
-    hit_id: uuid.UUID, response: Response, session: SessionDep, principal: CurrentPrincipal
+    hit: HitParty, response: Response, session: SessionDep, principal: AlertReader
 ) -> HitRead:
     """One hit."""
-    hit = await hit_read.get_hit(session, principal, hit_id)
     read = await hit_read.read_one(session, principal, hit)
     response.headers["ETag"] = concurrency.etag(read.version)
     return read
@@ -57,45 +56,45 @@ async def get_hit(
 async def _decide(
     session: AsyncSession,
     principal: Principal,
-    hit_id: uuid.UUID,
+    hit: Hit,
     status: HitStatus,
     if_match: str | None,
     response: Response,
 ) -> HitRead:
-    hit = await service.set_status(session, principal, hit_id, status, if_match=if_match)  # type: ignore[arg-type]
-    read = await hit_read.read_one(session, principal, hit)
+    # The service locks the hit and reads it afresh before it changes it.
+    changed = await service.set_status(session, principal, hit.id, status, if_match=if_match)  # type: ignore[arg-type]
+    read = await hit_read.read_one(session, principal, changed)
     response.headers["ETag"] = concurrency.etag(read.version)
     return read
 
 
 @router.post("/{hit_id}/confirm", response_model=HitRead, responses=DECISION_ERRORS)
 async def confirm_hit(
-    hit_id: uuid.UUID,
+    hit: HitParty,
     response: Response,
     session: SessionDep,
-    principal: CurrentPrincipal,
+    principal: HitActor,
     if_match: IfMatch = None,
 ) -> HitRead:
     """Mark the hit as a real match, for your side (409 if it is so already)."""
-    return await _decide(session, principal, hit_id, HitStatus.confirmed, if_match, response)
+    return await _decide(session, principal, hit, HitStatus.confirmed, if_match, response)
 
 
 @router.post("/{hit_id}/dismiss", response_model=HitRead, responses=DECISION_ERRORS)
 async def dismiss_hit(
-    hit_id: uuid.UUID,
+    hit: HitParty,
     response: Response,
     session: SessionDep,
-    principal: CurrentPrincipal,
+    principal: HitActor,
     if_match: IfMatch = None,
 ) -> HitRead:
     """Mark the hit as not a match, for your side (409 if it is so already)."""
-    return await _decide(session, principal, hit_id, HitStatus.dismissed, if_match, response)
+    return await _decide(session, principal, hit, HitStatus.dismissed, if_match, response)
 
 
 @router.post("/{hit_id}/disclose", response_model=HitRead, responses=DISCLOSE_ERRORS)
-async def disclose_hit(
-    hit_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
-) -> HitRead:
+async def disclose_hit(hit: HitParty, session: SessionDep, principal: AlertReader) -> HitRead:
     """Tell the other agency who holds the blind record it matched (never the content)."""
-    hit = await service.disclose(session, principal, hit_id)
-    return await hit_read.read_one(session, principal, hit)
+    # The service locks the hit and reads it afresh before it changes it.
+    disclosed = await service.disclose(session, principal, hit.id)
+    return await hit_read.read_one(session, principal, disclosed)

@@ -9,11 +9,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.alerts.models import Alert
 from app.audit import service as audit
+from app.authz import parties
+from app.authz.disclosure import HitView, require_discloser
 from app.authz.principal import Principal
 from app.core import concurrency
 from app.core.errors import Conflict
 from app.core.types import utcnow
-from app.hits import disclosure, parties
 from app.hits.models import Hit, HitStatus
 from app.hits.read import get_hit
 from app.hits.sides import agency_view, bump, side_version, tell
@@ -51,7 +52,7 @@ async def disclose(session: AsyncSession, principal: Principal, hit_id: uuid.UUI
     """
     hit = await get_hit(session, principal, hit_id, for_change=True)
     side = parties.hit_side(hit, principal)
-    disclosure.require_discloser(principal)
+    require_discloser(principal)
     done = hit.disclosed_by_a_at if side == "a" else hit.disclosed_by_b_at
     if done is not None:
         return hit
@@ -59,10 +60,7 @@ async def disclose(session: AsyncSession, principal: Principal, hit_id: uuid.UUI
     mine = await session.get(Alert, hit.alert_a_id if side == "a" else hit.alert_b_id)
     assert mine is not None
     other_agency = hit.agency_b_id if side == "a" else hit.agency_a_id
-    if (
-        await agency_view(session, hit, other_side, other_agency, mine)
-        is not disclosure.HitView.hidden
-    ):
+    if await agency_view(session, hit, other_side, other_agency, mine) is not HitView.hidden:
         raise Conflict("The other agency already knows of this hit: there is nothing to disclose.")
     now = utcnow()
     setattr(hit, "disclosed_by_a_at" if side == "a" else "disclosed_by_b_at", now)

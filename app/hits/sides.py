@@ -14,6 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.alerts import visible
 from app.alerts.models import Alert
+from app.authz.disclosure import HitView, disclosed_to, view_of
 from app.core.types import utcnow
 from app.events import service as events
 from app.events.models import EventType
@@ -49,26 +50,24 @@ async def agency_view(
     agency_id: uuid.UUID,
     other_alert: Alert,
     now: datetime | None = None,
-) -> disclosure.HitView:
+) -> HitView:
     """What the agency on `side` may learn of the hit (notifications, disclosure)."""
     dialect = session.bind.dialect.name
     query = sa.select(visible.content_filter(agency_id)).where(
         Alert.id == other_alert.id, visible.visible_filter(agency_id, now, dialect=dialect)
     )
     row = (await session.exec(query)).first()  # type: ignore[call-overload]
-    return disclosure.view_of(
+    return view_of(
         sees_other=row is not None,
         sees_other_content=row is not None and bool(row[0]),
         other_blind=disclosure.keeps_hits_blind(other_alert.tlp, other_alert.audience),
-        disclosed=disclosure.disclosed_to(hit, side),
+        disclosed=disclosed_to(hit, side),
     )
 
 
-async def tell(
-    session: AsyncSession, hit: Hit, agency_id: uuid.UUID, view: disclosure.HitView
-) -> None:
+async def tell(session: AsyncSession, hit: Hit, agency_id: uuid.UUID, view: HitView) -> None:
     """`hit.created` to one side, with the tier it may see; a blind side is told nothing."""
-    if view is disclosure.HitView.hidden:
+    if view is HitView.hidden:
         return
     await events.record(
         session,

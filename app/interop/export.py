@@ -14,8 +14,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.agencies.models import Agency
-from app.alerts import query as alert_query
 from app.alerts import read as alert_read
+from app.alerts.models import Alert
 from app.alerts.schemas import AlertRead
 from app.audit import service as audit
 from app.authz import rules
@@ -44,11 +44,8 @@ async def _bundle(session: AsyncSession, reads: Sequence[AlertRead]) -> dict[str
     return stix.bundle([*stix.shared_objects(tlps), *identities, *objects])
 
 
-async def export_alert(
-    session: AsyncSession, principal: Principal, alert_id: uuid.UUID
-) -> dict[str, Any]:
+async def export_alert(session: AsyncSession, principal: Principal, alert: Alert) -> dict[str, Any]:
     """The STIX bundle of one visible alert (its tombstone if withdrawn from you)."""
-    alert = await alert_query.get_visible_alert(session, principal, alert_id)
     reads = await alert_read.read_models(session, principal, [alert])
     await audit.record_reads(session, principal, [alert.id], "alert.export_stix")
     return await _bundle(session, reads)

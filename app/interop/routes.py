@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from app.authz.deps import CurrentPrincipal
+from app.alerts.deps import AlertReader, VisibleAlert
 from app.core.db import SessionDep
 from app.core.errors import problem_responses
 from app.interop import export
@@ -28,7 +27,7 @@ class StixBundle(BaseModel):
     "/{alert_id}/stix", response_model=StixBundle, responses=problem_responses(401, 403, 404, 422)
 )
 async def export_stix(
-    alert_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
+    alert: VisibleAlert, session: SessionDep, principal: AlertReader
 ) -> dict[str, Any]:
     """The alert as a STIX 2.1 bundle: a `report`, its `seized-item`s, place and identities."""
-    return await export.export_alert(session, principal, alert_id)
+    return await export.export_alert(session, principal, alert)

@@ -16,11 +16,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.agencies.models import Agency, AgencyStatus
 from app.alerts import query as alert_query
 from app.alerts import service as alerts
+from app.authz import parties
 from app.authz.principal import Principal
 from app.core.errors import InvalidInput
 from app.core.types import utcnow
 from app.sharing import service as sharing
-from app.traces import parties, query, workflow
+from app.traces import query, workflow
 from app.traces.models import TraceRequest, TraceState
 from app.traces.schemas import TraceForward
 

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from operator import itemgetter
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -21,8 +22,22 @@ from app.core.pagination import Keyset
 from app.core.types import utcnow
 from app.events import service as events
 from app.events.models import EventType
-from app.traces import parties
 from app.traces.models import OPEN_STATES, TraceRequest, TraceState
+
+
+class PartyTrace(NamedTuple):
+    """A trace request its caller is a party to, and its (visible) alert."""
+
+    trace: TraceRequest
+    alert: Alert
+
+
+def trace_party_filter(agency_id: uuid.UUID) -> sa.ColumnElement[bool]:
+    """Trace requests the agency asked or is asked (its two parties: app/authz/parties.py)."""
+    return sa.or_(
+        TraceRequest.requester_agency_id == agency_id,
+        TraceRequest.addressee_agency_id == agency_id,
+    )
 
 
 async def get_trace(
@@ -31,7 +46,7 @@ async def get_trace(
     alert_id: uuid.UUID,
     *,
     for_change: bool = False,
-) -> tuple[TraceRequest, Alert]:
+) -> PartyTrace:
     """A trace request the principal's agency is a party to (and may see), or 404.
 
     `for_change` locks the workflow row (app/core/concurrency.py) so that the step's
@@ -45,7 +60,7 @@ async def get_trace(
         .where(
             TraceRequest.alert_id == alert_id,
             visible.visible_filter(principal.agency_id, dialect=dialect),
-            parties.trace_party_filter(principal.agency_id),
+            trace_party_filter(principal.agency_id),
         )
     )
     if for_change:
@@ -53,7 +68,7 @@ async def get_trace(
     row = (await session.exec(query)).first()
     if row is None:
         raise NotFound("No such trace request.")
-    return row[0], row[1]
+    return PartyTrace(row[0], row[1])
 
 
 async def lock_trace(session: AsyncSession, alert_id: uuid.UUID) -> TraceRequest | None:
@@ -108,7 +123,7 @@ async def list_traces(
         .join(Alert, col(Alert.id) == col(TraceRequest.alert_id))
         .where(
             visible.visible_filter(principal.agency_id, dialect=dialect),
-            parties.trace_party_filter(principal.agency_id),
+            trace_party_filter(principal.agency_id),
         )
     )
     if direction == "incoming":

@@ -6,9 +6,9 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.alerts.models import Alert
+from app.authz import parties
 from app.authz.principal import Principal
 from app.sharing import visibility
-from app.traces import parties
 from app.traces.models import TraceMessage, TraceRequest, TraceResponse, TraceTransition
 from app.traces.query import is_overdue
 from app.traces.schemas import (

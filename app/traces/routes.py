@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.authz.deps import CurrentPrincipal
+from app.alerts.deps import AlertReader
 from app.authz.principal import Principal
 from app.core.db import SessionDep
 from app.core.errors import problem_responses
 from app.core.idempotency import IdempotencyKey, idempotent
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.traces import forward, query, read, workflow
+from app.traces.deps import TraceActor, TraceParty
 from app.traces.models import TraceState
+from app.traces.query import PartyTrace
 from app.traces.schemas import (
     TraceAnswer,
     TraceForward,
@@ -40,13 +41,17 @@ async def _step(
     principal: Principal,
     request: Request,
     key: str | None,
-    alert_id: uuid.UUID,
+    party: PartyTrace,
     action: str,
     *,
     text: str | None = None,
     response: TraceRespond | None = None,
     forward_to: TraceForward | None = None,
 ) -> JSONResponse:
+    # The guard's read is unlocked: the step's service locks what it changes, and reads
+    # it afresh, only once the Idempotency-Key is taken (a repeat replays, locking nothing).
+    alert_id = party.trace.alert_id
+
     async def run() -> TraceRead:
         if action == "withdraw":
             # One withdraw path, the alert's: the alert and its workflow end together.
@@ -70,7 +75,7 @@ async def _step(
 @router.get("", response_model=TracePage, responses=READ_ERRORS)
 async def list_trace_requests(
     session: SessionDep,
-    principal: CurrentPrincipal,
+    principal: AlertReader,
     direction: Literal["incoming", "outgoing"] | None = None,
     status: TraceState | None = None,
     overdue: bool | None = None,
@@ -93,104 +98,103 @@ async def list_trace_requests(
 
 @router.get("/{alert_id}", response_model=TraceRead, responses=READ_ERRORS)
 async def get_trace_request(
-    alert_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
+    party: TraceParty, session: SessionDep, principal: AlertReader
 ) -> TraceRead:
     """The workflow, response and information exchange (the two parties only)."""
-    trace, alert = await query.get_trace(session, principal, alert_id)
-    return await read.read_model(session, principal, trace, alert, full=True)
+    return await read.read_model(session, principal, party.trace, party.alert, full=True)
 
 
 @router.post("/{alert_id}/acknowledge", response_model=TraceRead, responses=STEP_ERRORS)
 async def acknowledge(
-    alert_id: uuid.UUID,
+    party: TraceParty,
     request: Request,
     session: SessionDep,
-    principal: CurrentPrincipal,
+    principal: TraceActor,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Requested agency: acknowledge receipt."""
-    return await _step(session, principal, request, idempotency_key, alert_id, "acknowledge")
+    return await _step(session, principal, request, idempotency_key, party, "acknowledge")
 
 
 @router.post("/{alert_id}/request-info", response_model=TraceRead, responses=BODY_STEP_ERRORS)
 async def request_info(
-    alert_id: uuid.UUID,
+    party: TraceParty,
     data: TraceQuestion,
     request: Request,
     session: SessionDep,
-    principal: CurrentPrincipal,
+    principal: TraceActor,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Requested agency: ask the requester for more information."""
     return await _step(
-        session, principal, request, idempotency_key, alert_id, "request_info", text=data.question
+        session, principal, request, idempotency_key, party, "request_info", text=data.question
     )
 
 
 @router.post("/{alert_id}/respond", response_model=TraceRead, responses=BODY_STEP_ERRORS)
 async def respond(
-    alert_id: uuid.UUID,
+    party: TraceParty,
     data: TraceRespond,
     request: Request,
     session: SessionDep,
-    principal: CurrentPrincipal,
+    principal: TraceActor,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Requested agency: answer the request (visible to the two parties only)."""
     return await _step(
-        session, principal, request, idempotency_key, alert_id, "respond", response=data
+        session, principal, request, idempotency_key, party, "respond", response=data
     )
 
 
 @router.post("/{alert_id}/provide-info", response_model=TraceRead, responses=BODY_STEP_ERRORS)
 async def provide_info(
-    alert_id: uuid.UUID,
+    party: TraceParty,
     data: TraceAnswer,
     request: Request,
     session: SessionDep,
-    principal: CurrentPrincipal,
+    principal: TraceActor,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Requester: answer the requested agency's question."""
     return await _step(
-        session, principal, request, idempotency_key, alert_id, "provide_info", text=data.answer
+        session, principal, request, idempotency_key, party, "provide_info", text=data.answer
     )
 
 
 @router.post("/{alert_id}/close", response_model=TraceRead, responses=STEP_ERRORS)
 async def close(
-    alert_id: uuid.UUID,
+    party: TraceParty,
     request: Request,
     session: SessionDep,
-    principal: CurrentPrincipal,
+    principal: TraceActor,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Requester: close a responded request."""
-    return await _step(session, principal, request, idempotency_key, alert_id, "close")
+    return await _step(session, principal, request, idempotency_key, party, "close")
 
 
 @router.post("/{alert_id}/withdraw", response_model=TraceRead, responses=BODY_STEP_ERRORS)
 async def withdraw(
-    alert_id: uuid.UUID,
+    party: TraceParty,
     data: TraceWithdraw,
     request: Request,
     session: SessionDep,
-    principal: CurrentPrincipal,
+    principal: TraceActor,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Requester: withdraw an open request (the alert is withdrawn with it)."""
     return await _step(
-        session, principal, request, idempotency_key, alert_id, "withdraw", text=data.reason
+        session, principal, request, idempotency_key, party, "withdraw", text=data.reason
     )
 
 
 @router.post("/{alert_id}/forward", response_model=TraceRead, responses=BODY_STEP_ERRORS)
 async def forward_request(
-    alert_id: uuid.UUID,
+    party: TraceParty,
     data: TraceForward,
     request: Request,
     session: SessionDep,
-    principal: CurrentPrincipal,
+    principal: TraceActor,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Requested agency: hand an open request to another agency of your country.
@@ -199,5 +203,5 @@ async def forward_request(
     (`forwarded_to` names it, and its `forwarded_from` names this one).
     """
     return await _step(
-        session, principal, request, idempotency_key, alert_id, "forward", forward_to=data
+        session, principal, request, idempotency_key, party, "forward", forward_to=data
     )

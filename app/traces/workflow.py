@@ -20,6 +20,7 @@ from app.alerts import service as alerts
 from app.alerts.deadlines import requested_due
 from app.alerts.models import Alert
 from app.audit import service as audit
+from app.authz import parties
 from app.authz.principal import Principal
 from app.core import concurrency
 from app.core.config import Settings
@@ -28,7 +29,6 @@ from app.core.errors import Conflict
 from app.core.types import utcnow
 from app.events import service as events
 from app.events.models import EventType
-from app.traces import parties
 from app.traces.models import (
     OPEN_STATES,
     TraceMessage,

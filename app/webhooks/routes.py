@@ -7,13 +7,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from app.authz.deps import CurrentPrincipal
 from app.core import concurrency
 from app.core.concurrency import IfMatch
 from app.core.db import SessionDep
 from app.core.errors import problem_responses
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.webhooks import service
+from app.webhooks.deps import OwnSubscription, WebhookManager
 from app.webhooks.models import DeliveryStatus
 from app.webhooks.schemas import (
     DeliveryPage,
@@ -46,7 +46,7 @@ def _with_secret(sub: object, secret: str) -> SubscriptionWithSecret:
     "/subscriptions", response_model=SubscriptionWithSecret, status_code=201, responses=BODY_ERRORS
 )
 async def create_subscription(
-    data: SubscriptionCreate, request: Request, session: SessionDep, principal: CurrentPrincipal
+    data: SubscriptionCreate, request: Request, session: SessionDep, principal: WebhookManager
 ) -> SubscriptionWithSecret:
     """Subscribe an endpoint of your agency; the `whsec_…` secret is shown this once."""
     sub, secret = await service.create(session, principal, data, request.app.state.settings)
@@ -56,7 +56,7 @@ async def create_subscription(
 @router.get("/subscriptions", response_model=SubscriptionPage, responses=ERRORS)
 async def list_subscriptions(
     session: SessionDep,
-    principal: CurrentPrincipal,
+    principal: WebhookManager,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> SubscriptionPage:
@@ -70,11 +70,8 @@ async def list_subscriptions(
 
 
 @router.get("/subscriptions/{sub_id}", response_model=SubscriptionRead, responses=ERRORS)
-async def get_subscription(
-    sub_id: uuid.UUID, response: Response, session: SessionDep, principal: CurrentPrincipal
-) -> SubscriptionRead:
+async def get_subscription(sub: OwnSubscription, response: Response) -> SubscriptionRead:
     """One subscription (never its secret)."""
-    sub = await service.get(session, principal, sub_id)
     response.headers["ETag"] = concurrency.etag(sub.version)
     return SubscriptionRead.model_validate(sub)
 
@@ -85,32 +82,33 @@ async def get_subscription(
     responses=problem_responses(400, 401, 403, 404, 409, 412, 422),
 )
 async def update_subscription(
-    sub_id: uuid.UUID,
+    sub: OwnSubscription,
     data: SubscriptionUpdate,
     request: Request,
     response: Response,
     session: SessionDep,
-    principal: CurrentPrincipal,
+    principal: WebhookManager,
     if_match: IfMatch = None,
 ) -> SubscriptionUpdated:
     """Change the URL (a new secret, shown once) or filters, or re-enable a subscription.
 
     With `If-Match`, only from that version (412 when stale).
     """
-    sub, secret = await service.update(
-        session, principal, sub_id, data, request.app.state.settings, if_match=if_match
+    # The service locks the subscription and reads it afresh before it changes it.
+    changed, secret = await service.update(
+        session, principal, sub.id, data, request.app.state.settings, if_match=if_match
     )
-    response.headers["ETag"] = concurrency.etag(sub.version)
-    read = SubscriptionRead.model_validate(sub)
+    response.headers["ETag"] = concurrency.etag(changed.version)
+    read = SubscriptionRead.model_validate(changed)
     return SubscriptionUpdated(**read.model_dump(), secret=secret)
 
 
 @router.delete("/subscriptions/{sub_id}", status_code=204, responses=ERRORS)
 async def delete_subscription(
-    sub_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
+    sub: OwnSubscription, session: SessionDep, principal: WebhookManager
 ) -> Response:
     """Stop delivering to this endpoint."""
-    await service.delete(session, principal, sub_id)
+    await service.delete(session, principal, sub.id)
     return Response(status_code=204)
 
 
@@ -118,35 +116,34 @@ async def delete_subscription(
     "/subscriptions/{sub_id}/rotate-secret", response_model=SubscriptionWithSecret, responses=ERRORS
 )
 async def rotate_secret(
-    sub_id: uuid.UUID, request: Request, session: SessionDep, principal: CurrentPrincipal
+    sub: OwnSubscription, request: Request, session: SessionDep, principal: WebhookManager
 ) -> SubscriptionWithSecret:
     """A new secret (shown once); the old one keeps signing during the overlap."""
-    sub, secret = await service.rotate_secret(
-        session, principal, sub_id, request.app.state.settings
+    rotated, secret = await service.rotate_secret(
+        session, principal, sub.id, request.app.state.settings
     )
-    return _with_secret(sub, secret)
+    return _with_secret(rotated, secret)
 
 
 @router.post(
     "/subscriptions/{sub_id}/ping", response_model=DeliveryRead, status_code=202, responses=ERRORS
 )
-async def ping(sub_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal) -> DeliveryRead:
+async def ping(sub: OwnSubscription, session: SessionDep) -> DeliveryRead:
     """Queue a `ping` event to this endpoint."""
-    return DeliveryRead.model_validate(await service.ping(session, principal, sub_id))
+    return DeliveryRead.model_validate(await service.ping(session, sub))
 
 
 @router.get("/subscriptions/{sub_id}/deliveries", response_model=DeliveryPage, responses=ERRORS)
 async def list_deliveries(
-    sub_id: uuid.UUID,
+    sub: OwnSubscription,
     session: SessionDep,
-    principal: CurrentPrincipal,
     status: DeliveryStatus | None = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> DeliveryPage:
     """The delivery log: status, attempts, last answer (first 256 bytes), latency."""
     rows, next_cursor = await service.list_deliveries(
-        session, principal, sub_id, status=status, limit=limit, cursor=cursor
+        session, sub, status=status, limit=limit, cursor=cursor
     )
     return DeliveryPage(
         items=[DeliveryRead.model_validate(r) for r in rows], next_cursor=next_cursor
@@ -155,7 +152,7 @@ async def list_deliveries(
 
 @router.post("/deliveries/{delivery_id}/retry", response_model=DeliveryRead, responses=ERRORS)
 async def retry_delivery(
-    delivery_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
+    delivery_id: uuid.UUID, session: SessionDep, principal: WebhookManager
 ) -> DeliveryRead:
     """Send a failed or cancelled delivery again now (same `webhook-id`, current state)."""
     return DeliveryRead.model_validate(await service.retry(session, principal, delivery_id))
@@ -163,7 +160,7 @@ async def retry_delivery(
 
 @router.post("/subscriptions/{sub_id}/replay", response_model=ReplayResult, responses=BODY_ERRORS)
 async def replay(
-    sub_id: uuid.UUID, data: ReplayRequest, session: SessionDep, principal: CurrentPrincipal
+    sub: OwnSubscription, data: ReplayRequest, session: SessionDep, principal: WebhookManager
 ) -> ReplayResult:
     """Re-send everything since a time, as your agency may see it now, in order."""
-    return ReplayResult(queued=await service.replay(session, principal, sub_id, data.since))
+    return ReplayResult(queued=await service.replay(session, principal, sub, data.since))

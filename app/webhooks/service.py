@@ -203,9 +203,8 @@ async def rotate_secret(
     return sub, secret
 
 
-async def ping(session: AsyncSession, principal: Principal, sub_id: uuid.UUID) -> Delivery:
-    """Queue a `ping` to this subscription only."""
-    sub = await get(session, principal, sub_id)
+async def ping(session: AsyncSession, sub: Subscription) -> Delivery:
+    """Queue a `ping` to this subscription only (one of the caller's: `get`)."""
     event = await events.record(session, EventType.ping, agency_ids=[], data={}, fan_out=False)
     delivery = Delivery(
         subscription_id=sub.id,
@@ -222,15 +221,13 @@ async def ping(session: AsyncSession, principal: Principal, sub_id: uuid.UUID) -
 
 async def list_deliveries(
     session: AsyncSession,
-    principal: Principal,
-    sub_id: uuid.UUID,
+    sub: Subscription,
     *,
     status: DeliveryStatus | None,
     limit: int,
     cursor: str | None,
 ) -> tuple[Sequence[Delivery], str | None]:
-    """The subscription's deliveries, newest first."""
-    sub = await get(session, principal, sub_id)
+    """The deliveries of a subscription of the caller's (`get`), newest first."""
     shown = render.shown_in_delivery_log(
         Alert, col(Delivery.alert_id), sub.agency_id, dialect=session.bind.dialect.name
     )
@@ -306,13 +303,13 @@ async def _overtaken(session: AsyncSession, delivery: Delivery) -> bool:
 
 
 async def replay(
-    session: AsyncSession, principal: Principal, sub_id: uuid.UUID, since: datetime
+    session: AsyncSession, principal: Principal, sub: Subscription, since: datetime
 ) -> int:
     """Queue again every delivery since `since` to the current URL, in their order.
 
-    The copies are rendered when sent, like every delivery: what the agency may see then.
+    `sub` is one of the principal's agency's (`get`). The copies are rendered when sent,
+    like every delivery: what the agency may see then.
     """
-    sub = await get(session, principal, sub_id)
     shown = render.shown_in_delivery_log(
         Alert, col(Delivery.alert_id), sub.agency_id, dialect=session.bind.dialect.name
     )

@@ -10,9 +10,10 @@ from typing import Annotated
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.authz.deps import CurrentPrincipal, RequireScope
+from app.authz.deps import Authenticator, CurrentPrincipal, DeferredScope, RequireScope
 from app.authz.principal import Principal, Role, Scope
 from app.core.db import Database
 from tests.factories import bearer, make_world
@@ -31,7 +32,37 @@ def _probe_routes(app: FastAPI) -> None:
     async def write(principal: Annotated[Principal, RequireScope(Scope.alerts_write)]) -> str:
         return principal.name
 
+    @app.get("/probe/later")
+    async def later(principal: Annotated[Principal, DeferredScope(Scope.alerts_write)]) -> str:
+        return principal.name
+
+    @app.get("/probe/all")
+    async def all_of_them(
+        me: CurrentPrincipal,
+        reader: Annotated[Principal, RequireScope(Scope.alerts_read)],
+        writer: Annotated[Principal, DeferredScope(Scope.alerts_write)],
+    ) -> str:
+        return me.name if me is reader is writer else "three principals"
+
     app.openapi_schema = None
+
+
+class _Counting:
+    """The app's own authenticator, counting how often a request asks it."""
+
+    def __init__(self, inner: Authenticator) -> None:
+        self.inner = inner
+        self.asked = 0
+
+    async def bearer(
+        self, request: Request, session: AsyncSession, authorization: str | None
+    ) -> Principal:
+        self.asked += 1
+        return await self.inner.bearer(request, session, authorization)
+
+    async def basic_or_bearer(self, request: Request, session: AsyncSession) -> Principal:
+        self.asked += 1
+        return await self.inner.basic_or_bearer(request, session)
 
 
 @pytest.fixture
@@ -82,3 +113,26 @@ async def test_no_authenticator_installed_fails_closed(
     assert refused.headers["content-type"].startswith("application/problem+json")
     assert email not in refused.text
     assert "No authenticator installed" in caplog.text
+
+
+async def test_deferred_scope_shows_the_scope_and_leaves_the_check_to_the_service(
+    client: httpx.AsyncClient, app: FastAPI, reader: tuple[str, dict]
+) -> None:
+    email, headers = reader
+    # A reader has no alerts:write, and is not refused here: the service checks later.
+    assert (await client.get("/probe/later", headers=headers)).json() == email
+    assert (await client.get("/probe/later", headers=bearer("not-a-token"))).status_code == 401
+    paths = app.openapi()["paths"]
+    assert paths["/probe/later"]["get"]["security"] == [{"OAuth2": ["alerts:write"]}]
+
+
+async def test_a_route_authenticates_once_whatever_scopes_it_names(
+    client: httpx.AsyncClient, app: FastAPI, reader: tuple[str, dict]
+) -> None:
+    email, headers = reader
+    counting = _Counting(app.state.authenticator)
+    app.state.authenticator = counting
+    assert (await client.get("/probe/all", headers=headers)).json() == email
+    assert counting.asked == 1
+    paths = app.openapi()["paths"]
+    assert paths["/probe/all"]["get"]["security"] == [{"OAuth2": ["alerts:read", "alerts:write"]}]
