@@ -24,7 +24,7 @@ from sqlmodel import col
 
 from app.alerts import visible
 from app.alerts.models import Alert
-from app.authz.principal import Principal, Role
+from app.authz.principal import ActorKind, Principal, Role
 from app.core.errors import Forbidden
 from app.hits.models import Hit, HitTier
 from app.sharing.handling import Audience, Tlp
@@ -59,15 +59,15 @@ def view_of(
     return HitView.contact
 
 
-def tier_shown(view: HitView, tier: str) -> HitTier:
+def tier_shown(view: HitView, tier: HitTier) -> HitTier:
     """The tier a side is shown: the real one only when it may see the other record."""
-    return HitTier(tier) if view is HitView.full else UNIFORM_TIER
+    return tier if view is HitView.full else UNIFORM_TIER
 
 
 def _blind_filter() -> ColumnElement[bool]:
     return sa.or_(
-        col(Alert.tlp).in_([t.value for t in BLIND_TLPS]),
-        Alert.audience == Audience.originator.value,
+        col(Alert.tlp).in_(BLIND_TLPS),
+        Alert.audience == Audience.originator,
     )
 
 
@@ -109,5 +109,8 @@ def disclosed_to(hit: Hit, side: str) -> bool:
 
 def require_discloser(principal: Principal) -> None:
     """Disclosing a blind hit is a decision of the owner's focal point or administrator."""
-    if principal.kind != "user" or principal.role not in (Role.focal_point, Role.agency_admin):
+    if principal.kind != ActorKind.user or principal.role not in (
+        Role.focal_point,
+        Role.agency_admin,
+    ):
         raise Forbidden("Only a focal point or an agency administrator may disclose a hit.")
