@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from app.agencies.models import Agency, AgencyType, ApiClient, User
+from app.agencies.models import Agency, AgencyStatus, AgencyType, ApiClient, User
 from app.authz.principal import Role
 from app.core.db import Database
 from app.core.security import PasswordHashing, digest_secret, new_secret
@@ -24,7 +24,7 @@ async def make_agency(
     name: str | None = None,
     country: str = "KE",
     type_: AgencyType = AgencyType.police,
-    status: str = "active",
+    status: AgencyStatus = AgencyStatus.active,
 ) -> Agency:
     """An agency, committed."""
     agency = Agency(

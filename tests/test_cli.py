@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.agencies.models import AgencyStatus
 from app.authz.principal import Role
 from app.cli.ops import is_loopback
 from app.seed.demo import DEMO_PASSWORD
@@ -330,7 +331,9 @@ def _lines(text: str) -> list[str]:
 
 async def test_agencies_list_shows_id_country_type_status_and_name(db_url, db, tmp_path):
     ke = await make_agency(db, country="KE", name="Kenya Focal Point (cli)")
-    de = await make_agency(db, country="DE", name="German Customs (cli)", status="suspended")
+    de = await make_agency(
+        db, country="DE", name="German Customs (cli)", status=AgencyStatus.suspended
+    )
     env = _env(db_url, COLUMNS="200")
     listed = _run(["agencies", "list"], env, tmp_path)
     assert listed.returncode == 0, listed.stderr

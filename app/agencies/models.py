@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from app.authz.principal import Role
+from app.core.columns import EnumText
 from app.core.types import UTCDateTime, new_id, utcnow
 
 
@@ -36,12 +37,12 @@ class Agency(SQLModel, table=True):
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     name: str = Field(max_length=200, sa_column_kwargs={"unique": True})
     country: str = Field(max_length=2, index=True)
-    type: str = Field(max_length=20)
+    type: AgencyType = Field(sa_type=EnumText(AgencyType, 20))
     is_focal_point: bool = False
     # The platform operator's own agency: it is never a recipient or a group member
     # (DESIGN §2). Set by `tracewire create-admin` and the demo seed, never by the API.
     is_operator: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
-    status: str = Field(default=AgencyStatus.active, max_length=20)
+    status: AgencyStatus = Field(default=AgencyStatus.active, sa_type=EnumText(AgencyStatus, 20))
     contact_email: str | None = Field(default=None, max_length=254)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
@@ -66,7 +67,7 @@ class User(SQLModel, table=True):
     agency_id: uuid.UUID = Field(foreign_key="agency.id", index=True, ondelete="RESTRICT")
     email: str = Field(max_length=254)  # stored lower-cased: unique case-insensitively
     full_name: str = Field(max_length=200)
-    role: str = Field(default=Role.reader, max_length=20)
+    role: Role = Field(default=Role.reader, sa_type=EnumText(Role, 20))
     password_hash: str = Field(max_length=255)
     is_active: bool = True
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.agencies.models import Agency, ApiClient, User
+from app.agencies.models import Agency, AgencyStatus, ApiClient, User
 from app.agencies.schemas import (
     AgencyCreate,
     AgencyUpdate,
@@ -18,7 +18,7 @@ from app.agencies.schemas import (
 )
 from app.audit import service as audit
 from app.authz import rights
-from app.authz.principal import Principal, Role
+from app.authz.principal import ActorKind, Principal
 from app.core import patch
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.core.pagination import keyset_page
@@ -77,7 +77,7 @@ async def list_agencies(
     limit: int,
     cursor: str | None = None,
     country: str | None = None,
-    status: str | None = None,
+    status: AgencyStatus | None = None,
 ) -> tuple[Sequence[Agency], str | None]:
     """The agency directory every principal needs to address alerts."""
     query = select(Agency)
@@ -107,7 +107,7 @@ async def update_agency(
     changes = patch.changes_of(
         data, not_null=("name", "country", "type", "is_focal_point", "status")
     )
-    if changes.get("status") == "suspended" and agency.id == principal.agency_id:
+    if changes.get("status") == AgencyStatus.suspended and agency.id == principal.agency_id:
         raise Conflict("An administrator cannot suspend their own agency.")
     if "name" in changes and changes["name"] != agency.name:
         await _ensure_agency_name_free(session, changes["name"])
@@ -212,7 +212,7 @@ async def get_user(session: AsyncSession, principal: Principal, user_id: uuid.UU
 async def _managed_user(session: AsyncSession, principal: Principal, user_id: uuid.UUID) -> User:
     user = await _live_user(session, principal, user_id)
     rights.require_agency_manager(principal, user.agency_id, missing="No such user.")
-    rights.require_role_grant(principal, Role(user.role))
+    rights.require_role_grant(principal, user.role)
     return user
 
 
@@ -298,7 +298,7 @@ async def create_client(
         scopes=" ".join(sorted({s.value for s in data.scopes})),
         secret_hash=digest_secret(secret),
         secret_hint=secret[:8],
-        created_by=principal.id if principal.kind == "user" else None,
+        created_by=principal.id if principal.kind == ActorKind.user else None,
     )
     session.add(client)
     await session.flush()

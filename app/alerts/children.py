@@ -135,7 +135,7 @@ def _item_row(alert_id: uuid.UUID, position: int, item: ItemIn) -> AlertItem:
     return AlertItem(
         alert_id=alert_id,
         position=position,
-        category=item.category.value,
+        category=item.category,
         make=item.make,
         make_key=make_key(item.make),
         model=item.model,
@@ -144,12 +144,12 @@ def _item_row(alert_id: uuid.UUID, position: int, item: ItemIn) -> AlertItem:
         country_of_manufacture=item.country_of_manufacture,
         year=item.year,
         serial_raw=item.serial_raw,
-        serial_status=item.serial_status.value,
-        serial_key=serial_key(item.serial_raw, item.serial_status.value),
+        serial_status=item.serial_status,
+        serial_key=serial_key(item.serial_raw, item.serial_status),
         markings=[m.model_dump() for m in item.markings],
         lot=item.lot,
         quantity=item.quantity,
-        unit=item.unit.value,
+        unit=item.unit,
     )
 
 

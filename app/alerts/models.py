@@ -9,8 +9,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import JSON, Column, Field, SQLModel
 
+from app.alerts.schemas import ItemCategory, SerialStatus, Unit
+from app.authz.principal import ActorKind
+from app.core.columns import EnumText
 from app.core.types import UTCDateTime, UuidList, empty_dict, empty_list, new_id, utcnow
-from app.sharing.handling import AlertStatus
+from app.sharing.handling import AlertKind, AlertStatus, Audience, Tlp
 
 
 class Alert(SQLModel, table=True):
@@ -27,11 +30,11 @@ class Alert(SQLModel, table=True):
     )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
-    kind: str = Field(max_length=30)
+    kind: AlertKind = Field(sa_type=EnumText(AlertKind, 30))
     originator_agency_id: uuid.UUID = Field(foreign_key="agency.id", ondelete="RESTRICT")
     created_by: uuid.UUID  # a user or an API client of the originator
-    created_by_kind: str = Field(max_length=10)
-    status: str = Field(default=AlertStatus.draft, max_length=20)
+    created_by_kind: ActorKind = Field(sa_type=EnumText(ActorKind, 10))
+    status: AlertStatus = Field(default=AlertStatus.draft, sa_type=EnumText(AlertStatus, 20))
     version: int = 1
 
     title: str = Field(max_length=300)
@@ -44,8 +47,8 @@ class Alert(SQLModel, table=True):
         default_factory=empty_dict, sa_column=Column(JSON, nullable=False)
     )
 
-    tlp: str = Field(max_length=20)
-    audience: str = Field(max_length=20)
+    tlp: Tlp = Field(sa_type=EnumText(Tlp, 20))
+    audience: Audience = Field(sa_type=EnumText(Audience, 20))
     embargo_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     handling_codes: list[str] = Field(
         default_factory=empty_list, sa_column=Column(JSON, nullable=False)
@@ -82,7 +85,7 @@ class AlertItem(SQLModel, table=True):
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     alert_id: uuid.UUID = Field(foreign_key="alert.id", index=True, ondelete="CASCADE")
     position: int = 0
-    category: str = Field(max_length=30)
+    category: ItemCategory = Field(sa_type=EnumText(ItemCategory, 30))
     make: str | None = Field(default=None, max_length=100)
     make_key: str | None = Field(default=None, max_length=255)
     model: str | None = Field(default=None, max_length=100)
@@ -91,14 +94,16 @@ class AlertItem(SQLModel, table=True):
     country_of_manufacture: str | None = Field(default=None, max_length=2)
     year: int | None = None
     serial_raw: str | None = Field(default=None, max_length=100)
-    serial_status: str = Field(default="present", max_length=30)
+    serial_status: SerialStatus = Field(
+        default=SerialStatus.present, sa_type=EnumText(SerialStatus, 30)
+    )
     serial_key: str | None = Field(default=None, max_length=255)
     markings: list[dict[str, Any]] = Field(
         default_factory=empty_list, sa_column=Column(JSON, nullable=False)
     )
     lot: str | None = Field(default=None, max_length=100)
     quantity: float = 1
-    unit: str = Field(default="pieces", max_length=20)
+    unit: Unit = Field(default=Unit.pieces, sa_type=EnumText(Unit, 20))
 
 
 class AlertTag(SQLModel, table=True):

@@ -14,6 +14,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from app.alerts import search, visible
 from app.alerts.models import Alert, AlertItem, AlertTag
+from app.alerts.schemas import SerialStatus
 from app.alerts.serials import serial_key
 from app.audit import service as audit
 from app.authz import rules
@@ -21,7 +22,7 @@ from app.authz.principal import Principal
 from app.core import concurrency
 from app.core.errors import InvalidInput, NotFound
 from app.core.pagination import Keyset
-from app.sharing.handling import AlertKind, AlertStatus
+from app.sharing.handling import AlertKind, AlertStatus, Tlp
 
 
 async def get_visible_alert(
@@ -62,7 +63,7 @@ class AlertFilters:
     kind: AlertKind | None = None
     status: AlertStatus | None = None
     country: str | None = None
-    tlp: str | None = None
+    tlp: Tlp | None = None
     originator: uuid.UUID | None = None
     tag: str | None = None
     serial: str | None = None
@@ -89,9 +90,9 @@ def list_query(
     f = filters
     # Identity filters: a tombstone shows kind, status, originator and times.
     if f.kind:
-        query = query.where(Alert.kind == f.kind.value)
+        query = query.where(Alert.kind == f.kind)
     if f.status:
-        query = query.where(Alert.status == f.status.value)
+        query = query.where(Alert.status == f.status)
     if f.originator:
         query = query.where(Alert.originator_agency_id == f.originator)
     # Content filters: never matched against a withdrawn alert's hidden content, or
@@ -116,7 +117,7 @@ def _content_conditions(dialect: str, f: AlertFilters) -> list[sa.ColumnElement[
     if f.tag:
         content.append(sa.exists().where(AlertTag.alert_id == Alert.id, AlertTag.tag == f.tag))
     if f.serial:
-        key = serial_key(f.serial, "present")
+        key = serial_key(f.serial, SerialStatus.present)
         if key is None:
             raise InvalidInput.on("serial", "no letters or digits to match", location="query")
         content.append(

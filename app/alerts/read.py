@@ -119,7 +119,7 @@ async def preview_audience(
         handling, originator=principal.agency_id, kind=data.kind, addressed_to=addressed_to
     )
     hidden = await membership.hidden_member_counts(session, principal, handling.recipient_groups)
-    draft = Alert(kind=data.kind.value, country=data.country or "", tlp=handling.tlp.value)
+    draft = Alert(kind=data.kind, country=data.country or "", tlp=handling.tlp)
     agencies: list[AudienceAgency] = []
     for agency, found in await sharing.audience_of(session, facts):
         shown = [g for g in found if g.group_id not in hidden]

@@ -119,7 +119,7 @@ async def list_alerts(
         kind=kind,
         status=status,
         country=country,
-        tlp=tlp.value if tlp else None,
+        tlp=tlp,
         originator=originator,
         tag=tag,
         serial=serial,

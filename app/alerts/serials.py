@@ -5,11 +5,13 @@ from __future__ import annotations
 import unicodedata
 from typing import Final
 
-SERIAL_STATUSES: Final[frozenset[str]] = frozenset(
-    {"present", "restored", "partially_obliterated", "obliterated", "absent"}
-)
+from app.alerts.schemas import SerialStatus
+
+SERIAL_STATUSES: Final[frozenset[SerialStatus]] = frozenset(SerialStatus)
 # A serial that cannot be read has no key, whatever text was recorded alongside it.
-_UNKEYED_STATUSES: Final[frozenset[str]] = frozenset({"obliterated", "absent"})
+_UNKEYED_STATUSES: Final[frozenset[SerialStatus]] = frozenset(
+    {SerialStatus.obliterated, SerialStatus.absent}
+)
 # A partly legible serial is keyed only when enough of it remains to be worth matching.
 PARTIAL_MIN_LENGTH: Final[int] = 4
 
@@ -99,7 +101,7 @@ def _fold_serial(text: str) -> str:
     return unicodedata.normalize("NFC", folded)
 
 
-def serial_key(serial_raw: str | None, serial_status: str) -> str | None:
+def serial_key(serial_raw: str | None, serial_status: SerialStatus) -> str | None:
     """The key a serial number is cross-matched on, or None when the serial cannot be keyed."""
     if serial_status not in SERIAL_STATUSES:
         raise ValueError(f"unknown serial_status: {serial_status!r}")
@@ -108,7 +110,7 @@ def serial_key(serial_raw: str | None, serial_status: str) -> str | None:
     key = _fold_serial(serial_raw)
     if not key:
         return None
-    if serial_status == "partially_obliterated" and len(key) < PARTIAL_MIN_LENGTH:
+    if serial_status == SerialStatus.partially_obliterated and len(key) < PARTIAL_MIN_LENGTH:
         return None
     return key
 

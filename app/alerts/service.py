@@ -37,7 +37,7 @@ async def create_alert(session: AsyncSession, principal: Principal, data: AlertC
     )
     now = utcnow()
     alert = Alert(
-        kind=kind.value,
+        kind=kind,
         originator_agency_id=principal.agency_id,
         created_by=principal.id,
         created_by_kind=principal.kind,
@@ -54,8 +54,8 @@ async def create_alert(session: AsyncSession, principal: Principal, data: AlertC
         updated_at=now,
         sort_at=now,
         published_at=now if data.publish else None,
-        tlp=handling.tlp.value,
-        audience=handling.audience.value,
+        tlp=handling.tlp,
+        audience=handling.audience,
     )
     _apply_handling_fields(alert, handling)
     if kind is AlertKind.trace_request:
@@ -95,7 +95,7 @@ async def update_alert(
     if alert.status == AlertStatus.published and data.items is not None:
         lifecycle.require()
     changes = patch.changes_of(data, not_null=("title", "summary", "country", "tags", "items"))
-    kind = AlertKind(alert.kind)
+    kind = alert.kind
     if "details" in changes:
         details = _parse_details(kind, data.details)
         addressee = await _addressee(session, principal, details)
@@ -166,7 +166,7 @@ async def publish_alert(session: AsyncSession, principal: Principal, alert_id: u
         session,
         principal,
         await children.current_handling(session, alert),
-        kind=AlertKind(alert.kind),
+        kind=alert.kind,
         addressed_to=alert.addressed_to_agency_id,
     )
     now = utcnow()
@@ -247,12 +247,12 @@ async def create_forwarded_copy(
     due = details.get("response_due")
     if due and datetime.fromisoformat(str(due)) < now:
         del details["response_due"]
-    audience = min(Audience(source.audience), Audience.recipients, key=AUDIENCE_ORDER.get)
+    audience = min(source.audience, Audience.recipients, key=AUDIENCE_ORDER.get)
     handling = Handling(
         tlp=source.tlp, audience=audience, handling_codes=list(source.handling_codes)
     )
     alert = Alert(
-        kind=AlertKind.trace_request.value,
+        kind=AlertKind.trace_request,
         originator_agency_id=source.originator_agency_id,
         created_by=source.created_by,
         created_by_kind=source.created_by_kind,
@@ -269,8 +269,8 @@ async def create_forwarded_copy(
         updated_at=now,
         sort_at=now,
         published_at=now,
-        tlp=handling.tlp.value,
-        audience=handling.audience.value,
+        tlp=handling.tlp,
+        audience=handling.audience,
     )
     _apply_handling_fields(alert, handling)
     session.add(alert)
@@ -339,7 +339,7 @@ async def _addressee(
 
 
 def _apply_handling_fields(alert: Alert, handling: Handling) -> None:
-    alert.tlp = handling.tlp.value
-    alert.audience = handling.audience.value
+    alert.tlp = handling.tlp
+    alert.audience = handling.audience
     alert.embargo_until = handling.embargo_until
     alert.handling_codes = list(handling.handling_codes)

@@ -9,6 +9,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import JSON, Column, Field, SQLModel
 
+from app.authz.principal import ActorKind
+from app.core.columns import EnumText
 from app.core.types import UTCDateTime, empty_dict, utcnow
 
 UNCHAINED = sa.text("seq IS NULL")
@@ -46,7 +48,7 @@ class AuditRecord(SQLModel, table=True):
     seq: int | None = Field(default=None, sa_column=Column(sa.BigInteger, nullable=True))
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     actor_id: uuid.UUID | None = None
-    actor_kind: str = Field(max_length=10)  # user | client | worker | anonymous
+    actor_kind: ActorKind = Field(sa_type=EnumText(ActorKind, 10))
     actor_name: str | None = Field(default=None, max_length=254)
     agency_id: uuid.UUID | None = None
     action: str = Field(max_length=60, index=True)

@@ -20,7 +20,7 @@ from app.audit import chain, heads
 from app.audit.chain import GENESIS
 from app.audit.heads import SignedHead
 from app.audit.models import AuditHead, AuditRecord
-from app.authz.principal import Principal
+from app.authz.principal import ActorKind, Principal
 from app.core.db import AFTER_COMMIT
 from app.core.logging import client_ip_var, request_id_var
 from app.core.pagination import Keyset, SeqCursor
@@ -71,7 +71,7 @@ async def record_many(
                 "actor_id": principal.id if principal else None,
                 "actor_kind": principal.kind
                 if principal
-                else ("anonymous" if entry.actor_name else "worker"),
+                else (ActorKind.anonymous if entry.actor_name else ActorKind.worker),
                 "actor_name": entry.actor_name or (principal.name if principal else None),
                 "agency_id": entry.agency_id or (principal.agency_id if principal else None),
                 "action": entry.action,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.agencies.models import Agency, ApiClient, User
+from app.agencies.models import Agency, AgencyStatus, ApiClient, User
 from app.audit import service as audit
 from app.auth import principals
 from app.auth.context import AuthContext, ErrorAfterCommit, OAuthError
@@ -91,7 +91,12 @@ async def authenticate_client(
         ).first()
     expected = row[0].secret_hash if row else digest_secret(new_secret(""))
     matches = secrets_equal(expected, digest_secret(client_secret))
-    if row is None or not matches or row[0].revoked_at is not None or row[1].status != "active":
+    if (
+        row is None
+        or not matches
+        or row[0].revoked_at is not None
+        or row[1].status != AgencyStatus.active
+    ):
         await audit.record(
             session,
             None,

@@ -14,7 +14,7 @@ from app.audit import service as audit
 from app.auth import credentials, principals
 from app.auth.context import AuthContext, ErrorAfterCommit, OAuthError
 from app.auth.models import AuthSession, RefreshToken, RevokedToken
-from app.authz.principal import ROLE_SCOPES, Role
+from app.authz.principal import ROLE_SCOPES
 from app.core.security import digest_secret, new_secret
 from app.core.tokens import InvalidToken
 from app.core.types import utcnow
@@ -194,7 +194,7 @@ async def _end_login(session: AsyncSession, session_id: uuid.UUID | None, reason
 async def _user_grant(
     session: AsyncSession, ctx: AuthContext, user: User, login: AuthSession
 ) -> TokenGrant:
-    role = Role(user.role)
+    role = user.role
     scopes = " ".join(sorted(s.value for s in ROLE_SCOPES[role]))
     access = ctx.keys.sign(
         {

@@ -9,7 +9,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.agencies.models import Agency, AgencyStatus, ApiClient, User
 from app.auth.models import AuthSession, RevokedToken
-from app.authz.principal import ROLE_SCOPES, Principal, Role, Scope
+from app.authz.principal import ROLE_SCOPES, ActorKind, Principal, Scope
 from app.core.errors import Unauthorized
 from app.core.tokens import InvalidToken, KeyRing
 
@@ -60,13 +60,12 @@ async def _user_principal(
 def user_principal(user: User, *, token_id: str, session_id: uuid.UUID | None) -> Principal:
     """The principal of a live user; role and scopes come from the database row."""
     # Not from the token or cookie: a demotion bites at once.
-    role = Role(user.role)
     return Principal(
-        kind="user",
+        kind=ActorKind.user,
         id=user.id,
         agency_id=user.agency_id,
-        role=role,
-        scopes=ROLE_SCOPES[role],
+        role=user.role,
+        scopes=ROLE_SCOPES[user.role],
         name=user.email,
         token_id=token_id,
         session_id=session_id,
@@ -122,7 +121,7 @@ def principal_of_client(
     """The client's principal: the scopes it holds now, narrowed to those its token carries."""
     held = set(client.scopes.split())
     return Principal(
-        kind="client",
+        kind=ActorKind.client,
         id=client.id,
         agency_id=client.agency_id,
         role=None,

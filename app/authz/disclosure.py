@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
-from app.authz.principal import Principal, Role
+from app.authz.principal import ActorKind, Principal, Role
 from app.core.errors import Forbidden
 
 
@@ -53,5 +53,8 @@ def disclosed_to(hit: Disclosures, side: str) -> bool:
 
 def require_discloser(principal: Principal) -> None:
     """Disclosing a blind hit is a decision of the owner's focal point or administrator."""
-    if principal.kind != "user" or principal.role not in (Role.focal_point, Role.agency_admin):
+    if principal.kind != ActorKind.user or principal.role not in (
+        Role.focal_point,
+        Role.agency_admin,
+    ):
         raise Forbidden("Only a focal point or an agency administrator may disclose a hit.")

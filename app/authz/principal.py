@@ -17,6 +17,16 @@ class Role(StrEnum):
     platform_admin = "platform_admin"
 
 
+class ActorKind(StrEnum):
+    """Who acted: a principal (a user or an API client), or nobody signed in: the service's
+    own worker, or an anonymous caller (a failed login, named by what it typed)."""
+
+    user = "user"
+    client = "client"
+    worker = "worker"
+    anonymous = "anonymous"
+
+
 class Scope(StrEnum):
     """What an API client (or, through its role, a user) may do."""
 
@@ -42,7 +52,7 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
 class Principal:
     """An authenticated user or API client, as the request's access token describes it."""
 
-    kind: Literal["user", "client"]
+    kind: Literal[ActorKind.user, ActorKind.client]
     id: uuid.UUID
     agency_id: uuid.UUID
     role: Role | None

@@ -16,7 +16,7 @@ import uuid
 from typing import Any
 
 from app.authz import scopes
-from app.authz.principal import Principal, Role, Scope
+from app.authz.principal import ActorKind, Principal, Role, Scope
 from app.core.errors import Forbidden, NotFound
 
 
@@ -28,7 +28,7 @@ def require_platform_admin(principal: Principal) -> None:
 
 def require_admin(principal: Principal) -> None:
     """Only administrators (of an agency, or of the platform) manage users and clients."""
-    if principal.kind != "user" or not principal.is_admin:
+    if principal.kind != ActorKind.user or not principal.is_admin:
         raise Forbidden("Only an agency administrator may manage users and API clients.")
 
 
@@ -112,7 +112,7 @@ def owns(principal: Principal, owner_agency_id: uuid.UUID) -> bool:
 
 def audit_agency(principal: Principal, wanted: uuid.UUID | None) -> uuid.UUID | None:
     """Whose records the principal may read: its agency's (admins), or any (operators)."""
-    if principal.kind != "user" or not principal.is_admin:
+    if principal.kind != ActorKind.user or not principal.is_admin:
         raise Forbidden("Only administrators read the audit trail.")
     if principal.is_platform_admin:
         return wanted

@@ -61,7 +61,7 @@ async def alert_list(request: Request, session: SessionDep, live: LiveDep) -> HT
             kind=f.kind,
             status=f.status,
             country=f.country,
-            tlp=f.tlp.value if f.tlp else None,
+            tlp=f.tlp,
             originator=f.originator,
             tag=f.tag,
             serial=f.serial,

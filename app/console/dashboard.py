@@ -17,7 +17,7 @@ from app.core.types import utcnow
 from app.hits import read as hits
 from app.traces import query as trace_query
 from app.traces import read as trace_read
-from app.traces.models import OPEN_STATES
+from app.traces.models import OPEN_STATES, TraceState
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -40,7 +40,7 @@ async def dashboard(request: Request, session: SessionDep, live: LiveDep) -> HTM
     todo += [
         await trace_read.read_model(session, p, t, a, full=False)
         for t, a in outgoing
-        if t.state in ("info_requested", "responded")
+        if t.state in (TraceState.info_requested, TraceState.responded)
     ]
     todo.sort(key=lambda t: (not t.overdue, t.response_due))
     hit_rows, _ = await hits.list_hits(session, p, status=None, limit=5, cursor=None)

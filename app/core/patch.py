@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel
 
 from app.core.errors import InvalidInput
 
 
-def changes_of(
-    data: BaseModel,
-    *,
-    not_null: Iterable[str] = (),
-    mode: Literal["python", "json"] = "python",
-) -> dict[str, Any]:
+def changes_of(data: BaseModel, *, not_null: Iterable[str] = ()) -> dict[str, Any]:
     """The fields a PATCH body sets; 422 naming the field for a null on a `not_null` field."""
-    changes = data.model_dump(exclude_unset=True, mode=mode)
+    changes = data.model_dump(exclude_unset=True)
     # An update model makes every field optional, so "absent" and "null" differ only here:
     # absent keeps the stored value, null would blank a column that must have one.
     for field in not_null:

@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import JSON, Column, Field, SQLModel
 
+from app.core.columns import EnumText
 from app.core.types import UTCDateTime, UuidList, empty_dict, empty_list, new_id, utcnow
 
 
@@ -38,7 +39,7 @@ class Event(SQLModel, table=True):
     __table_args__ = (sa.Index("ix_event_created", "created_at", "id"),)
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
-    type: str = Field(max_length=40, index=True)
+    type: EventType = Field(sa_type=EnumText(EventType, 40), index=True)
     alert_id: uuid.UUID | None = Field(default=None, index=True)
     # For events meant for named parties only (trace workflow, hits); empty = the alert's
     # audience under the sharing rule.

@@ -51,7 +51,7 @@ async def record(
     # would otherwise commit the change and silently never deliver it.
     if fan_out and not _handlers:
         raise NoSubscribers(f"no subscriber registered to receive {type_.value}")
-    event = Event(type=type_.value, alert_id=alert_id, agency_ids=list(agency_ids), data=data or {})
+    event = Event(type=type_, alert_id=alert_id, agency_ids=list(agency_ids), data=data or {})
     session.add(event)
     await session.flush()
     if fan_out:

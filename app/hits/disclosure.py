@@ -38,15 +38,15 @@ def keeps_hits_blind(tlp: str, audience: str) -> bool:
     return Tlp(tlp) in BLIND_TLPS or Audience(audience) is Audience.originator
 
 
-def tier_shown(view: HitView, tier: str) -> HitTier:
+def tier_shown(view: HitView, tier: HitTier) -> HitTier:
     """The tier a side is shown: the real one only when it may see the other record."""
-    return HitTier(tier) if view is HitView.full else UNIFORM_TIER
+    return tier if view is HitView.full else UNIFORM_TIER
 
 
 def _blind_filter() -> ColumnElement[bool]:
     return sa.or_(
-        col(Alert.tlp).in_([t.value for t in BLIND_TLPS]),
-        Alert.audience == Audience.originator.value,
+        col(Alert.tlp).in_(BLIND_TLPS),
+        Alert.audience == Audience.originator,
     )
 
 

@@ -67,7 +67,7 @@ async def match_alert(
             .where(
                 col(AlertItem.serial_key).in_(keys),
                 AlertItem.alert_id != alert.id,
-                Alert.status == AlertStatus.published.value,
+                Alert.status == AlertStatus.published,
                 sa.or_(col(Alert.embargo_until).is_(None), col(Alert.embargo_until) <= now),
                 Alert.originator_agency_id != alert.originator_agency_id,
             )
@@ -116,7 +116,7 @@ async def match_released(
         .join(Alert, col(Alert.id) == col(PendingMatch.alert_id))
         .where(
             sa.or_(
-                Alert.status != AlertStatus.published.value,
+                Alert.status != AlertStatus.published,
                 col(Alert.embargo_until).is_(None),
                 col(Alert.embargo_until) <= now,
             )
@@ -159,8 +159,8 @@ async def _upsert(
         )
     ).first()
     if existing is not None:
-        if TIER_RANK[tier] > TIER_RANK[HitTier(existing.tier)]:
-            existing.tier = tier.value
+        if TIER_RANK[tier] > TIER_RANK[existing.tier]:
+            existing.tier = tier
             # Only a side shown the real tier sees it change (disclosure.tier_shown).
             records = {a.id: a, b.id: b}
             for side in ("a", "b"):
@@ -177,9 +177,9 @@ async def _upsert(
         "alert_b_id": b.id,
         "agency_b_id": b.originator_agency_id,
         "serial_key": key,
-        "tier": tier.value,
-        "status_a": HitStatus.new.value,
-        "status_b": HitStatus.new.value,
+        "tier": tier,
+        "status_a": HitStatus.new,
+        "status_b": HitStatus.new,
         "created_at": utcnow(),
         "updated_at": utcnow(),
     }

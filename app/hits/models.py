@@ -9,6 +9,7 @@ from enum import StrEnum
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from app.core.columns import EnumText
 from app.core.types import UTCDateTime, new_id, utcnow
 
 
@@ -43,9 +44,9 @@ class Hit(SQLModel, table=True):
     alert_b_id: uuid.UUID = Field(foreign_key="alert.id", ondelete="CASCADE")
     agency_b_id: uuid.UUID = Field(foreign_key="agency.id", ondelete="RESTRICT")
     serial_key: str = Field(max_length=255)
-    tier: str = Field(max_length=20)
-    status_a: str = Field(default=HitStatus.new, max_length=20)
-    status_b: str = Field(default=HitStatus.new, max_length=20)
+    tier: HitTier = Field(sa_type=EnumText(HitTier, 20))
+    status_a: HitStatus = Field(default=HitStatus.new, sa_type=EnumText(HitStatus, 20))
+    status_b: HitStatus = Field(default=HitStatus.new, sa_type=EnumText(HitStatus, 20))
     # When each side's owner disclosed the hit to the other side, whose view its record
     # kept blind (app/hits/disclosure.py); null: not disclosed.
     disclosed_by_a_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

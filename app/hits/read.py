@@ -58,7 +58,7 @@ async def list_hits(
     )
     if status:
         mine = sa.case((Hit.agency_a_id == principal.agency_id, Hit.status_a), else_=Hit.status_b)
-        query = query.where(mine == status.value)
+        query = query.where(mine == status)
     return await keyset_page(session, query, Hit, limit=limit, cursor=cursor, newest_first=True)
 
 

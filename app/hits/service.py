@@ -32,9 +32,9 @@ async def set_status(
     hit = await get_hit(session, principal, hit_id, for_change=True)
     side = parties.require_hit_actor(hit, principal)
     concurrency.check_version(side_version(hit, side), if_match, required=False, what="hit")
-    if getattr(hit, f"status_{side}") == status.value:
+    if getattr(hit, f"status_{side}") == status:
         raise Conflict(f"The hit is {status.value} for your side already.")
-    setattr(hit, f"status_{side}", status.value)
+    setattr(hit, f"status_{side}", status)
     bump(hit, side)
     session.add(hit)
     await session.flush()

@@ -19,7 +19,7 @@ from app.alerts.models import Alert
 from app.alerts.schemas import AlertRead
 from app.audit import service as audit
 from app.authz import rules
-from app.authz.principal import Principal, Scope
+from app.authz.principal import ActorKind, Principal, Scope
 from app.core.errors import NotFound
 from app.interop import service, stix
 from app.sharing.handling import Tlp
@@ -84,7 +84,7 @@ async def export_for_agency(session: AsyncSession, agency_id: uuid.UUID) -> dict
     if agency is None:
         raise NotFound(f"No agency {agency_id}.")
     exporter = Principal(
-        kind="client",
+        kind=ActorKind.client,
         id=CLI_EXPORTER_ID,
         agency_id=agency.id,
         role=None,

@@ -177,10 +177,10 @@ def released_alerts(session: AsyncSession, principal: Principal, collection: Col
     """Visible, released (published or withdrawn) alerts of the collection, and date added."""
     dialect = session.bind.dialect.name
     query = visible.visible_alert_rows(principal, DATE_ADDED, dialect=dialect).where(
-        Alert.status != AlertStatus.draft.value
+        Alert.status != AlertStatus.draft
     )
     if collection.kind is not None:
-        query = query.where(Alert.kind == collection.kind.value)
+        query = query.where(Alert.kind == collection.kind)
     return query
 
 

@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.agencies.models import Agency
 from app.audit import service as audit
 from app.authz import rights
-from app.authz.principal import Principal
+from app.authz.principal import ActorKind, Principal
 from app.core import concurrency, patch
 from app.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.core.pagination import keyset_page
@@ -26,7 +26,7 @@ from app.sharing.schemas import SharingGroupCreate, SharingGroupRead, SharingGro
 
 
 def _require_group_manager(principal: Principal, group: SharingGroup) -> None:
-    if principal.kind != "user" or not principal.is_admin:
+    if principal.kind != ActorKind.user or not principal.is_admin:
         raise Forbidden("Only an agency administrator may manage sharing groups.")
     if group.owner_agency_id != principal.agency_id:
         raise Forbidden("Only the owning agency's administrators may manage this group.")

@@ -36,7 +36,7 @@ class AlertStatus(StrEnum):
 
 
 # The statuses in which an alert reaches anyone but its originator (withdrawn: a tombstone).
-RELEASED = (AlertStatus.published.value, AlertStatus.withdrawn.value)
+RELEASED = (AlertStatus.published, AlertStatus.withdrawn)
 
 
 class Tlp(StrEnum):
@@ -81,12 +81,12 @@ class HandledRecord(Protocol):
     """
 
     id: uuid.UUID
-    kind: str
-    status: str
+    kind: AlertKind
+    status: AlertStatus
     originator_agency_id: uuid.UUID
     addressed_to_agency_id: uuid.UUID | None
-    tlp: str
-    audience: str
+    tlp: Tlp
+    audience: Audience
     embargo_until: datetime | None
     reader_keys: list[uuid.UUID]
 
@@ -96,9 +96,9 @@ class AlertFacts:
     """What the rule needs to know about one alert, stored or about to be."""
 
     originator: uuid.UUID
-    status: str
-    kind: str
-    audience: str
+    status: AlertStatus
+    kind: AlertKind
+    audience: Audience
     addressed_to: uuid.UUID | None
     recipient_agencies: frozenset[uuid.UUID]
     recipient_groups: frozenset[uuid.UUID]
@@ -135,9 +135,9 @@ class AlertFacts:
         """The facts of an alert published with `handling` (an audience preview)."""
         return cls(
             originator=originator,
-            status=AlertStatus.published.value,
-            kind=kind.value,
-            audience=handling.audience.value,
+            status=AlertStatus.published,
+            kind=kind,
+            audience=handling.audience,
             addressed_to=addressed_to,
             recipient_agencies=frozenset(handling.recipient_agencies),
             recipient_groups=frozenset(handling.recipient_groups),

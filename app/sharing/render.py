@@ -23,7 +23,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.agencies.models import Agency, AgencyStatus, ApiClient, User
-from app.authz.principal import ROLE_SCOPES, Principal, Role, Scope
+from app.authz.principal import ROLE_SCOPES, ActorKind, Principal, Scope
 from app.sharing import membership, visibility
 from app.sharing import service as sharing
 from app.sharing.handling import AlertFacts, AlertStatus, HandledRecord, Tlp
@@ -254,29 +254,29 @@ def subscriber(
     """
     if isinstance(manager, User) and manager.agency_id == agency_id:
         if manager.is_active and manager.deleted_at is None:
-            role = Role(manager.role)
-            return Principal("user", manager.id, agency_id, role, ROLE_SCOPES[role], name, "")
+            role, scopes = manager.role, ROLE_SCOPES[manager.role]
+            return Principal(ActorKind.user, manager.id, agency_id, role, scopes, name, "")
     if isinstance(manager, ApiClient) and manager.agency_id == agency_id:
         if manager.revoked_at is None:
             known = {s.value for s in Scope}
             scopes = frozenset(Scope(s) for s in manager.scopes.split() if s in known)
-            return Principal("client", manager.id, agency_id, None, scopes, name, "")
-    return Principal("client", uuid.UUID(int=0), agency_id, None, frozenset(), name, "")
+            return Principal(ActorKind.client, manager.id, agency_id, None, scopes, name, "")
+    return Principal(ActorKind.client, uuid.UUID(int=0), agency_id, None, frozenset(), name, "")
 
 
 async def managers(
-    session: AsyncSession, wanted: Iterable[tuple[str | None, uuid.UUID | None]]
-) -> dict[tuple[str, uuid.UUID], User | ApiClient]:
+    session: AsyncSession, wanted: Iterable[tuple[ActorKind | None, uuid.UUID | None]]
+) -> dict[tuple[ActorKind, uuid.UUID], User | ApiClient]:
     """The users and API clients named as subscription managers, by (kind, id)."""
     pairs = list(wanted)
-    users = {m for kind, m in pairs if kind == "user" and m is not None}
-    clients = {m for kind, m in pairs if kind == "client" and m is not None}
-    found: dict[tuple[str, uuid.UUID], User | ApiClient] = {}
+    users = {m for kind, m in pairs if kind == ActorKind.user and m is not None}
+    clients = {m for kind, m in pairs if kind == ActorKind.client and m is not None}
+    found: dict[tuple[ActorKind, uuid.UUID], User | ApiClient] = {}
     if users:
         for user in (await session.exec(select(User).where(col(User.id).in_(users)))).all():
-            found["user", user.id] = user
+            found[ActorKind.user, user.id] = user
     if clients:
         query = select(ApiClient).where(col(ApiClient.id).in_(clients))
         for client in (await session.exec(query)).all():
-            found["client", client.id] = client
+            found[ActorKind.client, client.id] = client
     return found

@@ -24,7 +24,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 
 from app.agencies.models import Agency, AgencyStatus
-from app.authz.principal import Principal, Scope
+from app.authz.principal import ActorKind, Principal, Scope
 from app.core.types import utcnow
 from app.sharing.handling import (
     RELEASED,
@@ -149,22 +149,20 @@ def visible_filter(
     """The SQL form of the rule: a WHERE clause over `table` (the alert table) for agency
     `agency_id`. Callers use the binding in app/alerts/visible.py."""
     now = now or utcnow()
-    agency_active = sa.exists().where(
-        Agency.id == agency_id, Agency.status == AgencyStatus.active.value
-    )
+    agency_active = sa.exists().where(Agency.id == agency_id, Agency.status == AgencyStatus.active)
     released = sa.and_(
         col(table.status).in_(RELEASED),
         sa.or_(col(table.embargo_until).is_(None), col(table.embargo_until) <= now),
         sa.or_(
             sa.and_(
-                table.kind == AlertKind.trace_request.value,
+                table.kind == AlertKind.trace_request,
                 table.addressed_to_agency_id == agency_id,
             ),
             sa.and_(
-                table.audience == Audience.recipients.value,
+                table.audience == Audience.recipients,
                 _named_or_group_member(table, agency_id, dialect),
             ),
-            sa.and_(table.audience == Audience.community.value, agency_active),
+            sa.and_(table.audience == Audience.community, agency_active),
         ),
     )
     return sa.or_(table.originator_agency_id == agency_id, released)
@@ -191,19 +189,16 @@ def reads_red(principal: Principal) -> bool:
     A user's role decides (every role reads what its agency may see); an API client only
     with the `alerts:read:red` scope its agency's administrator granted explicitly.
     """
-    return principal.kind != "client" or principal.has_scope(Scope.alerts_read_red)
+    return principal.kind != ActorKind.client or principal.has_scope(Scope.alerts_read_red)
 
 
 def view_of(alert: HandledRecord, principal: Principal) -> View:
     """THE content-level rule for a visible alert, used by every read path (list, get,
     search, STIX export, TAXII): a withdrawn alert is a tombstone for all but its
     originator; a red one is a reference for a principal that may not read red."""
-    if (
-        alert.status == AlertStatus.withdrawn.value
-        and alert.originator_agency_id != principal.agency_id
-    ):
+    if alert.status == AlertStatus.withdrawn and alert.originator_agency_id != principal.agency_id:
         return View.tombstone
-    if alert.tlp == Tlp.red.value and not reads_red(principal):
+    if alert.tlp == Tlp.red and not reads_red(principal):
         return View.reference
     return View.content
 
@@ -217,12 +212,10 @@ def content_filter(
     For agency `agency_id` (a withdrawn alert is a tombstone but to its originator), and,
     given the reading `principal`, also no red content for one that may not read red.
     """
-    shown = sa.or_(
-        table.originator_agency_id == agency_id, table.status != AlertStatus.withdrawn.value
-    )
+    shown = sa.or_(table.originator_agency_id == agency_id, table.status != AlertStatus.withdrawn)
     if principal is None or reads_red(principal):
         return shown
-    return sa.and_(shown, table.tlp != Tlp.red.value)
+    return sa.and_(shown, table.tlp != Tlp.red)
 
 
 def sees_content(alert: HandledRecord, principal: Principal) -> bool:

@@ -22,7 +22,7 @@ from app.core.errors import InvalidInput
 from app.core.types import utcnow
 from app.sharing import service as sharing
 from app.traces import query, workflow
-from app.traces.models import TraceRequest, TraceState
+from app.traces.models import TraceRequest
 from app.traces.schemas import TraceForward
 
 
@@ -36,7 +36,7 @@ async def forward(
     alert = await alert_query.get_visible_alert(session, principal, alert_id, for_change=True)
     locked = await query.lock_trace(session, alert_id)
     assert locked is not None  # a published trace request has its workflow
-    source = TraceState(locked.state)
+    source = locked.state
     workflow.require_step(locked, "forward")
     target = await _target(session, locked, data.agency_id)
     spawned = await alerts.create_forwarded_copy(session, principal, alert, target.id)

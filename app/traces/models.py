@@ -10,6 +10,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import JSON, Column, Field, SQLModel
 
+from app.alerts.schemas import Priority
+from app.authz.principal import ActorKind
+from app.core.columns import EnumText
 from app.core.types import UTCDateTime, empty_dict, new_id, utcnow
 
 
@@ -36,6 +39,13 @@ class TraceOutcome(StrEnum):
     refused = "refused"
 
 
+class MessageKind(StrEnum):
+    """A message of the information exchange: the requested agency asks, the requester answers."""
+
+    question = "question"
+    answer = "answer"
+
+
 class TraceRequest(SQLModel, table=True):
     """The workflow of one published trace-request alert (1:1 with the alert)."""
 
@@ -49,9 +59,9 @@ class TraceRequest(SQLModel, table=True):
     alert_id: uuid.UUID = Field(foreign_key="alert.id", primary_key=True, ondelete="CASCADE")
     requester_agency_id: uuid.UUID = Field(foreign_key="agency.id", ondelete="RESTRICT")
     addressee_agency_id: uuid.UUID = Field(foreign_key="agency.id", ondelete="RESTRICT")
-    state: str = Field(default=TraceState.submitted, max_length=20)
+    state: TraceState = Field(default=TraceState.submitted, sa_type=EnumText(TraceState, 20))
     version: int = 1
-    priority: str = Field(default="routine", max_length=10)
+    priority: Priority = Field(default=Priority.routine, sa_type=EnumText(Priority, 10))
     submitted_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     ack_due: datetime = Field(sa_type=UTCDateTime)
     response_due: datetime = Field(sa_type=UTCDateTime)
@@ -77,7 +87,7 @@ class TraceResponse(SQLModel, table=True):
     alert_id: uuid.UUID = Field(
         foreign_key="trace_request.alert_id", primary_key=True, ondelete="CASCADE"
     )
-    outcome: str = Field(max_length=20)
+    outcome: TraceOutcome = Field(sa_type=EnumText(TraceOutcome, 20))
     findings: dict[str, Any] = Field(
         default_factory=empty_dict, sa_column=Column(JSON, nullable=False)
     )
@@ -96,7 +106,7 @@ class TraceMessage(SQLModel, table=True):
     alert_id: uuid.UUID = Field(
         foreign_key="trace_request.alert_id", index=True, ondelete="CASCADE"
     )
-    kind: str = Field(max_length=10)  # question | answer
+    kind: MessageKind = Field(sa_type=EnumText(MessageKind, 10))
     body: str = Field(max_length=8000)
     agency_id: uuid.UUID
     author_id: uuid.UUID
@@ -113,10 +123,10 @@ class TraceTransition(SQLModel, table=True):
         foreign_key="trace_request.alert_id", index=True, ondelete="CASCADE"
     )
     action: str = Field(max_length=30)
-    from_state: str | None = Field(default=None, max_length=20)
-    to_state: str = Field(max_length=20)
+    from_state: TraceState | None = Field(default=None, sa_type=EnumText(TraceState, 20))
+    to_state: TraceState = Field(sa_type=EnumText(TraceState, 20))
     version: int
     actor_id: uuid.UUID | None = None
-    actor_kind: str = Field(max_length=10)
+    actor_kind: ActorKind = Field(sa_type=EnumText(ActorKind, 10))
     agency_id: uuid.UUID | None = None
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

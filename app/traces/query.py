@@ -131,10 +131,10 @@ async def list_traces(
     elif direction == "outgoing":
         query = query.where(TraceRequest.requester_agency_id == principal.agency_id)
     if state:
-        query = query.where(TraceRequest.state == state.value)
+        query = query.where(TraceRequest.state == state)
     if overdue is not None:
         flagged = sa.and_(
-            col(TraceRequest.state).in_([s.value for s in OPEN_STATES]),
+            col(TraceRequest.state).in_(OPEN_STATES),
             _overdue_clause(),
         )
         query = query.where(flagged if overdue else sa.not_(flagged))
@@ -145,14 +145,13 @@ async def flag_overdue(session: AsyncSession, now: datetime | None = None) -> in
     """Raise each passed, unmet deadline once and record `trace.overdue` (a worker job)."""
     now = now or utcnow()
     flagged = 0
-    open_states = [s.value for s in OPEN_STATES]
     ack_late = select(TraceRequest).where(
-        col(TraceRequest.state) == TraceState.submitted.value,
+        col(TraceRequest.state) == TraceState.submitted,
         col(TraceRequest.ack_due) < now,
         col(TraceRequest.ack_overdue_at).is_(None),
     )
     response_late = select(TraceRequest).where(
-        col(TraceRequest.state).in_(open_states),
+        col(TraceRequest.state).in_(OPEN_STATES),
         col(TraceRequest.response_due) < now,
         col(TraceRequest.response_overdue_at).is_(None),
     )

@@ -19,9 +19,10 @@ from app.alerts import query as alert_query
 from app.alerts import service as alerts
 from app.alerts.deadlines import requested_due
 from app.alerts.models import Alert
+from app.alerts.schemas import Priority
 from app.audit import service as audit
 from app.authz import parties
-from app.authz.principal import Principal
+from app.authz.principal import ActorKind, Principal
 from app.core import concurrency
 from app.core.config import Settings
 from app.core.db import settings_of
@@ -31,6 +32,7 @@ from app.events import service as events
 from app.events.models import EventType
 from app.traces.models import (
     OPEN_STATES,
+    MessageKind,
     TraceMessage,
     TraceRequest,
     TraceResponse,
@@ -59,7 +61,7 @@ def _first_answer(call: StepCall) -> None:
         call.trace.acknowledged_at = call.now
 
 
-def _add_message(call: StepCall, kind: str) -> None:
+def _add_message(call: StepCall, kind: MessageKind) -> None:
     """A question or answer of the information exchange, by the acting agency."""
     call.session.add(
         TraceMessage(
@@ -79,7 +81,7 @@ def _acknowledge(call: StepCall) -> None:
 
 def _request_info(call: StepCall) -> None:
     """Requested agency: ask the requester a question (which acknowledges too)."""
-    _add_message(call, "question")
+    _add_message(call, MessageKind.question)
     _first_answer(call)
 
 
@@ -90,7 +92,7 @@ def _respond(call: StepCall) -> None:
     call.session.add(
         TraceResponse(
             alert_id=call.trace.alert_id,
-            outcome=call.response.outcome.value,
+            outcome=call.response.outcome,
             findings=call.response.findings.model_dump(mode="json", exclude_none=True),
             reasons=call.response.reasons,
             use_restrictions=call.response.use_restrictions,
@@ -103,7 +105,7 @@ def _respond(call: StepCall) -> None:
 
 def _provide_info(call: StepCall) -> None:
     """Requester: answer the requested agency's question."""
-    _add_message(call, "answer")
+    _add_message(call, MessageKind.answer)
 
 
 def _close(call: StepCall) -> None:
@@ -157,9 +159,11 @@ STEPS: dict[str, Step] = {
 }
 
 
-def default_deadlines(priority: str, start: datetime, s: Settings) -> tuple[datetime, datetime]:
+def default_deadlines(
+    priority: Priority, start: datetime, s: Settings
+) -> tuple[datetime, datetime]:
     """(ack_due, response_due) from the settings: routine 5/30 days, urgent 1/3 by default."""
-    if priority == "urgent":
+    if priority == Priority.urgent:
         return start + timedelta(days=s.trace_urgent_ack_days), start + timedelta(
             days=s.trace_urgent_response_days
         )
@@ -172,7 +176,7 @@ async def submit(session: AsyncSession, principal: Principal, alert: Alert) -> T
     """Start the workflow when a trace-request alert is published."""
     details = alert.details
     now = utcnow()
-    priority = str(details.get("priority", "routine"))
+    priority = Priority(details.get("priority", Priority.routine))
     ack_due, response_due = default_deadlines(priority, now, settings_of(session))
     ack_due = requested_due(details, "ack_due") or ack_due
     response_due = requested_due(details, "response_due") or response_due
@@ -181,7 +185,7 @@ async def submit(session: AsyncSession, principal: Principal, alert: Alert) -> T
         alert_id=alert.id,
         requester_agency_id=alert.originator_agency_id,
         addressee_agency_id=alert.addressed_to_agency_id,
-        priority=str(details.get("priority", "routine")),
+        priority=priority,
         submitted_at=now,
         ack_due=ack_due,
         response_due=response_due,
@@ -232,7 +236,7 @@ async def act(
     parties.require_trace_actor(trace, principal, step.side)
     require_step(trace, action)
     now = utcnow()
-    source = TraceState(trace.state)
+    source = trace.state
     step.apply(StepCall(session, principal, trace, now, text=text, response=response))
     await finish_step(session, principal, trace, action, source, now)
     return trace
@@ -286,7 +290,7 @@ async def withdraw(
     session: AsyncSession, principal: Principal, trace: TraceRequest, now: datetime
 ) -> None:
     """End a locked, open workflow with its alert's withdrawal (the alert service's path)."""
-    source = TraceState(trace.state)
+    source = trace.state
     require_step(trace, "withdraw")
     trace.closed_at = now
     await finish_step(session, principal, trace, "withdraw", source, now)
@@ -313,7 +317,7 @@ async def _log(
     trace: TraceRequest,
     principal: Principal | None,
     action: str,
-    source: str | None,
+    source: TraceState | None,
 ) -> None:
     session.add(
         TraceTransition(
@@ -323,7 +327,7 @@ async def _log(
             to_state=trace.state,
             version=trace.version,
             actor_id=principal.id if principal else None,
-            actor_kind=principal.kind if principal else "worker",
+            actor_kind=principal.kind if principal else ActorKind.worker,
             agency_id=principal.agency_id if principal else None,
         )
     )

@@ -10,7 +10,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import JSON, Column, Field, SQLModel
 
+from app.authz.principal import ActorKind
+from app.core.columns import EnumText
 from app.core.types import UTCDateTime, empty_dict, empty_list, new_id, utcnow
+from app.events.models import EventType
+from app.sharing.handling import Tlp
 
 
 class SubscriptionStatus(StrEnum):
@@ -40,15 +44,17 @@ class Subscription(SQLModel, table=True):
     )
     kinds: list[str] = Field(default_factory=empty_list, sa_column=Column(JSON, nullable=False))
     countries: list[str] = Field(default_factory=empty_list, sa_column=Column(JSON, nullable=False))
-    max_tlp: str | None = Field(default=None, max_length=20)
+    max_tlp: Tlp | None = Field(default=None, sa_type=EnumText(Tlp, 20))
     # Signing needs the secret itself; `previous_secret` keeps signing until it expires.
     secret: str = Field(max_length=100)
     previous_secret: str | None = Field(default=None, max_length=100)
     previous_secret_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    status: str = Field(default=SubscriptionStatus.active, max_length=20)
+    status: SubscriptionStatus = Field(
+        default=SubscriptionStatus.active, sa_type=EnumText(SubscriptionStatus, 20)
+    )
     # Who created it or last changed it: it carries content only while they may read
     # alerts (app/sharing/render.py). None (older rows no record names): references only.
-    managed_by_kind: str | None = Field(default=None, max_length=10)
+    managed_by_kind: ActorKind | None = Field(default=None, sa_type=EnumText(ActorKind, 10))
     managed_by_id: uuid.UUID | None = None
     # Bumped when the URL changes: deliveries of an earlier URL never go to the new one.
     url_epoch: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
@@ -74,7 +80,7 @@ class Delivery(SQLModel, table=True):
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     subscription_id: uuid.UUID = Field(foreign_key="webhook_subscription.id", ondelete="CASCADE")
     event_id: uuid.UUID | None = Field(default=None, foreign_key="event.id", ondelete="SET NULL")
-    event_type: str = Field(max_length=40)
+    event_type: EventType = Field(sa_type=EnumText(EventType, 40))
     alert_id: uuid.UUID | None = None
     # The alert's version when the event was written: the order of one alert's messages
     # to one subscription, whatever the clocks of the processes that wrote them.
@@ -86,7 +92,9 @@ class Delivery(SQLModel, table=True):
     payload: dict[str, Any] = Field(
         default_factory=empty_dict, sa_column=Column(JSON, nullable=False)
     )
-    status: str = Field(default=DeliveryStatus.pending, max_length=20)
+    status: DeliveryStatus = Field(
+        default=DeliveryStatus.pending, sa_type=EnumText(DeliveryStatus, 20)
+    )
     attempts: int = 0
     next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     claimed_until: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -23,7 +23,7 @@ from app.core.types import new_id, utcnow
 from app.events import service as events
 from app.events.models import Event, EventType
 from app.sharing import render
-from app.sharing.handling import TLP_ORDER, Tlp
+from app.sharing.handling import TLP_ORDER
 from app.webhooks.models import Delivery, DeliveryStatus, Subscription, SubscriptionStatus
 
 NOTIFY_CHANNEL = "tracewire_deliveries"
@@ -39,7 +39,7 @@ async def on_event_recorded(session: AsyncSession, event: Event) -> None:
     await fan_out(session, event)
 
 
-def wants(sub: Subscription, event_type: str, alert: Alert | None) -> bool:
+def wants(sub: Subscription, event_type: EventType, alert: Alert | None) -> bool:
     """The subscription's own filters: event types, kinds, countries, maximum TLP."""
     if sub.event_types and event_type not in sub.event_types:
         return False
@@ -49,7 +49,7 @@ def wants(sub: Subscription, event_type: str, alert: Alert | None) -> bool:
         return False
     if sub.countries and alert.country not in sub.countries:
         return False
-    return not (sub.max_tlp and TLP_ORDER[Tlp(alert.tlp)] > TLP_ORDER[Tlp(sub.max_tlp)])
+    return not (sub.max_tlp and TLP_ORDER[alert.tlp] > TLP_ORDER[sub.max_tlp])
 
 
 async def count_receiving(session: AsyncSession, agency_id: uuid.UUID, alert: Alert) -> int:
@@ -59,12 +59,12 @@ async def count_receiving(session: AsyncSession, agency_id: uuid.UUID, alert: Al
         await session.exec(
             select(Subscription).where(
                 Subscription.agency_id == agency_id,
-                Subscription.status == SubscriptionStatus.active.value,
+                Subscription.status == SubscriptionStatus.active,
                 col(Subscription.deleted_at).is_(None),
             )
         )
     ).all()
-    return sum(1 for sub in subs if wants(sub, EventType.alert_published.value, alert))
+    return sum(1 for sub in subs if wants(sub, EventType.alert_published, alert))
 
 
 def envelope(event: Event) -> dict[str, Any]:
@@ -79,7 +79,7 @@ async def fan_out(session: AsyncSession, event: Event) -> int:
             select(Subscription, Agency)
             .join(Agency, col(Agency.id) == col(Subscription.agency_id))
             .where(
-                Subscription.status == SubscriptionStatus.active.value,
+                Subscription.status == SubscriptionStatus.active,
                 col(Subscription.deleted_at).is_(None),
             )
         )
@@ -111,7 +111,7 @@ async def fan_out(session: AsyncSession, event: Event) -> int:
                 "alert_version": version,
                 "url_epoch": sub.url_epoch,
                 "payload": body,
-                "status": DeliveryStatus.pending.value,
+                "status": DeliveryStatus.pending,
                 "attempts": 0,
                 "next_attempt_at": due,
                 "created_at": now,
@@ -147,7 +147,7 @@ async def _pull_forward(session: AsyncSession, alert_id: uuid.UUID, due: datetim
         sa.update(Delivery)  # type: ignore[call-overload]
         .where(
             col(Delivery.alert_id) == alert_id,
-            Delivery.status == DeliveryStatus.pending.value,
+            Delivery.status == DeliveryStatus.pending,
             Delivery.attempts == 0,
             col(Delivery.next_attempt_at) > due,
         )

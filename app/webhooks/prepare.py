@@ -32,7 +32,7 @@ from app.webhooks.models import Delivery, DeliveryStatus, Subscription, Subscrip
 log = logging.getLogger("tracewire.webhooks")
 
 MOVED = "the subscription moved to another URL"
-OPEN = (DeliveryStatus.pending.value, DeliveryStatus.delivering.value)
+OPEN = (DeliveryStatus.pending, DeliveryStatus.delivering)
 _EARLIEST = datetime.min.replace(tzinfo=UTC)
 
 Stream = tuple[uuid.UUID, uuid.UUID, int]  # subscription, alert, URL epoch
@@ -160,7 +160,7 @@ async def _streams(
             select(Delivery).where(
                 col(Delivery.alert_id).in_({d.alert_id for d in with_alert}),
                 col(Delivery.subscription_id).in_({d.subscription_id for d in with_alert}),
-                col(Delivery.status).in_([*OPEN, DeliveryStatus.delivered.value]),
+                col(Delivery.status).in_([*OPEN, DeliveryStatus.delivered]),
             )
         )
     ).all()
@@ -272,11 +272,11 @@ def _when_free(
 def _apply(delivery: Delivery, hold: _Hold) -> None:
     delivery.claimed_until = None
     if hold.reason is not None:
-        delivery.status = DeliveryStatus.cancelled.value
+        delivery.status = DeliveryStatus.cancelled
         delivery.last_error = hold.reason
         log.info("delivery cancelled", extra={"delivery_id": str(delivery.id), "why": hold.reason})
         return
-    delivery.status = DeliveryStatus.pending.value
+    delivery.status = DeliveryStatus.pending
     if hold.until is not None:
         delivery.next_attempt_at = hold.until
 

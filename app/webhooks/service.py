@@ -50,7 +50,7 @@ async def create(
         event_types=[e.value for e in data.event_types],
         kinds=[k.value for k in data.kinds],
         countries=list(data.countries),
-        max_tlp=data.max_tlp.value if data.max_tlp else None,
+        max_tlp=data.max_tlp,
         secret=secret,
     )
     _managed_by(sub, principal)
@@ -104,7 +104,7 @@ async def update(
     """
     sub = await get(session, principal, sub_id, for_change=True)
     concurrency.check_version(sub.version, if_match, required=False, what="subscription")
-    changes = patch.changes_of(data, not_null=("url",), mode="json")
+    changes = patch.changes_of(data, not_null=("url",))
     secret: str | None = None
     if "url" in changes:
         check_url(changes["url"], settings)
@@ -114,8 +114,8 @@ async def update(
         sub.consecutive_failures = 0
         sub.disabled_reason = None
     for field in ("event_types", "kinds", "countries"):
-        if field in changes and changes[field] is None:
-            changes[field] = []
+        if field in changes:  # lists of plain strings (JSON); null clears the filter
+            changes[field] = [str(v) for v in changes[field] or []]
     patch.apply_changes(sub, changes)
     _managed_by(sub, principal)
     concurrency.bump(sub)
@@ -145,9 +145,9 @@ async def _move(session: AsyncSession, sub: Subscription) -> str:
         .where(
             col(Delivery.subscription_id) == sub.id,
             col(Delivery.url_epoch) == sub.url_epoch,
-            col(Delivery.status) == DeliveryStatus.pending.value,
+            col(Delivery.status) == DeliveryStatus.pending,
         )
-        .values(status=DeliveryStatus.cancelled.value, last_error=prepare.MOVED)
+        .values(status=DeliveryStatus.cancelled, last_error=prepare.MOVED)
     )
     sub.url_epoch += 1
     secret = new_webhook_secret()
@@ -168,9 +168,9 @@ async def delete(session: AsyncSession, principal: Principal, sub_id: uuid.UUID)
         sa.update(Delivery)
         .where(
             col(Delivery.subscription_id) == sub.id,
-            col(Delivery.status).in_([DeliveryStatus.pending.value]),
+            col(Delivery.status) == DeliveryStatus.pending,
         )
-        .values(status=DeliveryStatus.cancelled.value)
+        .values(status=DeliveryStatus.cancelled)
     )
     await session.flush()
     await audit.record(
@@ -233,7 +233,7 @@ async def list_deliveries(
     )
     query = select(Delivery).where(Delivery.subscription_id == sub.id, shown)
     if status:
-        query = query.where(Delivery.status == status.value)
+        query = query.where(Delivery.status == status)
     return await keyset_page(
         session, query, Delivery, limit=limit, cursor=cursor, newest_first=True
     )
@@ -270,7 +270,7 @@ async def retry(session: AsyncSession, principal: Principal, delivery_id: uuid.U
             "A later message about this alert has gone out since; it carried the "
             "alert's current state. Replay to receive the messages again in order."
         )
-    delivery.status = DeliveryStatus.pending.value
+    delivery.status = DeliveryStatus.pending
     delivery.next_attempt_at = utcnow()
     delivery.claimed_until = None
     session.add(delivery)
@@ -292,9 +292,7 @@ async def _overtaken(session: AsyncSession, delivery: Delivery) -> bool:
                 Delivery.alert_id == delivery.alert_id,
                 Delivery.subscription_id == delivery.subscription_id,
                 Delivery.url_epoch == delivery.url_epoch,
-                col(Delivery.status).in_(
-                    [DeliveryStatus.delivered.value, DeliveryStatus.delivering.value]
-                ),
+                col(Delivery.status).in_([DeliveryStatus.delivered, DeliveryStatus.delivering]),
             )
         )
     ).all()
@@ -320,9 +318,7 @@ async def replay(
                 shown,
                 Delivery.url_epoch == sub.url_epoch,
                 col(Delivery.created_at) >= since,
-                col(Delivery.status).in_(
-                    [DeliveryStatus.delivered.value, DeliveryStatus.failed.value]
-                ),
+                col(Delivery.status).in_([DeliveryStatus.delivered, DeliveryStatus.failed]),
             )
         )
     ).all()

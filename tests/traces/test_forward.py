@@ -7,7 +7,7 @@ import uuid
 import pytest
 from sqlmodel import select
 
-from app.agencies.models import Agency
+from app.agencies.models import Agency, AgencyStatus
 from app.audit.models import AuditRecord
 from app.authz.principal import Role
 from app.events.models import Event
@@ -20,7 +20,7 @@ RESPONSE = {"outcome": "traced", "findings": {"manufacturer": "Zastava Arms"}}
 async def parties(client, db, app):
     hashing = app.state.auth.hashing
     ke, de, de2, co = [await make_agency(db, country=c) for c in ("KE", "DE", "DE", "CO")]
-    suspended = await make_agency(db, country="DE", status="suspended")
+    suspended = await make_agency(db, country="DE", status=AgencyStatus.suspended)
     operator = await make_agency(db, country="DE")
     async with db.session() as session:
         row = await session.get(Agency, operator.id)

@@ -24,11 +24,11 @@ async def claim(db: Database, *, worker: str, limit: int, lease_seconds: float) 
     now = utcnow()
     due = sa.or_(
         sa.and_(
-            Delivery.status == DeliveryStatus.pending.value,
+            Delivery.status == DeliveryStatus.pending,
             col(Delivery.next_attempt_at) <= now,
         ),
         sa.and_(
-            Delivery.status == DeliveryStatus.delivering.value,
+            Delivery.status == DeliveryStatus.delivering,
             col(Delivery.claimed_until) < now,
         ),
     )
@@ -46,7 +46,7 @@ async def claim(db: Database, *, worker: str, limit: int, lease_seconds: float) 
                 sa.update(Delivery)
                 .where(col(Delivery.id).in_(ids))
                 .values(
-                    status=DeliveryStatus.delivering.value,
+                    status=DeliveryStatus.delivering,
                     claimed_until=now + timedelta(seconds=lease_seconds),
                     claimed_by=worker,
                 )
@@ -64,8 +64,8 @@ async def release(db: Database, *, worker: str) -> None:
                 sa.update(Delivery)
                 .where(
                     Delivery.claimed_by == worker,
-                    Delivery.status == DeliveryStatus.delivering.value,
+                    Delivery.status == DeliveryStatus.delivering,
                 )
-                .values(status=DeliveryStatus.pending.value, claimed_until=None)
+                .values(status=DeliveryStatus.pending, claimed_until=None)
             )
             await session.commit()

@@ -230,7 +230,7 @@ class DeliveryWorker:
             settings=self.settings,
             now=now,
         )
-        delivery.status = decision.status.value
+        delivery.status = decision.status
         if decision.delivered_at is not None:
             delivery.delivered_at = decision.delivered_at
         if decision.next_attempt_at is not None:
@@ -244,7 +244,7 @@ class DeliveryWorker:
     async def _disable(self, session: AsyncSession, sub: Subscription, reason: str) -> None:
         if sub.status == SubscriptionStatus.disabled:
             return
-        sub.status = SubscriptionStatus.disabled.value
+        sub.status = SubscriptionStatus.disabled
         sub.disabled_reason = reason
         concurrency.bump(sub)
         await events.record(
