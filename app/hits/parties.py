@@ -10,6 +10,7 @@ from typing import Literal
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import col
 
 from app.authz.principal import Principal, Scope
 from app.core.errors import Forbidden, NotFound
@@ -18,7 +19,7 @@ from app.hits.models import Hit
 
 def hit_party_filter(agency_id: uuid.UUID) -> ColumnElement[bool]:
     """Hits on one of the agency's records."""
-    return sa.or_(Hit.agency_a_id == agency_id, Hit.agency_b_id == agency_id)
+    return sa.or_(col(Hit.agency_a_id) == agency_id, col(Hit.agency_b_id) == agency_id)
 
 
 def hit_side(hit: Hit, principal: Principal) -> Literal["a", "b"]:

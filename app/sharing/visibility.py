@@ -127,13 +127,14 @@ def _named_or_group_member(
         )
         return col(table.reader_keys).op("&&")(keys)
     named = sa.exists().where(
-        AlertRecipientAgency.alert_id == table.id, AlertRecipientAgency.agency_id == agency_id
+        col(AlertRecipientAgency.alert_id) == table.id,
+        col(AlertRecipientAgency.agency_id) == agency_id,
     )
     via_group = sa.exists().where(
-        AlertRecipientGroup.alert_id == table.id,
-        SharingGroupMember.group_id == AlertRecipientGroup.group_id,
-        SharingGroupMember.agency_id == agency_id,
-        SharingGroup.id == AlertRecipientGroup.group_id,
+        col(AlertRecipientGroup.alert_id) == table.id,
+        col(SharingGroupMember.group_id) == AlertRecipientGroup.group_id,
+        col(SharingGroupMember.agency_id) == agency_id,
+        col(SharingGroup.id) == AlertRecipientGroup.group_id,
         col(SharingGroup.deleted_at).is_(None),
     )
     return sa.or_(named, via_group)
@@ -150,24 +151,24 @@ def visible_filter(
     `agency_id`. Callers use the binding in app/alerts/visible.py."""
     now = now or utcnow()
     agency_active = sa.exists().where(
-        Agency.id == agency_id, Agency.status == AgencyStatus.active.value
+        col(Agency.id) == agency_id, col(Agency.status) == AgencyStatus.active.value
     )
     released = sa.and_(
         col(table.status).in_(RELEASED),
         sa.or_(col(table.embargo_until).is_(None), col(table.embargo_until) <= now),
         sa.or_(
             sa.and_(
-                table.kind == AlertKind.trace_request.value,
-                table.addressed_to_agency_id == agency_id,
+                col(table.kind) == AlertKind.trace_request.value,
+                col(table.addressed_to_agency_id) == agency_id,
             ),
             sa.and_(
-                table.audience == Audience.recipients.value,
+                col(table.audience) == Audience.recipients.value,
                 _named_or_group_member(table, agency_id, dialect),
             ),
-            sa.and_(table.audience == Audience.community.value, agency_active),
+            sa.and_(col(table.audience) == Audience.community.value, agency_active),
         ),
     )
-    return sa.or_(table.originator_agency_id == agency_id, released)
+    return sa.or_(col(table.originator_agency_id) == agency_id, released)
 
 
 def reader_keys(
@@ -218,11 +219,12 @@ def content_filter(
     given the reading `principal`, also no red content for one that may not read red.
     """
     shown = sa.or_(
-        table.originator_agency_id == agency_id, table.status != AlertStatus.withdrawn.value
+        col(table.originator_agency_id) == agency_id,
+        col(table.status) != AlertStatus.withdrawn.value,
     )
     if principal is None or reads_red(principal):
         return shown
-    return sa.and_(shown, table.tlp != Tlp.red.value)
+    return sa.and_(shown, col(table.tlp) != Tlp.red.value)
 
 
 def sees_content(alert: HandledRecord, principal: Principal) -> bool:

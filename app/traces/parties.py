@@ -11,6 +11,7 @@ from typing import Literal
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import col
 
 from app.authz.principal import Principal, Scope
 from app.core.errors import Forbidden, NotFound
@@ -22,8 +23,8 @@ TraceSide = Literal["requester", "addressee"]
 def trace_party_filter(agency_id: uuid.UUID) -> ColumnElement[bool]:
     """Trace requests the agency asked or is asked."""
     return sa.or_(
-        TraceRequest.requester_agency_id == agency_id,
-        TraceRequest.addressee_agency_id == agency_id,
+        col(TraceRequest.requester_agency_id) == agency_id,
+        col(TraceRequest.addressee_agency_id) == agency_id,
     )
 
 

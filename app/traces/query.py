@@ -38,7 +38,7 @@ async def get_trace(
     state check and its change are one atomic move.
     """
     rules.require_alert_reader(principal)
-    dialect = session.bind.dialect.name
+    dialect = session.get_bind().dialect.name
     query = (
         select(TraceRequest, Alert)
         .join(Alert, col(Alert.id) == col(TraceRequest.alert_id))
@@ -102,7 +102,7 @@ async def list_traces(
 ) -> tuple[Sequence[tuple[TraceRequest, Alert]], str | None]:
     """Trace requests the principal's agency asked (outgoing) or is asked (incoming)."""
     rules.require_alert_reader(principal)
-    dialect = session.bind.dialect.name
+    dialect = session.get_bind().dialect.name
     query = (
         select(TraceRequest, Alert)
         .join(Alert, col(Alert.id) == col(TraceRequest.alert_id))

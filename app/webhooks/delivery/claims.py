@@ -24,11 +24,11 @@ async def claim(db: Database, *, worker: str, limit: int, lease_seconds: float) 
     now = utcnow()
     due = sa.or_(
         sa.and_(
-            Delivery.status == DeliveryStatus.pending.value,
+            col(Delivery.status) == DeliveryStatus.pending.value,
             col(Delivery.next_attempt_at) <= now,
         ),
         sa.and_(
-            Delivery.status == DeliveryStatus.delivering.value,
+            col(Delivery.status) == DeliveryStatus.delivering.value,
             col(Delivery.claimed_until) < now,
         ),
     )
@@ -63,8 +63,8 @@ async def release(db: Database, *, worker: str) -> None:
             await session.exec(
                 sa.update(Delivery)
                 .where(
-                    Delivery.claimed_by == worker,
-                    Delivery.status == DeliveryStatus.delivering.value,
+                    col(Delivery.claimed_by) == worker,
+                    col(Delivery.status) == DeliveryStatus.delivering.value,
                 )
                 .values(status=DeliveryStatus.pending.value, claimed_until=None)
             )
