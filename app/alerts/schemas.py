@@ -258,10 +258,8 @@ class SuspiciousProcurementCreate(_AlertCommon):
     details: SuspiciousProcurementDetails
 
 
-AlertCreate = Annotated[
-    SeizedWeaponCreate | TraceRequestCreate | SuspiciousProcurementCreate,
-    Field(discriminator="kind"),
-]
+AlertCreateBody = SeizedWeaponCreate | TraceRequestCreate | SuspiciousProcurementCreate
+AlertCreate = Annotated[AlertCreateBody, Field(discriminator="kind")]
 
 
 class AlertUpdate(InputModel):

@@ -58,11 +58,11 @@ async def _decide(
     session: AsyncSession,
     principal: Principal,
     hit_id: uuid.UUID,
-    status: HitStatus,
+    status: service.Decision,
     if_match: str | None,
     response: Response,
 ) -> HitRead:
-    hit = await service.set_status(session, principal, hit_id, status, if_match=if_match)  # type: ignore[arg-type]
+    hit = await service.set_status(session, principal, hit_id, status, if_match=if_match)
     read = await hit_read.read_one(session, principal, hit)
     response.headers["ETag"] = concurrency.etag(read.version)
     return read
