@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -83,7 +83,7 @@ async def create_agency(
     async def run() -> AgencyRead:
         return AgencyRead.model_validate(await service.create_agency(session, principal, data))
 
-    async def reread(first: dict) -> AgencyRead:
+    async def reread(first: dict[str, Any]) -> AgencyRead:
         return AgencyRead.model_validate(await service.get_agency(session, uuid.UUID(first["id"])))
 
     return await idempotent(
@@ -201,7 +201,7 @@ async def create_user(
         user = await service.create_user(session, principal, agency_id, data, hashing=hashing)
         return UserRead.model_validate(user)
 
-    async def reread(first: dict) -> UserRead:
+    async def reread(first: dict[str, Any]) -> UserRead:
         user = await service.get_user(session, principal, uuid.UUID(first["id"]))
         return UserRead.model_validate(user)
 
@@ -297,7 +297,7 @@ async def list_clients(
     rows, next_cursor = await service.list_clients(
         session, principal, agency_id, limit=limit, cursor=cursor
     )
-    return ApiClientPage(items=list(rows), next_cursor=next_cursor)  # type: ignore[arg-type]
+    return ApiClientPage(items=list(rows), next_cursor=next_cursor)
 
 
 @router.post(

@@ -9,10 +9,10 @@ from pydantic import EmailStr, Field, StringConstraints, field_validator
 
 from app.agencies.models import AgencyStatus, AgencyType
 from app.authz.principal import Role, Scope
-from app.core.schemas import AgencyCountryCode, InputModel, OutputModel, text
+from app.core.schemas import AgencyCountryCode, InputModel, OutputModel, Text200
 from app.core.types import Instant
 
-Name = text(200)
+Name = Text200
 Password = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
 
 

@@ -48,12 +48,12 @@ async def recipients_by_alert(
         )
     ).all():
         agencies.setdefault(row.alert_id, []).append(row.agency_id)
-    for row in (
+    for group_row in (
         await session.exec(
             select(AlertRecipientGroup).where(col(AlertRecipientGroup.alert_id).in_(alert_ids))
         )
     ).all():
-        groups.setdefault(row.alert_id, []).append(row.group_id)
+        groups.setdefault(group_row.alert_id, []).append(group_row.group_id)
     return agencies, groups
 
 
@@ -126,7 +126,7 @@ async def _write_recipients(
     ):
         if ids:
             await session.exec(
-                sa.insert(model),  # type: ignore[call-overload]
+                sa.insert(model),
                 params=[{"alert_id": alert.id, column: i} for i in dict.fromkeys(ids)],
             )
 

@@ -34,7 +34,7 @@ async def get_visible_alert(
     and checks its version and status only then.
     """
     rules.require_alert_reader(principal)
-    dialect = session.bind.dialect.name
+    dialect = session.get_bind().dialect.name
     query = visible.visible_alerts(principal, dialect=dialect).where(Alert.id == alert_id)
     if for_change:
         query = concurrency.for_change(query, Alert)
@@ -111,17 +111,19 @@ def _content_conditions(dialect: str, f: AlertFilters) -> list[sa.ColumnElement[
     """The filters that look at an alert's content."""
     content: list[sa.ColumnElement[bool]] = []
     if f.country:
-        content.append(Alert.country == f.country)
+        content.append(col(Alert.country) == f.country)
     if f.tlp:
-        content.append(Alert.tlp == f.tlp)
+        content.append(col(Alert.tlp) == f.tlp)
     if f.tag:
-        content.append(sa.exists().where(AlertTag.alert_id == Alert.id, AlertTag.tag == f.tag))
+        content.append(
+            sa.exists().where(col(AlertTag.alert_id) == Alert.id, col(AlertTag.tag) == f.tag)
+        )
     if f.serial:
         key = serial_key(f.serial, SerialStatus.present)
         if key is None:
             raise InvalidInput.on("serial", "no letters or digits to match", location="query")
         content.append(
-            sa.exists().where(AlertItem.alert_id == Alert.id, AlertItem.serial_key == key)
+            sa.exists().where(col(AlertItem.alert_id) == Alert.id, col(AlertItem.serial_key) == key)
         )
     if f.q:
         content.append(search.matches(dialect, f.q))
@@ -142,7 +144,9 @@ async def list_alerts(
 ) -> tuple[Sequence[Alert], str | None]:
     """Visible alerts matching the filters, newest first, one keyset page."""
     rules.require_alert_reader(principal)
-    query = list_query(session.bind.dialect.name, principal, filters, limit=limit, cursor=cursor)
+    query = list_query(
+        session.get_bind().dialect.name, principal, filters, limit=limit, cursor=cursor
+    )
     page, next_cursor = ALERT_ORDER.split((await session.exec(query)).all(), limit)
     # A search result is a read of what it returns.
     await audit.record_reads(session, principal, [a.id for a in page], "alert.list")
@@ -157,6 +161,6 @@ async def activity(
     Identity fields only, through the list's own query: nothing of any content is read.
     """
     rules.require_alert_reader(principal)
-    dialect = session.bind.dialect.name
+    dialect = session.get_bind().dialect.name
     query = list_query(dialect, principal, AlertFilters(updated_since=since), limit=limit)
     return [(a.kind, a.sort_at) for a in (await session.exec(query)).all()]

@@ -101,7 +101,7 @@ async def explain_access(session: AsyncSession, principal: Principal, alert: Ale
     return AccessRead(
         alert_id=alert.id,
         agency_id=principal.agency_id,
-        reasons=[AccessReason(rule=g.rule, group_id=g.group_id) for g in found],  # type: ignore[arg-type]
+        reasons=[AccessReason(rule=g.rule, group_id=g.group_id) for g in found],
         can_edit=rules.can_edit(alert, principal),
     )
 
@@ -119,7 +119,8 @@ async def preview_audience(
         handling, originator=principal.agency_id, kind=data.kind, addressed_to=addressed_to
     )
     hidden = await membership.hidden_member_counts(session, principal, handling.recipient_groups)
-    draft = Alert(kind=data.kind, country=data.country or "", tlp=handling.tlp)
+    # Never stored: only the fields a subscription's filters read (the others are required).
+    draft = Alert(kind=data.kind, country=data.country or "", tlp=handling.tlp)  # type: ignore[call-arg]
     agencies: list[AudienceAgency] = []
     for agency, found in await sharing.audience_of(session, facts):
         shown = [g for g in found if g.group_id not in hidden]
@@ -129,7 +130,7 @@ async def preview_audience(
                     id=agency.id,
                     name=agency.name,
                     country=agency.country,
-                    reasons=[AccessReason(rule=g.rule, group_id=g.group_id) for g in shown],  # type: ignore[arg-type]
+                    reasons=[AccessReason(rule=g.rule, group_id=g.group_id) for g in shown],
                     subscriptions=await lifecycle.count_receiving(session, agency.id, draft)
                     if sharing.shows_subscription_count(principal, agency.id)
                     else None,

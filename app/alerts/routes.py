@@ -14,6 +14,7 @@ from app.alerts import query as alert_query
 from app.alerts import read as alert_read
 from app.alerts import service
 from app.alerts.deps import AlertAuthor, AlertEditor, AlertReader, VisibleAlert
+from app.alerts.models import Alert
 from app.alerts.schemas import (
     AccessRead,
     AlertCreate,
@@ -45,8 +46,8 @@ WRITE_ERRORS = problem_responses(401, 403, 404, 409, 422)
 BODY_ERRORS = problem_responses(400, 401, 403, 404, 409, 422)
 
 
-async def _one(session: AsyncSession, principal: Principal, alert: object) -> AlertRead:
-    return (await alert_read.read_models(session, principal, [alert]))[0]  # type: ignore[list-item]
+async def _one(session: AsyncSession, principal: Principal, alert: Alert) -> AlertRead:
+    return (await alert_read.read_models(session, principal, [alert]))[0]
 
 
 def _etag(read: AlertRead) -> dict[str, str]:

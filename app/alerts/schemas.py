@@ -9,14 +9,25 @@ from typing import Annotated, Literal
 from fastapi import Query
 from pydantic import Field, model_validator
 
-from app.core.schemas import CountryCode, InputModel, OutputModel, text
+from app.core.schemas import (
+    CountryCode,
+    InputModel,
+    OutputModel,
+    Text60,
+    Text100,
+    Text200,
+    Text300,
+    Text500,
+    Text2000,
+    Text4000,
+    Text20000OrEmpty,
+)
 from app.core.types import Instant
 from app.sharing.handling import AlertKind, AlertStatus, Audience, Handling, Tlp
 
-ShortText = text(100)
-Text200 = text(200)
-LongText = text(4000)
-Tag = Annotated[text(60), Field(pattern=r"^[^\s,][^,]*$")]
+ShortText = Text100
+LongText = Text4000
+Tag = Annotated[Text60, Field(pattern=r"^[^\s,][^,]*$")]
 
 
 class ItemCategory(StrEnum):
@@ -52,11 +63,11 @@ class Unit(StrEnum):
 class Marking(InputModel):
     """A marking as it appears on the item, with its script and transliteration."""
 
-    text: Annotated[text(500), Field(description="The marking as marked, in its own script.")]
+    text: Annotated[Text500, Field(description="The marking as marked, in its own script.")]
     script: Annotated[str, Field(max_length=4, pattern=r"^[A-Z][a-z]{3}$")] | None = Field(
         default=None, description="ISO 15924 script code, e.g. `Cyrl`, `Arab`, `Latn`."
     )
-    transliteration: text(500) | None = None
+    transliteration: Text500 | None = None
     location: ShortText | None = Field(default=None, description="e.g. frame, slide, barrel.")
     kind: ShortText | None = Field(default=None, description="serial, proof, import, headstamp …")
 
@@ -96,7 +107,7 @@ class ItemRead(OutputModel):
 
 
 class Location(InputModel):
-    text: text(300)
+    text: Text300
     lat: Annotated[float, Field(ge=-90, le=90)] | None = None
     lon: Annotated[float, Field(ge=-180, le=180)] | None = None
 
@@ -172,12 +183,12 @@ class Party(InputModel):
     role: PartyRole
     name: Text200
     country: CountryCode | None = None
-    address: text(500) | None = None
+    address: Text500 | None = None
     identifiers: list[ShortText] = Field(default_factory=list, max_length=10)
 
 
 class GoodsLine(InputModel):
-    description: text(500)
+    description: Text500
     hs_code: Annotated[str, Field(pattern=r"^\d{4}(\.?\d{2}){0,3}$")] | None = None
     quantity: Annotated[float, Field(gt=0, le=1e12)] | None = None
     unit: ShortText | None = None
@@ -221,7 +232,7 @@ DETAILS_BY_KIND: dict[AlertKind, type[InputModel]] = {
 
 class _AlertCommon(InputModel):
     title: Text200
-    summary: text(20000, min_length=0) = ""
+    summary: Text20000OrEmpty = ""
     country: CountryCode = Field(description="Where it happened (ISO 3166-1 alpha-2).")
     occurred_at: Instant | None = None
     location: Location | None = None
@@ -248,17 +259,15 @@ class SuspiciousProcurementCreate(_AlertCommon):
     details: SuspiciousProcurementDetails
 
 
-AlertCreate = Annotated[
-    SeizedWeaponCreate | TraceRequestCreate | SuspiciousProcurementCreate,
-    Field(discriminator="kind"),
-]
+AlertCreateBody = SeizedWeaponCreate | TraceRequestCreate | SuspiciousProcurementCreate
+AlertCreate = Annotated[AlertCreateBody, Field(discriminator="kind")]
 
 
 class AlertUpdate(InputModel):
     """Every field optional; `items` and `tags` replace the whole list."""
 
     title: Text200 | None = None
-    summary: text(20000, min_length=0) | None = None
+    summary: Text20000OrEmpty | None = None
     country: CountryCode | None = None
     occurred_at: Instant | None = None
     location: Location | None = None
@@ -271,7 +280,7 @@ class AlertUpdate(InputModel):
 
 
 class WithdrawRequest(InputModel):
-    reason: text(2000)
+    reason: Text2000
 
 
 class HandlingRead(OutputModel):

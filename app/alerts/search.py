@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import sqlalchemy as sa
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import ColumnClause, ColumnElement
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.alerts.models import Alert
@@ -23,15 +23,17 @@ def search_document(*parts: str | None) -> str:
 
 async def index_alert(session: AsyncSession, alert: Alert) -> None:
     """Keep the SQLite FTS5 table in step (PostgreSQL indexes the column itself)."""
-    if session.bind.dialect.name != "sqlite":
+    if session.get_bind().dialect.name != "sqlite":
         return
-    await session.exec(
-        sa.text(f"DELETE FROM {FTS_TABLE} WHERE alert_id = :id"),  # type: ignore[call-overload]  # noqa: S608
-        params={"id": alert.id.hex},
+    # Plain SQL on the session's connection: sqlmodel's `exec` is typed for statements only.
+    conn = await session.connection()
+    await conn.execute(
+        sa.text(f"DELETE FROM {FTS_TABLE} WHERE alert_id = :id"),  # noqa: S608
+        {"id": alert.id.hex},
     )
-    await session.exec(
-        sa.text(f"INSERT INTO {FTS_TABLE} (alert_id, body) VALUES (:id, :body)"),  # type: ignore[call-overload]  # noqa: S608
-        params={"id": alert.id.hex, "body": alert.search_text},
+    await conn.execute(
+        sa.text(f"INSERT INTO {FTS_TABLE} (alert_id, body) VALUES (:id, :body)"),  # noqa: S608
+        {"id": alert.id.hex, "body": alert.search_text},
     )
 
 
@@ -40,7 +42,7 @@ def matches(dialect: str, query: str) -> ColumnElement[bool]:
     if dialect == "postgresql":
         # The configuration is spelled exactly as in the index expression, so the GIN index
         # ix_alert_search_text (to_tsvector('simple', search_text)) serves the match.
-        config = sa.literal_column(f"'{TS_CONFIG}'")
+        config: ColumnClause[str] = sa.literal_column(f"'{TS_CONFIG}'")
         vector = sa.func.to_tsvector(config, Alert.search_text)
         return vector.op("@@")(sa.func.plainto_tsquery(config, query))
     words = _TOKEN.findall(query)
@@ -48,8 +50,9 @@ def matches(dialect: str, query: str) -> ColumnElement[bool]:
         return sa.false()
     # Each word quoted, so FTS5 operators in user input are plain text.
     fts_query = " ".join('"' + w.replace('"', '""') + '"' for w in words)
+    alert_id: ColumnClause[str] = sa.literal_column("alert_id")
     ids = (
-        sa.select(sa.literal_column("alert_id"))
+        sa.select(alert_id)
         .select_from(sa.table(FTS_TABLE))
         .where(sa.literal_column(FTS_TABLE).op("MATCH")(fts_query))
     )

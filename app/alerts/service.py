@@ -18,6 +18,7 @@ from app.authz import rules
 from app.authz.principal import Principal
 from app.core import concurrency, patch
 from app.core.errors import Conflict, FieldError, InvalidInput
+from app.core.schemas import InputModel
 from app.core.types import utcnow
 from app.events import service as events
 from app.events.models import EventType
@@ -247,7 +248,7 @@ async def create_forwarded_copy(
     due = details.get("response_due")
     if due and datetime.fromisoformat(str(due)) < now:
         del details["response_due"]
-    audience = min(source.audience, Audience.recipients, key=AUDIENCE_ORDER.get)
+    audience = min(source.audience, Audience.recipients, key=AUDIENCE_ORDER.__getitem__)
     handling = Handling(
         tlp=source.tlp, audience=audience, handling_codes=list(source.handling_codes)
     )
@@ -307,7 +308,7 @@ async def _bump(session: AsyncSession, alert: Alert, now: datetime | None = None
     await session.flush()
 
 
-def _parse_details(kind: AlertKind, raw: dict[str, object] | None) -> object:
+def _parse_details(kind: AlertKind, raw: dict[str, object] | None) -> InputModel:
     try:
         return DETAILS_BY_KIND[kind].model_validate(raw or {})
     except ValidationError as exc:

@@ -42,7 +42,7 @@ HASHED_FIELDS = (
     "seq", "at", "actor_id", "actor_kind", "actor_name", "agency_id", "action",
     "object_type", "object_id", "outcome", "request_id", "client_ip", "details",
 )  # fmt: skip
-TABLE = cast(sa.Table, AuditRecord.__table__)  # type: ignore[attr-defined]
+TABLE = cast(sa.Table, sa.inspect(AuditRecord).local_table)
 # Every linking run holds this transaction-scoped lock on PostgreSQL, so two runs never read
 # the same tail; it is released at their commit, a few milliseconds later.
 _PG_CHAIN_LOCK = 7_245_102

@@ -206,7 +206,9 @@ async def _walk(
         ).all()
         if not rows:
             break
-        signed = await _heads_between(session, rows[0].seq, rows[-1].seq) if key else {}
+        first, last = rows[0].seq, rows[-1].seq
+        assert first is not None and last is not None  # the query says so
+        signed = await _heads_between(session, first, last) if key else {}
         for row in rows:
             assert row.seq is not None and row.hash is not None  # the query says so
             fault = chain.row_fault(row, expected, prev_hash) or heads.head_fault(
@@ -307,14 +309,15 @@ async def sign_head(
     if tail is None:
         return None
     seq, hash_ = tail
+    assert seq is not None and hash_ is not None  # a linked record has both
     stored = await session.get(AuditHead, seq)
     if stored is not None and SignedHead.from_row(stored).signed_by(public):
         return SignedHead.from_row(stored)
     head = heads.sign(key, seq, hash_)
-    insert = (postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert)(
-        AuditHead
-    )
-    await session.exec(insert.values(**head.to_row().model_dump()).on_conflict_do_nothing())  # type: ignore[call-overload]
+    insert = (
+        postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    )(AuditHead)
+    await session.exec(insert.values(**head.to_row().model_dump()).on_conflict_do_nothing())
     return head
 
 

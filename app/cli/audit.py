@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal, overload
 
 import typer
 
@@ -20,6 +20,10 @@ if TYPE_CHECKING:
 audit_cli = typer.Typer(help="The audit trail.", no_args_is_help=True)
 
 
+@overload
+def _audit_key(settings: Settings, *, signing: Literal[True]) -> Ed25519PrivateKey: ...
+@overload
+def _audit_key(settings: Settings, *, signing: Literal[False]) -> Ed25519PublicKey: ...
 def _audit_key(settings: Settings, *, signing: bool) -> Ed25519PrivateKey | Ed25519PublicKey:
     """The audit key the command needs, from the settings or a key file; exit 2 without one."""
     from app.audit import heads
@@ -65,7 +69,7 @@ def audit_verify(
         db = await connected(settings)
         try:
             async with db.session() as session:
-                return await audit.verify(session, key, against=witnessed)  # type: ignore[arg-type]
+                return await audit.verify(session, key, against=witnessed)
         finally:
             await db.dispose()
 
@@ -105,7 +109,7 @@ def audit_head(
         try:
             async with db.session() as session:
                 await chain.sweep(session)  # what a crashed process left, so the head covers it
-                head = await audit.sign_head(session, key)  # type: ignore[arg-type]
+                head = await audit.sign_head(session, key)
                 await session.commit()
                 return head
         finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -22,7 +22,7 @@ def export_stix(
     from app.interop import export
     from app.ops import directory
 
-    async def run() -> dict[str, object]:
+    async def run() -> dict[str, Any]:
         db = await connected(get_settings())
         try:
             async with db.session() as session:
@@ -43,7 +43,7 @@ def export_stix(
         typer.echo(text, nl=False)
         return
     out.write_text(text, encoding="utf-8")
-    console.print(f"{len(bundle['objects'])} STIX objects written to {out}")  # type: ignore[arg-type]
+    console.print(f"{len(bundle['objects'])} STIX objects written to {out}")
 
 
 agencies_cli = typer.Typer(help="The agencies.", no_args_is_help=True)

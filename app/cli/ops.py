@@ -97,7 +97,10 @@ def worker() -> None:
 
     async def run() -> None:
         db = Database(settings)
-        runners = [Worker(db, schedules(settings)), DeliveryWorker(db, settings)]
+        runners: list[Worker | DeliveryWorker] = [
+            Worker(db, schedules(settings)),
+            DeliveryWorker(db, settings),
+        ]
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, lambda: [r.stop() for r in runners])

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from pathlib import Path
+from typing import cast
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
@@ -107,7 +108,8 @@ def install_console(app: FastAPI) -> None:
     paths get a page and every other path the same problem+json as before.
     """
     for key, handler in list(app.exception_handlers.items()):
-        app.exception_handlers[key] = _for_console(handler)
+        # Starlette allows plain functions; every handler installed here is async.
+        app.exception_handlers[key] = _for_console(cast(Handler, handler))
     app.add_exception_handler(LoginRequired, _console_only)
     app.add_exception_handler(CsrfRefused, _console_only)
     app.mount(PREFIX + "/static", StaticFiles(directory=STATIC), name="console-static")

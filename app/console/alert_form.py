@@ -104,7 +104,7 @@ async def create_alert(request: Request, session: SessionDep, live: PostDep) -> 
             data = forms.validate(
                 CREATE_MODELS[kind], forms.alert_body(kind, values, publish=action == "publish")
             )
-            alert = await alerts.create_alert(session, live.principal, data)  # type: ignore[arg-type]
+            alert = await alerts.create_alert(session, live.principal, data)
             return RedirectResponse(f"/console/alerts/{alert.id}", status_code=303)
         except (AppError, ValidationError) as exc:
             await session.rollback()

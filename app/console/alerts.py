@@ -54,7 +54,8 @@ async def alert_list(request: Request, session: SessionDep, live: LiveDep) -> HT
     rows: list[Any] = []
     next_cursor = None
     try:
-        f = AlertListQuery.model_validate(
+        # A model built from the route's parameters: its fields are not known statically.
+        f: Any = AlertListQuery.model_validate(
             {k: values[k] or None for k in AlertListQuery.model_fields}
         )
         filters = alert_query.AlertFilters(

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any, get_args
 
-from pydantic import BaseModel
-
 from app.alerts.schemas import (
     AlertCreate,
+    AlertCreateBody,
     IllicitBasis,
     ItemCategory,
     PartyRole,
@@ -19,17 +18,17 @@ from app.alerts.schemas import (
 from app.sharing.handling import AlertKind, AlertStatus, Audience, Tlp
 
 
-def _create_models() -> dict[str, type[BaseModel]]:
+def _create_models() -> dict[str, type[AlertCreateBody]]:
     """The API's create model of each kind, read from its `AlertCreate` union."""
     union = get_args(AlertCreate)[0]
-    out: dict[str, type[BaseModel]] = {}
+    out: dict[str, type[AlertCreateBody]] = {}
     for model in get_args(union):
         (kind,) = get_args(model.model_fields["kind"].annotation)
         out[AlertKind(kind).value] = model
     return out
 
 
-CREATE_MODELS: dict[str, type[BaseModel]] = _create_models()
+CREATE_MODELS: dict[str, type[AlertCreateBody]] = _create_models()
 # "Seized weapon", "Trace request", "Suspicious procurement": the kinds the API knows.
 KIND_NAMES = {k.value: k.value.replace("_", " ").capitalize() for k in AlertKind}
 CHOICES: dict[str, Any] = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError, create_model
 from starlette.datastructures import FormData
@@ -15,6 +15,7 @@ from app.core.errors import AppError, FieldError, InvalidInput
 from app.core.types import OUT_OF_RANGE, parse_utc
 
 Values = dict[str, Any]
+M = TypeVar("M", bound=BaseModel)
 MULTI = ("handling.recipient_agencies", "handling.recipient_groups", "details.illicit_basis")
 ITEM_FIELDS = (
     "category",
@@ -72,11 +73,11 @@ def errors_of(exc: AppError | ValidationError) -> FormErrors:
             else:
                 out.general.append(message)
         return out
-    for err in exc.field_errors or []:
-        if err.location in ("path", "header") or not err.field:
-            out.general.append(err.message)
+    for problem in exc.field_errors or []:
+        if problem.location in ("path", "header") or not problem.field:
+            out.general.append(problem.message)
         else:
-            out.fields.setdefault(err.field, err.message)
+            out.fields.setdefault(problem.field, problem.message)
     if not out:
         out.general.append(exc.detail or exc.title)
     return out
@@ -305,7 +306,7 @@ def _detail_values(details: dict[str, Any]) -> Values:
     return values
 
 
-def validate(model: type[BaseModel], data: dict[str, Any]) -> BaseModel:
+def validate(model: type[M], data: dict[str, Any]) -> M:
     """Validate a request body the way the API does (ValidationError on failure)."""
     return model.model_validate(data)
 

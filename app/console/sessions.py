@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlmodel import delete, select
+from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.agencies.models import Agency, User
@@ -93,6 +93,6 @@ async def end(session: AsyncSession, token: str | None) -> None:
     """Log out: delete the session row (an unknown cookie is not an error)."""
     if token:
         await session.exec(
-            delete(ConsoleSession).where(ConsoleSession.token_hash == digest_secret(token))  # type: ignore[arg-type]
+            delete(ConsoleSession).where(col(ConsoleSession.token_hash) == digest_secret(token))
         )
         await session.flush()

@@ -179,11 +179,14 @@ async def hit_list(request: Request, session: SessionDep, live: LiveDep) -> HTML
 @router.post("/hits/{hit_id}/{action}")
 async def hit_step(hit_id: uuid.UUID, action: str, session: SessionDep, live: PostDep) -> Response:
     """Confirm or dismiss a hit, for the agency's side."""
-    targets = {"confirm": HitStatus.confirmed, "dismiss": HitStatus.dismissed}
+    targets: dict[str, hits.Decision] = {
+        "confirm": HitStatus.confirmed,
+        "dismiss": HitStatus.dismissed,
+    }
     if action not in targets:
         raise InvalidInput.on("action", "Unknown step.")
     try:
-        await hits.set_status(session, live.principal, hit_id, targets[action])  # type: ignore[arg-type]
+        await hits.set_status(session, live.principal, hit_id, targets[action])
     except Conflict:
         await session.rollback()  # already so for this side (a second click): nothing to do
     return RedirectResponse("/console/hits", status_code=303)

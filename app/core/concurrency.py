@@ -29,7 +29,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.core.errors import PreconditionFailed, PreconditionRequired
 from app.core.types import utcnow
 
-Q = TypeVar("Q", bound=Select[Any])
+# Bare `Select`: any row shape (SQLAlchemy 2.1 types a select by its columns).
+Q = TypeVar("Q", bound=Select)
 T = TypeVar("T")
 
 IfMatch = Annotated[

@@ -80,6 +80,10 @@ class JwtKey(BaseModel):
         return self
 
 
+def _default_retry_schedule() -> list[float]:
+    return [5, 300, 1800, 7200, 18000, 36000, 36000]
+
+
 class Settings(BaseSettings):
     """Tracewire configuration; see the table in README.md."""
 
@@ -173,7 +177,7 @@ class Settings(BaseSettings):
     # Seconds to wait before each retry (then `failed`): about 5 s, 5 min, 30 min, 2 h, 5 h,
     # 10 h, 10 h, with up to 20 % jitter.
     webhook_retry_schedule: Annotated[list[float], NoDecode] = Field(
-        default_factory=lambda: [5, 300, 1800, 7200, 18000, 36000, 36000]
+        default_factory=_default_retry_schedule
     )
 
     # None = automatic: `serve` runs the worker in-process on SQLite only.

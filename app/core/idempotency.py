@@ -114,7 +114,7 @@ async def _claim(
     single writer) and then replays the first one's answer, or takes the key itself if
     the first one failed and left nothing.
     """
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     for _ in range(3):
         taken = await session.exec(
             insert(IdempotencyRecord)
@@ -128,7 +128,7 @@ async def _claim(
                 created_at=utcnow(),
             )
             .on_conflict_do_nothing(index_elements=["principal_id", "key"])
-        )  # type: ignore[call-overload]
+        )
         if taken.rowcount:
             return None
         query = (

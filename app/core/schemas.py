@@ -31,14 +31,21 @@ def _country_or_international(value: str) -> str:
     return value
 
 
-def text(max_length: int, min_length: int = 1) -> type[str]:
-    """A text field stored as given, normalised to NFC, with length limits."""
-    return Annotated[  # type: ignore[return-value]
-        str,
-        StringConstraints(min_length=min_length, max_length=max_length),
-        AfterValidator(_nfc),
-    ]
-
+# Text fields stored as given, normalised to NFC, with length limits: TextN holds 1 to N
+# characters, TextNOrEmpty 0 to N. Spelled out so type checkers read them as types.
+_NFC = AfterValidator(_nfc)
+Text40 = Annotated[str, StringConstraints(min_length=1, max_length=40), _NFC]
+Text60 = Annotated[str, StringConstraints(min_length=1, max_length=60), _NFC]
+Text100 = Annotated[str, StringConstraints(min_length=1, max_length=100), _NFC]
+Text200 = Annotated[str, StringConstraints(min_length=1, max_length=200), _NFC]
+Text300 = Annotated[str, StringConstraints(min_length=1, max_length=300), _NFC]
+Text500 = Annotated[str, StringConstraints(min_length=1, max_length=500), _NFC]
+Text2000 = Annotated[str, StringConstraints(min_length=1, max_length=2000), _NFC]
+Text4000 = Annotated[str, StringConstraints(min_length=1, max_length=4000), _NFC]
+Text8000 = Annotated[str, StringConstraints(min_length=1, max_length=8000), _NFC]
+Text500OrEmpty = Annotated[str, StringConstraints(min_length=0, max_length=500), _NFC]
+Text2000OrEmpty = Annotated[str, StringConstraints(min_length=0, max_length=2000), _NFC]
+Text20000OrEmpty = Annotated[str, StringConstraints(min_length=0, max_length=20000), _NFC]
 
 CountryCode = Annotated[
     str,

@@ -19,6 +19,7 @@ import uuid
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Mapped
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
@@ -46,19 +47,19 @@ def tier_shown(view: HitView, tier: HitTier) -> HitTier:
 def _blind_filter() -> ColumnElement[bool]:
     return sa.or_(
         col(Alert.tlp).in_(BLIND_TLPS),
-        Alert.audience == Audience.originator,
+        col(Alert.audience) == Audience.originator,
     )
 
 
 def _known(
     agency_id: uuid.UUID,
-    other_alert: ColumnElement[uuid.UUID],
-    disclosed_at: ColumnElement[datetime | None],
+    other_alert: Mapped[uuid.UUID],
+    disclosed_at: Mapped[datetime | None],
     now: datetime | None,
     dialect: str,
 ) -> ColumnElement[bool]:
     hidden_other = sa.exists().where(
-        Alert.id == other_alert,
+        col(Alert.id) == other_alert,
         _blind_filter(),
         sa.not_(visible.visible_filter(agency_id, now, dialect=dialect)),
     )
@@ -71,11 +72,11 @@ def shown_filter(
     """SQL over `hit`: the hits on the agency's records that it may know of."""
     return sa.or_(
         sa.and_(
-            Hit.agency_a_id == agency_id,
+            col(Hit.agency_a_id) == agency_id,
             _known(agency_id, col(Hit.alert_b_id), col(Hit.disclosed_by_b_at), now, dialect),
         ),
         sa.and_(
-            Hit.agency_b_id == agency_id,
+            col(Hit.agency_b_id) == agency_id,
             _known(agency_id, col(Hit.alert_a_id), col(Hit.disclosed_by_a_at), now, dialect),
         ),
     )

@@ -92,13 +92,13 @@ async def match_alert(
 
 def _insert(session: AsyncSession) -> Any:
     """INSERT … ON CONFLICT DO NOTHING, in the dialect's own spelling."""
-    return pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 async def _hold(session: AsyncSession, alert_id: uuid.UUID) -> None:
     """Keep an embargoed alert for matching at release (once, however often it is held)."""
     statement = _insert(session)(PendingMatch).values(alert_id=alert_id, created_at=utcnow())
-    await session.exec(statement.on_conflict_do_nothing(index_elements=["alert_id"]))  # type: ignore[call-overload]
+    await session.exec(statement.on_conflict_do_nothing(index_elements=["alert_id"]))
 
 
 async def match_released(
@@ -116,7 +116,7 @@ async def match_released(
         .join(Alert, col(Alert.id) == col(PendingMatch.alert_id))
         .where(
             sa.or_(
-                Alert.status != AlertStatus.published,
+                col(Alert.status) != AlertStatus.published,
                 col(Alert.embargo_until).is_(None),
                 col(Alert.embargo_until) <= now,
             )
@@ -124,7 +124,7 @@ async def match_released(
         .order_by(col(PendingMatch.created_at), col(PendingMatch.alert_id))
         .limit(batch)
     )
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         # The alert's row too, so one being changed right now (its embargo moved) waits a
         # run; NO KEY UPDATE, so that the hit's foreign-key checks on a row another worker
         # has claimed do not wait on it (that wait, against the hit's unique index, was a
@@ -132,12 +132,12 @@ async def match_released(
         query = query.with_for_update(
             skip_locked=True,
             key_share=True,
-            of=[PendingMatch, Alert],  # type: ignore[arg-type]
+            of=[PendingMatch, Alert],
         )
     due = list((await session.exec(query)).all())
     if not due:
         return 0
-    await session.exec(delete(PendingMatch).where(col(PendingMatch.alert_id).in_(due)))  # type: ignore[call-overload]
+    await session.exec(delete(PendingMatch).where(col(PendingMatch.alert_id).in_(due)))
     for alert_id in due:
         alert = await session.get(Alert, alert_id)
         if alert is not None:
@@ -189,9 +189,9 @@ async def _upsert(
         _insert(session)(Hit)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["alert_a_id", "alert_b_id", "serial_key"])
-        .returning(Hit.id)  # type: ignore[arg-type]
+        .returning(Hit.id)
     )
-    if (await session.exec(statement)).first() is None:  # type: ignore[call-overload]
+    if (await session.exec(statement)).first() is None:
         return None
     hit = await session.get(Hit, values["id"])
     assert hit is not None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -33,7 +33,7 @@ async def get_hit(
     `for_change` locks it (app/core/concurrency.py).
     """
     rules.require_alert_reader(principal)
-    shown = disclosure.shown_filter(principal.agency_id, dialect=session.bind.dialect.name)
+    shown = disclosure.shown_filter(principal.agency_id, dialect=session.get_bind().dialect.name)
     query = select(Hit).where(Hit.id == hit_id, shown)
     if for_change:
         query = concurrency.for_change(query, Hit)
@@ -54,10 +54,12 @@ async def list_hits(
     """Hits on the principal's agency's records that it may know of, newest first."""
     rules.require_alert_reader(principal)
     query = select(Hit).where(
-        disclosure.shown_filter(principal.agency_id, dialect=session.bind.dialect.name)
+        disclosure.shown_filter(principal.agency_id, dialect=session.get_bind().dialect.name)
     )
     if status:
-        mine = sa.case((Hit.agency_a_id == principal.agency_id, Hit.status_a), else_=Hit.status_b)
+        mine = sa.case(
+            (col(Hit.agency_a_id) == principal.agency_id, Hit.status_a), else_=Hit.status_b
+        )
         query = query.where(mine == status)
     return await keyset_page(session, query, Hit, limit=limit, cursor=cursor, newest_first=True)
 
@@ -80,7 +82,7 @@ async def read_models(
     """
     if not hits:
         return []
-    dialect = session.bind.dialect.name
+    dialect = session.get_bind().dialect.name
     sides = {h.id: parties.hit_side(h, principal) for h in hits}
     mine_of = {h.id: h.alert_a_id if sides[h.id] == "a" else h.alert_b_id for h in hits}
     other_of = {h.id: h.alert_b_id if sides[h.id] == "a" else h.alert_a_id for h in hits}
@@ -145,12 +147,12 @@ async def read_models(
 async def _blind_to_other_side(
     session: AsyncSession,
     hits: Sequence[Hit],
-    sides: dict[uuid.UUID, str],
+    sides: Mapping[uuid.UUID, str],
     mine_of: dict[uuid.UUID, uuid.UUID],
     blind: dict[uuid.UUID, bool],
 ) -> set[uuid.UUID]:
     """The hits the other side is not told of: our record keeps them blind, undisclosed."""
-    dialect = session.bind.dialect.name
+    dialect = session.get_bind().dialect.name
     candidates: dict[uuid.UUID, list[Hit]] = {}
     for hit in hits:
         other_side = "b" if sides[hit.id] == "a" else "a"
@@ -161,10 +163,10 @@ async def _blind_to_other_side(
     # One query per other agency among such hits (few: blind records are the exception).
     for agency_id, group in candidates.items():
         ids = {mine_of[h.id] for h in group}
-        query = sa.select(Alert.id).where(
+        query = select(col(Alert.id)).where(
             col(Alert.id).in_(ids), visible.visible_filter(agency_id, dialect=dialect)
         )
-        shown = set((await session.exec(query)).scalars().all())  # type: ignore[call-overload]
+        shown = set((await session.exec(query)).all())
         out |= {h.id for h in group if mine_of[h.id] not in shown}
     return out
 

@@ -57,12 +57,12 @@ async def _decide(
     session: AsyncSession,
     principal: Principal,
     hit: Hit,
-    status: HitStatus,
+    status: service.Decision,
     if_match: str | None,
     response: Response,
 ) -> HitRead:
     # The service locks the hit and reads it afresh before it changes it.
-    changed = await service.set_status(session, principal, hit.id, status, if_match=if_match)  # type: ignore[arg-type]
+    changed = await service.set_status(session, principal, hit.id, status, if_match=if_match)
     read = await hit_read.read_one(session, principal, changed)
     response.headers["ETag"] = concurrency.etag(read.version)
     return read

@@ -19,12 +19,15 @@ from app.hits.models import Hit, HitStatus
 from app.hits.read import get_hit
 from app.hits.sides import agency_view, bump, side_version, tell
 
+# The statuses an agency sets its side of a hit to.
+Decision = Literal[HitStatus.confirmed, HitStatus.dismissed]
+
 
 async def set_status(
     session: AsyncSession,
     principal: Principal,
     hit_id: uuid.UUID,
-    status: Literal[HitStatus.confirmed, HitStatus.dismissed],
+    status: Decision,
     *,
     if_match: str | None = None,
 ) -> Hit:

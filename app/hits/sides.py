@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-import sqlalchemy as sa
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.alerts import visible
@@ -52,14 +52,14 @@ async def agency_view(
     now: datetime | None = None,
 ) -> HitView:
     """What the agency on `side` may learn of the hit (notifications, disclosure)."""
-    dialect = session.bind.dialect.name
-    query = sa.select(visible.content_filter(agency_id)).where(
-        Alert.id == other_alert.id, visible.visible_filter(agency_id, now, dialect=dialect)
+    dialect = session.get_bind().dialect.name
+    query = select(visible.content_filter(agency_id)).where(
+        col(Alert.id) == other_alert.id, visible.visible_filter(agency_id, now, dialect=dialect)
     )
-    row = (await session.exec(query)).first()  # type: ignore[call-overload]
+    content = (await session.exec(query)).first()  # None: the other alert is not visible
     return view_of(
-        sees_other=row is not None,
-        sees_other_content=row is not None and bool(row[0]),
+        sees_other=content is not None,
+        sees_other_content=bool(content),
         other_blind=disclosure.keeps_hits_blind(other_alert.tlp, other_alert.audience),
         disclosed=disclosed_to(hit, side),
     )

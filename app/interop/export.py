@@ -39,7 +39,7 @@ async def _bundle(session: AsyncSession, reads: Sequence[AlertRead]) -> dict[str
         for a in sorted(agencies, key=lambda a: a.name)
     ]
     # A reference (TLP:RED without the scope to read it) still carries its marking.
-    tlps = {Tlp(r.handling.tlp if r.handling else r.tlp) for r in reads if r.handling or r.tlp}
+    tlps = {Tlp(tlp) for r in reads if (tlp := r.handling.tlp if r.handling else r.tlp)}
     objects = [obj for read in reads for obj in stix.alert_objects(read)]
     return stix.bundle([*stix.shared_objects(tlps), *identities, *objects])
 

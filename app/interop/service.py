@@ -175,12 +175,12 @@ def _next_of(entry: Entry) -> str:
 
 def released_alerts(session: AsyncSession, principal: Principal, collection: Collection) -> Any:
     """Visible, released (published or withdrawn) alerts of the collection, and date added."""
-    dialect = session.bind.dialect.name
+    dialect = session.get_bind().dialect.name
     query = visible.visible_alert_rows(principal, DATE_ADDED, dialect=dialect).where(
-        Alert.status != AlertStatus.draft
+        col(Alert.status) != AlertStatus.draft
     )
     if collection.kind is not None:
-        query = query.where(Alert.kind == collection.kind)
+        query = query.where(col(Alert.kind) == collection.kind)
     return query
 
 
@@ -193,7 +193,9 @@ def _matched(base: Any, match: Match) -> Any:
         base = base.where(
             sa.or_(
                 col(Alert.id).in_(wanted),
-                sa.exists().where(AlertItem.alert_id == Alert.id, col(AlertItem.id).in_(wanted)),
+                sa.exists().where(
+                    col(AlertItem.alert_id) == Alert.id, col(AlertItem.id).in_(wanted)
+                ),
             )
         )
     return base

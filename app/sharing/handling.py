@@ -19,7 +19,7 @@ from typing import Protocol
 
 from pydantic import Field
 
-from app.core.schemas import InputModel, text
+from app.core.schemas import InputModel, Text40
 from app.core.types import Instant
 
 
@@ -69,7 +69,7 @@ class Handling(InputModel):
     recipient_agencies: list[uuid.UUID] = Field(default_factory=list, max_length=500)
     recipient_groups: list[uuid.UUID] = Field(default_factory=list, max_length=100)
     embargo_until: Instant | None = None
-    handling_codes: list[text(40)] = Field(default_factory=list, max_length=20)
+    handling_codes: list[Text40] = Field(default_factory=list, max_length=20)
 
 
 class HandledRecord(Protocol):

@@ -16,10 +16,10 @@ from app.sharing.models import SharingGroup, SharingGroupMember
 def visible_group_filter(principal: Principal) -> sa.ColumnElement[bool]:
     """Groups the principal's agency owns or belongs to, as a SQL condition."""
     member = sa.exists().where(
-        SharingGroupMember.group_id == SharingGroup.id,
-        SharingGroupMember.agency_id == principal.agency_id,
+        col(SharingGroupMember.group_id) == SharingGroup.id,
+        col(SharingGroupMember.agency_id) == principal.agency_id,
     )
-    return sa.or_(SharingGroup.owner_agency_id == principal.agency_id, member)
+    return sa.or_(col(SharingGroup.owner_agency_id) == principal.agency_id, member)
 
 
 async def live_group_members(

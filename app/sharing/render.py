@@ -18,6 +18,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Mapped
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -120,7 +121,7 @@ def history_shown(
 
 def shown_in_delivery_log(
     table: type[HandledRecord],
-    alert_id: ColumnElement[Any],
+    alert_id: Mapped[uuid.UUID | None],
     agency_id: uuid.UUID,
     *,
     dialect: str,

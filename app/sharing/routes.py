@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -49,7 +49,7 @@ async def create_group(
         group = await groups.create_group(session, principal, data)
         return await groups.group_read(session, principal, group)
 
-    async def reread(first: dict) -> SharingGroupRead:
+    async def reread(first: dict[str, Any]) -> SharingGroupRead:
         group = await groups.get_group(session, principal, uuid.UUID(first["id"]))
         return await groups.group_read(session, principal, group)
 

@@ -6,14 +6,14 @@ import uuid
 
 from pydantic import Field, model_validator
 
-from app.core.schemas import InputModel, OutputModel, text
+from app.core.schemas import InputModel, OutputModel, Text200, Text2000OrEmpty
 from app.core.types import Instant
 from app.sharing.handling import AlertKind, Audience, Handling, Tlp
 
 
 class SharingGroupCreate(InputModel):
-    name: text(200)
-    description: text(2000, min_length=0) = ""
+    name: Text200
+    description: Text2000OrEmpty = ""
     hide_members: bool = Field(default=False, description="Show the member list to the owner only.")
     owner_agency_id: uuid.UUID | None = Field(
         default=None, description="Platform administrators only; default: your agency."
@@ -22,8 +22,8 @@ class SharingGroupCreate(InputModel):
 
 
 class SharingGroupUpdate(InputModel):
-    name: text(200) | None = None
-    description: text(2000, min_length=0) | None = None
+    name: Text200 | None = None
+    description: Text2000OrEmpty | None = None
     hide_members: bool | None = None
 
 

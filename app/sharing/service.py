@@ -54,7 +54,7 @@ async def require_agencies(
         select(Agency.id, Agency.is_operator).where(col(Agency.id).in_(asked))
     )
     found = dict(rows.all())
-    if found.get(addressed_to):
+    if addressed_to is not None and found.get(addressed_to):
         raise InvalidInput.on("details.addressed_to", f"{addressed_to} {OPERATOR_REFUSED}")
     for index, agency_id in enumerate(wanted):
         at = f"{field}.{index}" if indexed else field

@@ -127,13 +127,14 @@ def _named_or_group_member(
         )
         return col(table.reader_keys).op("&&")(keys)
     named = sa.exists().where(
-        AlertRecipientAgency.alert_id == table.id, AlertRecipientAgency.agency_id == agency_id
+        col(AlertRecipientAgency.alert_id) == table.id,
+        col(AlertRecipientAgency.agency_id) == agency_id,
     )
     via_group = sa.exists().where(
-        AlertRecipientGroup.alert_id == table.id,
-        SharingGroupMember.group_id == AlertRecipientGroup.group_id,
-        SharingGroupMember.agency_id == agency_id,
-        SharingGroup.id == AlertRecipientGroup.group_id,
+        col(AlertRecipientGroup.alert_id) == table.id,
+        col(SharingGroupMember.group_id) == AlertRecipientGroup.group_id,
+        col(SharingGroupMember.agency_id) == agency_id,
+        col(SharingGroup.id) == AlertRecipientGroup.group_id,
         col(SharingGroup.deleted_at).is_(None),
     )
     return sa.or_(named, via_group)
@@ -149,23 +150,25 @@ def visible_filter(
     """The SQL form of the rule: a WHERE clause over `table` (the alert table) for agency
     `agency_id`. Callers use the binding in app/alerts/visible.py."""
     now = now or utcnow()
-    agency_active = sa.exists().where(Agency.id == agency_id, Agency.status == AgencyStatus.active)
+    agency_active = sa.exists().where(
+        col(Agency.id) == agency_id, col(Agency.status) == AgencyStatus.active
+    )
     released = sa.and_(
         col(table.status).in_(RELEASED),
         sa.or_(col(table.embargo_until).is_(None), col(table.embargo_until) <= now),
         sa.or_(
             sa.and_(
-                table.kind == AlertKind.trace_request,
-                table.addressed_to_agency_id == agency_id,
+                col(table.kind) == AlertKind.trace_request,
+                col(table.addressed_to_agency_id) == agency_id,
             ),
             sa.and_(
-                table.audience == Audience.recipients,
+                col(table.audience) == Audience.recipients,
                 _named_or_group_member(table, agency_id, dialect),
             ),
-            sa.and_(table.audience == Audience.community, agency_active),
+            sa.and_(col(table.audience) == Audience.community, agency_active),
         ),
     )
-    return sa.or_(table.originator_agency_id == agency_id, released)
+    return sa.or_(col(table.originator_agency_id) == agency_id, released)
 
 
 def reader_keys(
@@ -212,10 +215,12 @@ def content_filter(
     For agency `agency_id` (a withdrawn alert is a tombstone but to its originator), and,
     given the reading `principal`, also no red content for one that may not read red.
     """
-    shown = sa.or_(table.originator_agency_id == agency_id, table.status != AlertStatus.withdrawn)
+    shown = sa.or_(
+        col(table.originator_agency_id) == agency_id, col(table.status) != AlertStatus.withdrawn
+    )
     if principal is None or reads_red(principal):
         return shown
-    return sa.and_(shown, table.tlp != Tlp.red)
+    return sa.and_(shown, col(table.tlp) != Tlp.red)
 
 
 def sees_content(alert: HandledRecord, principal: Principal) -> bool:

@@ -35,8 +35,8 @@ class PartyTrace(NamedTuple):
 def trace_party_filter(agency_id: uuid.UUID) -> sa.ColumnElement[bool]:
     """Trace requests the agency asked or is asked (its two parties: app/authz/parties.py)."""
     return sa.or_(
-        TraceRequest.requester_agency_id == agency_id,
-        TraceRequest.addressee_agency_id == agency_id,
+        col(TraceRequest.requester_agency_id) == agency_id,
+        col(TraceRequest.addressee_agency_id) == agency_id,
     )
 
 
@@ -53,7 +53,7 @@ async def get_trace(
     state check and its change are one atomic move.
     """
     rules.require_alert_reader(principal)
-    dialect = session.bind.dialect.name
+    dialect = session.get_bind().dialect.name
     query = (
         select(TraceRequest, Alert)
         .join(Alert, col(Alert.id) == col(TraceRequest.alert_id))
@@ -117,7 +117,7 @@ async def list_traces(
 ) -> tuple[Sequence[tuple[TraceRequest, Alert]], str | None]:
     """Trace requests the principal's agency asked (outgoing) or is asked (incoming)."""
     rules.require_alert_reader(principal)
-    dialect = session.bind.dialect.name
+    dialect = session.get_bind().dialect.name
     query = (
         select(TraceRequest, Alert)
         .join(Alert, col(Alert.id) == col(TraceRequest.alert_id))

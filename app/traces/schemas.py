@@ -7,12 +7,19 @@ import uuid
 
 from pydantic import Field, model_validator
 
-from app.core.schemas import CountryCode, InputModel, OutputModel, text
+from app.core.schemas import (
+    CountryCode,
+    InputModel,
+    OutputModel,
+    Text200,
+    Text2000,
+    Text4000,
+    Text8000,
+)
 from app.core.types import Instant
 from app.traces.models import TraceOutcome, TraceState
 
-Text4000 = text(4000)
-Name = text(200)
+Name = Text200
 
 
 class Transfer(InputModel):
@@ -52,20 +59,20 @@ class TraceRespond(InputModel):
 
 
 class TraceQuestion(InputModel):
-    question: text(8000)
+    question: Text8000
 
 
 class TraceAnswer(InputModel):
-    answer: text(8000)
+    answer: Text8000
 
 
 class TraceWithdraw(InputModel):
-    reason: text(2000)
+    reason: Text2000
 
 
 class TraceForward(InputModel):
     agency_id: uuid.UUID = Field(description="Another agency of your own country.")
-    note: text(2000) | None = Field(
+    note: Text2000 | None = Field(
         default=None, description="Why it goes there (kept in the step's audit record and event)."
     )
 

@@ -122,15 +122,15 @@ async def fan_out(session: AsyncSession, event: Event) -> int:
     if rows:
         # One multi-row INSERT, not ten ORM objects through the unit of work: the ORM
         # path was a quarter of an alert's CPU time (bench/RESULTS.md, ingest).
-        await session.exec(sa.insert(Delivery), params=rows)  # type: ignore[call-overload]
+        await session.exec(sa.insert(Delivery), params=rows)
         await notify(session)
     return len(rows)
 
 
 async def notify(session: AsyncSession) -> None:
     """Wake the workers (PostgreSQL delivers the NOTIFY when the transaction commits)."""
-    if session.bind.dialect.name == "postgresql":
-        await session.exec(text(f"NOTIFY {NOTIFY_CHANNEL}"))  # type: ignore[call-overload]
+    if session.get_bind().dialect.name == "postgresql":
+        await (await session.connection()).execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
 
 
 def _event_version(event: Event, alert: Alert | None) -> int | None:
@@ -144,11 +144,11 @@ def _event_version(event: Event, alert: Alert | None) -> int | None:
 async def _pull_forward(session: AsyncSession, alert_id: uuid.UUID, due: datetime) -> None:
     """The embargo was lifted or shortened: waiting messages about the alert fall due now."""
     await session.exec(
-        sa.update(Delivery)  # type: ignore[call-overload]
+        sa.update(Delivery)
         .where(
             col(Delivery.alert_id) == alert_id,
-            Delivery.status == DeliveryStatus.pending,
-            Delivery.attempts == 0,
+            col(Delivery.status) == DeliveryStatus.pending,
+            col(Delivery.attempts) == 0,
             col(Delivery.next_attempt_at) > due,
         )
         .values(next_attempt_at=due)

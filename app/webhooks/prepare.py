@@ -130,7 +130,7 @@ async def prepare(
             alert,
             reaches.get(alert.id) if alert else None,
             reader,
-            streams.get(stream_of(delivery)) if stream_of(delivery) else None,
+            streams.get(stream) if (stream := stream_of(delivery)) else None,
             sending,
             now=now,
             base_url=base_url,

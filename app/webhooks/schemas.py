@@ -6,18 +6,18 @@ import uuid
 
 from pydantic import Field
 
-from app.core.schemas import CountryCode, InputModel, OutputModel, text
+from app.core.schemas import CountryCode, InputModel, OutputModel, Text500OrEmpty, Text2000
 from app.core.types import Instant
 from app.events.models import EventType
 from app.sharing.handling import AlertKind, Tlp
 from app.webhooks.models import DeliveryStatus, SubscriptionStatus
 
-Url = text(2000)
+Url = Text2000
 
 
 class SubscriptionCreate(InputModel):
     url: Url = Field(description="https outside dev; must resolve to public addresses.")
-    description: text(500, min_length=0) = ""
+    description: Text500OrEmpty = ""
     event_types: list[EventType] = Field(default_factory=list, description="Empty: all.")
     kinds: list[AlertKind] = Field(default_factory=list, description="Empty: all kinds.")
     countries: list[CountryCode] = Field(default_factory=list, max_length=250)
@@ -26,7 +26,7 @@ class SubscriptionCreate(InputModel):
 
 class SubscriptionUpdate(InputModel):
     url: Url | None = None
-    description: text(500, min_length=0) | None = None
+    description: Text500OrEmpty | None = None
     event_types: list[EventType] | None = None
     kinds: list[AlertKind] | None = None
     countries: list[CountryCode] | None = Field(default=None, max_length=250)

@@ -229,7 +229,7 @@ async def list_deliveries(
 ) -> tuple[Sequence[Delivery], str | None]:
     """The deliveries of a subscription of the caller's (`get`), newest first."""
     shown = render.shown_in_delivery_log(
-        Alert, col(Delivery.alert_id), sub.agency_id, dialect=session.bind.dialect.name
+        Alert, col(Delivery.alert_id), sub.agency_id, dialect=session.get_bind().dialect.name
     )
     query = select(Delivery).where(Delivery.subscription_id == sub.id, shown)
     if status:
@@ -243,7 +243,7 @@ async def retry(session: AsyncSession, principal: Principal, delivery_id: uuid.U
     """Send a failed or cancelled delivery again, now (same `webhook-id`, rendered anew)."""
     rights.require_webhook_manager(principal)
     shown = render.shown_in_delivery_log(
-        Alert, col(Delivery.alert_id), principal.agency_id, dialect=session.bind.dialect.name
+        Alert, col(Delivery.alert_id), principal.agency_id, dialect=session.get_bind().dialect.name
     )
     # One query for "ours and shown": another agency's delivery id is answered as an
     # unknown one, whatever it is about.
@@ -309,7 +309,7 @@ async def replay(
     like every delivery: what the agency may see then.
     """
     shown = render.shown_in_delivery_log(
-        Alert, col(Delivery.alert_id), sub.agency_id, dialect=session.bind.dialect.name
+        Alert, col(Delivery.alert_id), sub.agency_id, dialect=session.get_bind().dialect.name
     )
     rows = (
         await session.exec(

@@ -24,11 +24,11 @@ async def claim(db: Database, *, worker: str, limit: int, lease_seconds: float) 
     now = utcnow()
     due = sa.or_(
         sa.and_(
-            Delivery.status == DeliveryStatus.pending,
+            col(Delivery.status) == DeliveryStatus.pending,
             col(Delivery.next_attempt_at) <= now,
         ),
         sa.and_(
-            Delivery.status == DeliveryStatus.delivering,
+            col(Delivery.status) == DeliveryStatus.delivering,
             col(Delivery.claimed_until) < now,
         ),
     )
@@ -63,8 +63,8 @@ async def release(db: Database, *, worker: str) -> None:
             await session.exec(
                 sa.update(Delivery)
                 .where(
-                    Delivery.claimed_by == worker,
-                    Delivery.status == DeliveryStatus.delivering,
+                    col(Delivery.claimed_by) == worker,
+                    col(Delivery.status) == DeliveryStatus.delivering,
                 )
                 .values(status=DeliveryStatus.pending, claimed_until=None)
             )

@@ -14,6 +14,7 @@ import logging
 import socket
 import uuid
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -29,6 +30,9 @@ from app.webhooks import outbox, prepare, ssrf
 from app.webhooks.delivery import claims, policy
 from app.webhooks.delivery.sender import Outcome, Sender
 from app.webhooks.models import Delivery, Subscription, SubscriptionStatus
+
+if TYPE_CHECKING:
+    import asyncpg
 
 log = logging.getLogger("tracewire.webhooks")
 
@@ -107,7 +111,7 @@ class DeliveryWorker:
             lease_seconds=self.settings.webhook_lease_seconds,
         )
 
-    async def _listen(self) -> object | None:
+    async def _listen(self) -> asyncpg.Connection | None:
         if self.settings.is_sqlite:
             return None
         try:
