@@ -79,33 +79,42 @@ async def write_children(
     handling: Handling | None,
     replace: bool = False,
 ) -> None:
-    """Items, tags and recipients (each only when given), then the search text."""
+    """Items, tags and recipients (each only when given), and the search text.
+
+    The alert row is written once, with its reader keys and search text, before its
+    children (nothing else orders them: they have no ORM relationship), so a new alert
+    costs one INSERT per child table and no UPDATE of the alert."""
     item_rows: list[AlertItem] | None = None
     if items is not None:
         if replace:
             await session.exec(delete(AlertItem).where(col(AlertItem.alert_id) == alert.id))
         item_rows = [_item_row(alert.id, position, item) for position, item in enumerate(items)]
-        session.add_all(item_rows)
-    if tags is not None:
-        if replace:
-            await session.exec(delete(AlertTag).where(col(AlertTag.alert_id) == alert.id))
-        for tag in tags:
-            session.add(AlertTag(alert_id=alert.id, tag=tag))
+    if tags is not None and replace:
+        await session.exec(delete(AlertTag).where(col(AlertTag.alert_id) == alert.id))
     if handling is not None:
-        await _write_recipients(session, alert, handling, replace=replace)
-    await session.flush()
+        await _set_reader_keys(session, alert, handling, replace=replace)
     if item_rows is None:
-        item_rows = (await items_by_alert(session, [alert.id])).get(alert.id, [])
-    alert.search_text = _search_text(alert, item_rows)
+        await session.flush()
+        stored = (await items_by_alert(session, [alert.id])).get(alert.id, [])
+        alert.search_text = _search_text(alert, stored)
+    else:
+        alert.search_text = _search_text(alert, item_rows)
     session.add(alert)
     await session.flush()
+    if item_rows is not None:
+        session.add_all(item_rows)
+    if tags is not None:
+        session.add_all(AlertTag(alert_id=alert.id, tag=tag) for tag in tags)
+    await session.flush()
+    if handling is not None and handling.audience is Audience.recipients:
+        await _insert_recipients(session, alert, handling)
     await search.index_alert(session, alert)
 
 
-async def _write_recipients(
+async def _set_reader_keys(
     session: AsyncSession, alert: Alert, handling: Handling, *, replace: bool
 ) -> None:
-    """The recipient rows and the alert's reader keys, from its handling."""
+    """The alert's reader keys from its handling (old recipient rows go when replacing)."""
     if replace:
         await session.exec(
             delete(AlertRecipientAgency).where(col(AlertRecipientAgency.alert_id) == alert.id)
@@ -119,6 +128,10 @@ async def _write_recipients(
     alert.reader_keys = visibility.reader_keys(
         handling.recipient_agencies, handling.recipient_groups
     )
+
+
+async def _insert_recipients(session: AsyncSession, alert: Alert, handling: Handling) -> None:
+    """The recipient rows, once the alert row is written."""
     # Plain multi-row INSERTs: an alert may name hundreds of recipients.
     for model, column, ids in (
         (AlertRecipientAgency, "agency_id", handling.recipient_agencies),

@@ -61,8 +61,6 @@ async def create_alert(session: AsyncSession, principal: Principal, data: AlertC
     _apply_handling_fields(alert, handling)
     if kind is AlertKind.trace_request:
         deadlines.check_requested_deadlines(alert.details, now)
-    session.add(alert)
-    await session.flush()
     await children.write_children(
         session, alert, items=data.items, tags=alert.tags, handling=handling
     )

@@ -132,3 +132,11 @@ def test_audited_reads(server: str, database: str) -> None:
     assert f"new `alert.list` records: {pages:,};" in out
     assert "(gap-free: yes), not linked: 0." in out
     assert "audit chain intact" in out
+
+
+def test_statements(server: str, database: str) -> None:
+    out = bench("bench.statements", "--posts", "3", "--database-url", f"{server}/{database}")
+    row = next(line for line in out.splitlines() if line.startswith("| 3 |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] == "3"  # every post answered 201
+    assert float(cells[7]) > 0 and float(cells[9]) > 0  # statements counted, CPU measured
