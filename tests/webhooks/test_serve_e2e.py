@@ -178,6 +178,17 @@ async def test_deliveries_carry_what_is_true_when_sent(db, app, db_url, tmp_path
             await down.start()
             await _until(lambda: len(up.received) >= 8 and len(down.received) >= 8, "8 each")
 
+            async def down_recorded() -> bool:
+                # A receiver has a request before the worker records it as delivered, and a
+                # replay re-sends only recorded deliveries: wait for the records.
+                log = (await http.get(path, headers=de_h)).json()["items"]
+                return sum(d["status"] in ("delivered", "failed") for d in log) >= 8
+
+            deadline = time.monotonic() + 30
+            while not await down_recorded():
+                assert time.monotonic() < deadline, "the first pass was never recorded"
+                await asyncio.sleep(0.2)
+
             log = (await http.get(path, headers=de_h)).json()["items"]
             f_published = next(
                 d for d in log if d["alert_id"] == f["id"] and d["event_type"] == "alert.published"
