@@ -12,7 +12,7 @@ from jose import jwt
 from sqlmodel import select
 
 from app.agencies.models import User
-from app.auth.models import AuthSession, RefreshToken
+from app.auth.models import AuthSession, RefreshToken, RevokedToken
 from app.authz.principal import Role
 from app.core.config import Settings
 from app.core.tokens import KeyRing
@@ -183,6 +183,26 @@ async def test_revoked_access_token_is_refused(client, db, hashing):
     assert (
         await client.get("/api/v1/me", headers=bearer(tokens["access_token"]))
     ).status_code == 401
+
+
+async def test_a_user_access_token_on_the_revocation_list_is_refused(
+    client, db, hashing, settings: Settings
+):
+    user = await make_user(db, hashing, await make_agency(db))
+    tokens = await password_login(client, user.email)
+    access = tokens["access_token"]
+    assert (await client.get("/api/v1/me", headers=bearer(access))).status_code == 200
+    # The list alone refuses it, with its login still open (revoke also ends the login).
+    jti = KeyRing(settings).verify(access)["jti"]
+    async with db.session() as session:
+        session.add(RevokedToken(jti=jti, expires_at=utcnow() + timedelta(minutes=5)))
+        await session.commit()
+    assert (await client.get("/api/v1/me", headers=bearer(access))).status_code == 401
+    assert (
+        await client.get(
+            "/api/v1/me", headers=bearer((await password_login(client, user.email))["access_token"])
+        )
+    ).status_code == 200
 
 
 async def test_revoke_of_unknown_token_is_not_an_error(client):
