@@ -58,6 +58,9 @@ async def run(url: str, agencies: list[uuid.UUID], runs: int, show_plans: bool) 
         "filter tag=drone": AlertFilters(tag="drone"),
         "serial look-up": AlertFilters(serial=serial),
         "text search q='detonator courier'": AlertFilters(q="detonator courier"),
+        # Rare terms: a plan that walks the sort index and filters reads every row for these.
+        "filter tag=manpads (rare)": AlertFilters(tag="manpads"),
+        "text search q='manpads' (rare)": AlertFilters(q="manpads"),
     }
     print("| agency | query | rows | p50 ms | p99 ms |\n|---|---|---|---|---|")
     plans: list[str] = []
