@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -12,7 +13,7 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -92,6 +93,8 @@ async def record_many(
 # other way (`async with session.begin()`, rare: seeding), under the lock until it ends.
 @event.listens_for(Session, "before_commit")
 def _write_pending(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a SAVEPOINT released: its records wait for the transaction's own commit
     rows: list[dict[str, Any]] | None = session.info.pop(_PENDING, None)
     if not rows:
         return
@@ -104,9 +107,27 @@ def _write_pending(session: Session) -> None:
         steps.append(chain.link_after_commit)
 
 
-@event.listens_for(Session, "after_rollback")
-def _drop_pending(session: Session) -> None:
-    session.info.pop(_PENDING, None)
+# Records staged in a transaction that ends without its commit (a rollback) go with it. Only
+# the outermost transaction: a SAVEPOINT's rollback takes its own records only (`savepoint`).
+@event.listens_for(Session, "after_transaction_end")
+def _drop_pending(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_PENDING, None)
+
+
+@asynccontextmanager
+async def savepoint(session: AsyncSession) -> AsyncIterator[None]:
+    """A SAVEPOINT for one of many changes in a transaction (an import's report, a batch's
+    alert): if it fails, its rows are rolled back and so are the audit records staged in it,
+    which would otherwise be written at the commit as if it had happened."""
+    staged: list[dict[str, Any]] = session.info.setdefault(_PENDING, [])
+    mark = len(staged)
+    try:
+        async with session.begin_nested():
+            yield
+    except BaseException:
+        del session.info.get(_PENDING, [])[mark:]
+        raise
 
 
 async def record_reads(

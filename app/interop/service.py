@@ -320,7 +320,7 @@ async def add_objects(
         try:
             data = stix_import.alert_create(report, index, only_kind=collection.kind)
             tokens = stix_import.marking_tokens(report, index)
-            async with session.begin_nested():
+            async with audit.savepoint(session):
                 handling = await markings.handling_for_import(
                     session,
                     principal,

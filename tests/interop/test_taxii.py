@@ -431,6 +431,46 @@ async def test_a_refused_report_rolls_back_alone(client, db, app):
         assert (await audit.verify(session)).ok
 
 
+async def test_a_report_refused_after_a_look_up_keeps_the_others_audit_records(client, db, app):
+    """The refusal comes after a query in the report's savepoint (its addressee is looked up
+    and not found): rolling back to the savepoint takes that report's records only."""
+    _, _, a, _ = await _world(client, db, app)
+    envelope = pushed_report()
+    unknown = {
+        **envelope["objects"][0],
+        "id": "report--5d7e1c0b-3a44-4a8e-9d0e-6f7f6c2b1a02",
+        "report_types": ["firearm-trace-request"],
+        "extensions": {
+            "extension-definition--18955755-1974-4af1-b67e-85e6ec262497": {
+                "extension_type": "property-extension",
+                "kind": "trace_request",
+                "details": {
+                    "addressed_to": "0b7e6d6c-2f1a-4c55-9a51-1d2c3b4a5f60",
+                    "circumstances": "x",
+                    "illicit_reason": "y",
+                    "intended_use": "z",
+                },
+            }
+        },
+    }
+    envelope["objects"].append(unknown)  # after the good report, whose records are staged
+    posted = await client.post(
+        ALL + "objects/",
+        json=envelope,
+        headers={**taxii(a.headers), "Content-Type": TAXII_MEDIA_TYPE},
+    )
+    refused = next(f for f in posted.json()["failures"] if f["id"] == unknown["id"])
+    assert "no agency" in refused["message"]
+    alerts = (await client.get("/api/v1/alerts", headers=a.headers)).json()["items"]
+    assert len(alerts) == 1
+    async with db.session() as session:
+        created = await session.exec(
+            select(AuditRecord.object_id).where(AuditRecord.action == "alert.create")
+        )
+        assert created.all() == [alerts[0]["id"]]
+        assert (await audit.verify(session)).ok
+
+
 @pytest.mark.parametrize(
     "junk",
     [
