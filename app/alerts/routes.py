@@ -10,9 +10,9 @@ from fastapi import APIRouter, Body, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.alerts import batch, service
 from app.alerts import query as alert_query
 from app.alerts import read as alert_read
-from app.alerts import service
 from app.alerts.deps import AlertAuthor, AlertEditor, AlertReader, VisibleAlert
 from app.alerts.models import Alert
 from app.alerts.schemas import (
@@ -95,6 +95,32 @@ async def create_alert(
         return await _one(session, principal, await service.create_alert(session, principal, data))
 
     return await _keyed(session, principal, request, idempotency_key, 201, run)
+
+
+@router.post(":batch", response_model=batch.BatchAnswer, responses=BODY_ERRORS)
+async def post_batch(
+    request: Request,
+    data: batch.BatchCreate,
+    session: SessionDep,
+    principal: AlertAuthor,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Post up to 500 alerts at once; each gets the answer `POST /alerts` would give it.
+
+    One transaction: the alerts refused (each with its problem, fields named
+    `body.alerts.<index>.…`) leave nothing behind, the others are stored together. Send an
+    `Idempotency-Key` to repeat a batch safely.
+    """
+
+    async def reread(first: Any) -> batch.BatchAnswer:
+        return await batch.reread_batch(session, principal, first)
+
+    async def run() -> batch.BatchAnswer:
+        return await batch.post_batch(session, principal, data.alerts)
+
+    return await idempotent(
+        session, principal, request, idempotency_key, status_code=200, run=run, reread=reread
+    )
 
 
 @router.get("", response_model=AlertPage, responses=READ_ERRORS)

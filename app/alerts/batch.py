@@ -1,0 +1,148 @@
+"""`POST /alerts:batch`: up to 500 alerts in one transaction, an answer or a problem each.
+
+For national systems that sync their records: each alert is validated and posted on its
+own (a SAVEPOINT each, `audit.savepoint`), exactly as `POST /alerts` would post it, so a
+refused alert leaves nothing behind and the others are kept. The whole batch commits
+together; a repeat with the same `Idempotency-Key` replays it, each alert read again under
+the caller's rights now.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+from pydantic import Field, SkipValidation, TypeAdapter, ValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.alerts import query as alert_query
+from app.alerts import read as alert_read
+from app.alerts import service
+from app.alerts.models import Alert
+from app.alerts.schemas import AlertCreate, AlertRead
+from app.audit import service as audit
+from app.authz import rules
+from app.authz.principal import Principal
+from app.core.errors import (
+    PROBLEM_BASE,
+    AppError,
+    Conflict,
+    FieldError,
+    InvalidInput,
+    Problem,
+)
+from app.core.schemas import InputModel, OutputModel
+
+MAX_BATCH = 500
+
+RACED = "The alert conflicts with a concurrent or existing record; post it again."
+
+_ALERT = TypeAdapter(AlertCreate)
+
+
+class BatchCreate(InputModel):
+    """Alerts to post; each is checked on its own, so one bad alert refuses only itself."""
+
+    # Validated one by one in `post_batch` (SkipValidation keeps the schema, not the check).
+    alerts: Annotated[list[SkipValidation[AlertCreate]], Field(min_length=1, max_length=MAX_BATCH)]
+
+
+class BatchResult(OutputModel):
+    """The answer for one alert of the batch, at its index: the alert, or why it was refused."""
+
+    index: int
+    status: int = Field(description="What `POST /alerts` would have answered: 201, 4xx.")
+    alert: AlertRead | None = None
+    problem: Problem | None = None
+
+
+class BatchAnswer(OutputModel):
+    results: list[BatchResult]
+    created: int
+    refused: int
+
+
+async def post_batch(
+    session: AsyncSession, principal: Principal, alerts: Sequence[object]
+) -> BatchAnswer:
+    """Post each alert in its own savepoint; the answers in the order they came."""
+    rules.require_alert_author(principal)
+    created: dict[int, Alert] = {}
+    refused: dict[int, Problem] = {}
+    for index, raw in enumerate(alerts):
+        try:
+            data = _ALERT.validate_python(raw)
+        except ValidationError as exc:
+            refused[index] = _invalid(index, exc)
+            continue
+        try:
+            async with audit.savepoint(session):
+                created[index] = await service.create_alert(session, principal, data)
+        except AppError as exc:
+            refused[index] = _problem(index, exc)
+        except IntegrityError:
+            # A constraint caught a race the service's checks missed: this alert only.
+            refused[index] = _problem(index, Conflict(RACED))
+    reads = await alert_read.read_models(session, principal, list(created.values()))
+    shown = dict(zip(created, reads, strict=True))
+    return _answer(len(alerts), shown, refused)
+
+
+async def reread_batch(session: AsyncSession, principal: Principal, first: Any) -> BatchAnswer:
+    """A replayed batch: its refusals as they were, its alerts as the caller may read them now."""
+    shown: dict[int, AlertRead] = {}
+    refused: dict[int, Problem] = {}
+    for result in first["results"]:
+        index = int(result["index"])
+        if result.get("problem") is not None:
+            refused[index] = Problem.model_validate(result["problem"])
+            continue
+        try:
+            alert = await alert_query.read_alert(
+                session, principal, uuid.UUID(result["alert"]["id"])
+            )
+        except AppError as exc:
+            refused[index] = _problem(index, exc)
+            continue
+        shown[index] = (await alert_read.read_models(session, principal, [alert]))[0]
+    return _answer(len(first["results"]), shown, refused)
+
+
+def _answer(count: int, shown: dict[int, AlertRead], refused: dict[int, Problem]) -> BatchAnswer:
+    results = [
+        BatchResult(index=i, status=201, alert=shown[i])
+        if i in shown
+        else BatchResult(index=i, status=refused[i].status, problem=refused[i])
+        for i in range(count)
+    ]
+    return BatchAnswer(results=results, created=len(shown), refused=len(refused))
+
+
+def _at(index: int, error: FieldError) -> FieldError:
+    """A field error of one alert, named where it is in the batch (`body.alerts.3.title`)."""
+    if error.location not in (None, "body"):
+        return error.located()
+    path = error.field.removeprefix("body.").removeprefix("body")
+    field = f"body.alerts.{index}" + (f".{path}" if path else "")
+    return FieldError(field=field, message=error.message, type=error.type)
+
+
+def _problem(index: int, exc: AppError) -> Problem:
+    return Problem(
+        type=PROBLEM_BASE + exc.slug,
+        title=exc.title,
+        status=exc.status,
+        detail=exc.detail,
+        errors=[_at(index, e) for e in exc.field_errors] if exc.field_errors else None,
+    )
+
+
+def _invalid(index: int, exc: ValidationError) -> Problem:
+    # Never the submitted value: it may be anything.
+    errors = [
+        FieldError(field=".".join(str(p) for p in e["loc"]), message=e["msg"], type=e["type"])
+        for e in exc.errors()
+    ]
+    return _problem(index, InvalidInput("This alert is not valid.", errors=errors))
