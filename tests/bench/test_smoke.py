@@ -140,3 +140,16 @@ def test_statements(server: str, database: str) -> None:
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[1] == "3"  # every post answered 201
     assert float(cells[7]) > 0 and float(cells[9]) > 0  # statements counted, CPU measured
+
+
+def test_batch(server: str, database: str) -> None:
+    out = bench(
+        "bench.batch",
+        *("--alerts", "4", "--size", "3", "--rounds", "1"),
+        *("--database-url", f"{server}/{database}"),
+    )
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "alerts" not in line]
+    cells = [[c.strip() for c in row.strip("|").split("|")] for row in rows]
+    assert [c[0] for c in cells] == ["one per request", "batches of 3"]
+    assert all(c[1] == c[2] == "4" for c in cells)  # every alert stored, both ways
+    assert all(float(c[5]) > 0 for c in cells)  # statements counted
