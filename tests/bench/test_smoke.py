@@ -140,3 +140,16 @@ def test_statements(server: str, database: str) -> None:
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[1] == "3"  # every post answered 201
     assert float(cells[7]) > 0 and float(cells[9]) > 0  # statements counted, CPU measured
+
+
+def test_pages(server: str, database: str, tmp_path: Path) -> None:
+    for url in (f"{server}/{database}", f"sqlite:///{tmp_path / 'pages.db'}"):
+        out = bench(
+            *("bench.pages", "--alerts", "8", "--pages", "3", "--limit", "3"),
+            *("--database-url", url),
+        )
+        row = next(line for line in out.splitlines() if line.startswith("| 3 |"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[1] == "3"  # every page answered 200
+        assert float(cells[7]) > 0 and float(cells[8]) > 0  # statements counted, CPU measured
+        assert "2 own, 2 content, 2 reference, 2 tombstone" in out  # every view on the pages
