@@ -165,5 +165,8 @@ async def activity(
     """
     rules.require_alert_reader(principal)
     dialect = session.get_bind().dialect.name
-    query = list_query(dialect, principal, AlertFilters(updated_since=since), limit=limit)
-    return [(a.kind, a.sort_at) for a in (await session.exec(query)).all()]
+    query = list_query(
+        dialect, principal, AlertFilters(updated_since=since), limit=limit
+    ).with_only_columns(col(Alert.kind), col(Alert.sort_at))
+    conn = await session.connection()
+    return [(kind, at) for kind, at in (await conn.execute(query)).all()]
