@@ -6,13 +6,14 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-from app.alerts import search, visible
+from app.alerts import page, search, visible
 from app.alerts.models import Alert, AlertItem, AlertTag
 from app.alerts.schemas import SerialStatus
 from app.alerts.serials import serial_key
@@ -141,16 +142,18 @@ async def list_alerts(
     *,
     limit: int,
     cursor: str | None = None,
-) -> tuple[Sequence[Alert], str | None]:
-    """Visible alerts matching the filters, newest first, one keyset page."""
+) -> tuple[Sequence[sa.Row[Any]], str | None]:
+    """Visible alerts matching the filters, newest first, one keyset page: Core rows of
+    the columns an answer shows (`page.PAGE_COLUMNS`), no ORM objects."""
     rules.require_alert_reader(principal)
     query = list_query(
         session.get_bind().dialect.name, principal, filters, limit=limit, cursor=cursor
-    )
-    page, next_cursor = ALERT_ORDER.split((await session.exec(query)).all(), limit)
+    ).with_only_columns(*page.PAGE_COLUMNS)
+    conn = await session.connection()
+    page_rows, next_cursor = ALERT_ORDER.split((await conn.execute(query)).all(), limit)
     # A search result is a read of what it returns.
-    await audit.record_reads(session, principal, [a.id for a in page], "alert.list")
-    return page, next_cursor
+    await audit.record_reads(session, principal, [a.id for a in page_rows], "alert.list")
+    return page_rows, next_cursor
 
 
 async def activity(
@@ -162,5 +165,8 @@ async def activity(
     """
     rules.require_alert_reader(principal)
     dialect = session.get_bind().dialect.name
-    query = list_query(dialect, principal, AlertFilters(updated_since=since), limit=limit)
-    return [(a.kind, a.sort_at) for a in (await session.exec(query)).all()]
+    query = list_query(
+        dialect, principal, AlertFilters(updated_since=since), limit=limit
+    ).with_only_columns(col(Alert.kind), col(Alert.sort_at))
+    conn = await session.connection()
+    return [(kind, at) for kind, at in (await conn.execute(query)).all()]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.alerts import children, lifecycle
+from app.alerts import lifecycle, page
 from app.alerts.models import Alert
 from app.alerts.schemas import (
     AccessRead,
@@ -17,78 +18,78 @@ from app.alerts.schemas import (
     AudiencePreviewRequest,
     HandlingRead,
     HiddenGroup,
-    ItemRead,
 )
 from app.authz import rules
 from app.authz.principal import Principal
 from app.sharing import membership, visibility
 from app.sharing import service as sharing
-from app.sharing.handling import AlertFacts, AlertKind
+from app.sharing.handling import AlertFacts, AlertKind, HandledRecord
 
 
 async def read_models(
-    session: AsyncSession, principal: Principal, alerts: Sequence[Alert]
+    session: AsyncSession, principal: Principal, alerts: Sequence[HandledRecord]
 ) -> list[AlertRead]:
-    """Answer bodies for visible alerts, loading items and recipients in two queries each."""
-    content_ids = [a.id for a in alerts if visibility.sees_content(a, principal)]
-    items = await children.items_by_alert(session, content_ids)
-    own_ids = [a.id for a in alerts if visibility.sees_recipient_lists(a, principal)]
-    agencies, groups = await children.recipients_by_alert(session, own_ids)
-    out: list[AlertRead] = []
-    for alert in alerts:
-        base = {
-            "id": alert.id,
-            "kind": alert.kind,
-            "status": alert.status,
-            "version": alert.version,
-            "originator_agency_id": alert.originator_agency_id,
-            "addressed_to_agency_id": alert.addressed_to_agency_id,
-            "created_at": alert.created_at,
-            "updated_at": alert.updated_at,
-            "published_at": alert.published_at,
-            "withdrawn_at": alert.withdrawn_at,
-            "withdrawal_reason": alert.withdrawal_reason,
+    """Answer bodies for visible alerts (rows or ORM objects), children in one query."""
+    return [AlertRead.model_validate(body) for body in await bodies(session, principal, alerts)]
+
+
+async def bodies(
+    session: AsyncSession, principal: Principal, alerts: Sequence[HandledRecord]
+) -> list[dict[str, Any]]:
+    """The `AlertRead` bodies, as plain dicts, of visible alerts: rows of
+    `page.PAGE_COLUMNS` or ORM objects; their items and recipients in one query."""
+    found = await page.page_children(session, principal, alerts)
+    return [body_of(alert, principal, found) for alert in alerts]
+
+
+def body_of(alert: Any, principal: Principal, found: page.PageChildren) -> dict[str, Any]:
+    """The `AlertRead` body of one visible alert, cut to what the principal may see."""
+    base = {
+        "id": alert.id,
+        "kind": alert.kind,
+        "status": alert.status,
+        "version": alert.version,
+        "originator_agency_id": alert.originator_agency_id,
+        "addressed_to_agency_id": alert.addressed_to_agency_id,
+        "created_at": alert.created_at,
+        "updated_at": alert.updated_at,
+        "published_at": alert.published_at,
+        "withdrawn_at": alert.withdrawn_at,
+        "withdrawal_reason": alert.withdrawal_reason,
+    }
+    view = visibility.view_of(alert, principal)
+    if view is visibility.View.tombstone:
+        return {**base, "tombstone": True}
+    if view is visibility.View.reference:
+        return {
+            **base,
+            "tombstone": False,
+            "reference": True,
+            "tlp": alert.tlp,
+            "url": f"/api/v1/alerts/{alert.id}",
         }
-        view = visibility.view_of(alert, principal)
-        if view is visibility.View.tombstone:
-            out.append(AlertRead(**base, tombstone=True))
-            continue
-        if view is visibility.View.reference:
-            out.append(
-                AlertRead(
-                    **base,
-                    tombstone=False,
-                    reference=True,
-                    tlp=alert.tlp,
-                    url=f"/api/v1/alerts/{alert.id}",
-                )
-            )
-            continue
-        shows_lists = visibility.sees_recipient_lists(alert, principal)
-        handling = HandlingRead(
-            tlp=alert.tlp,
-            audience=alert.audience,
-            recipient_agencies=agencies.get(alert.id, []) if shows_lists else None,
-            recipient_groups=groups.get(alert.id, []) if shows_lists else None,
-            embargo_until=alert.embargo_until,
-            handling_codes=alert.handling_codes,
-        )
-        out.append(
-            AlertRead(
-                **base,
-                tombstone=False,
-                title=alert.title,
-                summary=alert.summary,
-                country=alert.country,
-                occurred_at=alert.occurred_at,
-                location=alert.location,
-                tags=alert.tags,
-                handling=handling,
-                details=alert.details,
-                items=[ItemRead.model_validate(i) for i in items.get(alert.id, [])],
-            )
-        )
-    return out
+    shows_lists = visibility.sees_recipient_lists(alert, principal)
+    handling = {
+        "tlp": alert.tlp,
+        "audience": alert.audience,
+        "recipient_agencies": found.agencies.get(alert.id, []) if shows_lists else None,
+        "recipient_groups": found.groups.get(alert.id, []) if shows_lists else None,
+        "embargo_until": alert.embargo_until,
+        "handling_codes": alert.handling_codes,
+    }
+    return {
+        **base,
+        "tombstone": False,
+        "title": alert.title,
+        "summary": alert.summary,
+        "country": alert.country,
+        "occurred_at": alert.occurred_at,
+        "location": alert.location,
+        "tags": alert.tags,
+        "handling": handling,
+        "details": alert.details,
+        "items": found.items.get(alert.id, []),
+    }
 
 
 async def explain_access(session: AsyncSession, principal: Principal, alert: Alert) -> AccessRead:

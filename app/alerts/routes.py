@@ -140,7 +140,7 @@ async def list_alerts(
     updated_since: Instant | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
-) -> AlertPage:
+) -> dict[str, Any]:
     """The alerts your agency may see, newest first."""
     filters = alert_query.AlertFilters(
         kind=kind,
@@ -158,9 +158,8 @@ async def list_alerts(
     rows, next_cursor = await alert_query.list_alerts(
         session, principal, filters, limit=limit, cursor=cursor
     )
-    return AlertPage(
-        items=await alert_read.read_models(session, principal, rows), next_cursor=next_cursor
-    )
+    # Plain bodies: FastAPI validates them once, as `AlertPage`, and serialises them.
+    return {"items": await alert_read.bodies(session, principal, rows), "next_cursor": next_cursor}
 
 
 @router.post(

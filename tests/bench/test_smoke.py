@@ -153,3 +153,16 @@ def test_batch(server: str, database: str) -> None:
     assert [c[0] for c in cells] == ["one per request", "batches of 3"]
     assert all(c[1] == c[2] == "4" for c in cells)  # every alert stored, both ways
     assert all(float(c[5]) > 0 for c in cells)  # statements counted
+
+
+def test_pages(server: str, database: str, tmp_path: Path) -> None:
+    for url in (f"{server}/{database}", f"sqlite:///{tmp_path / 'pages.db'}"):
+        out = bench(
+            *("bench.pages", "--alerts", "8", "--pages", "3", "--limit", "3"),
+            *("--database-url", url),
+        )
+        row = next(line for line in out.splitlines() if line.startswith("| 3 |"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[1] == "3"  # every page answered 200
+        assert float(cells[7]) > 0 and float(cells[8]) > 0  # statements counted, CPU measured
+        assert "2 own, 2 content, 2 reference, 2 tombstone" in out  # every view on the pages

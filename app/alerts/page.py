@@ -1,0 +1,160 @@
+"""A page of alerts read without ORM objects: its rows, then their children in one query.
+
+The list reads the alert columns an answer shows (`PAGE_COLUMNS`) as Core rows, and the
+items, named recipient agencies and named recipient groups of the page in one UNION ALL
+(a discriminator column tells them apart), only for the alerts whose content or
+recipient lists the principal is shown (app/sharing/visibility.py decides).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.alerts.models import Alert, AlertItem
+from app.authz.principal import Principal
+from app.sharing import visibility
+from app.sharing.handling import HandledRecord
+from app.sharing.models import AlertRecipientAgency, AlertRecipientGroup
+
+# What an answer body shows of an alert (and `sort_at`, the list's cursor).
+PAGE_COLUMNS = tuple(
+    col(c)
+    for c in (
+        Alert.id,
+        Alert.kind,
+        Alert.status,
+        Alert.version,
+        Alert.originator_agency_id,
+        Alert.addressed_to_agency_id,
+        Alert.created_at,
+        Alert.updated_at,
+        Alert.published_at,
+        Alert.withdrawn_at,
+        Alert.withdrawal_reason,
+        Alert.title,
+        Alert.summary,
+        Alert.country,
+        Alert.occurred_at,
+        Alert.location,
+        Alert.tags,
+        Alert.details,
+        Alert.tlp,
+        Alert.audience,
+        Alert.embargo_until,
+        Alert.handling_codes,
+        Alert.reader_keys,
+        Alert.sort_at,
+    )
+)
+
+# The fields of an item's answer body (ItemRead), in order.
+ITEM_FIELDS = (
+    "category",
+    "make",
+    "model",
+    "calibre",
+    "type",
+    "country_of_manufacture",
+    "year",
+    "serial_raw",
+    "serial_status",
+    "serial_key",
+    "markings",
+    "lot",
+    "quantity",
+    "unit",
+)
+
+_ITEM, _AGENCY, _GROUP = "i", "a", "g"
+
+
+@dataclass
+class PageChildren:
+    """The children of a page's alerts: item bodies, named agencies and groups, by alert."""
+
+    items: dict[uuid.UUID, list[dict[str, Any]]] = field(default_factory=dict)
+    agencies: dict[uuid.UUID, list[uuid.UUID]] = field(default_factory=dict)
+    groups: dict[uuid.UUID, list[uuid.UUID]] = field(default_factory=dict)
+
+
+def children_query(
+    content_ids: Sequence[uuid.UUID], list_ids: Sequence[uuid.UUID]
+) -> sa.Executable | None:
+    """One query of the items of `content_ids` and the named recipients of `list_ids`.
+
+    Rows of (part, alert_id, id, position, *ITEM_FIELDS): `part` is "i" for an item, "a"
+    for a named agency and "g" for a named group, whose id is in `id` (the rest null).
+    """
+    part = sa.literal_column("'i'", sa.String).label("part")
+    selects: list[Any] = []
+    if content_ids:
+        selects.append(
+            sa.select(
+                part,
+                col(AlertItem.alert_id),
+                col(AlertItem.id),
+                col(AlertItem.position),
+                *(getattr(AlertItem, name) for name in ITEM_FIELDS),
+            ).where(col(AlertItem.alert_id).in_(content_ids))
+        )
+    if list_ids:
+        empty = [sa.null() for _ in range(1 + len(ITEM_FIELDS))]
+        for code, table, ref in (
+            (_AGENCY, AlertRecipientAgency, col(AlertRecipientAgency.agency_id)),
+            (_GROUP, AlertRecipientGroup, col(AlertRecipientGroup.group_id)),
+        ):
+            selects.append(
+                sa.select(
+                    sa.literal_column(f"'{code}'", sa.String),
+                    col(table.alert_id),
+                    ref,
+                    *empty,
+                ).where(col(table.alert_id).in_(list_ids))
+            )
+    if not selects:
+        return None
+    if len(selects) == 1:
+        return selects[0]
+    # The first select types the result's columns (a recipient's id is a UUID as well).
+    return sa.union_all(*selects)
+
+
+async def page_children(
+    session: AsyncSession, principal: Principal, alerts: Sequence[HandledRecord]
+) -> PageChildren:
+    """The items of the alerts whose content the principal is shown, and the named
+    recipients of those whose recipient lists it is shown, in one query (none if none)."""
+    content_ids = [a.id for a in alerts if visibility.sees_content(a, principal)]
+    list_ids = [a.id for a in alerts if visibility.sees_recipient_lists(a, principal)]
+    out = PageChildren()
+    query = children_query(content_ids, list_ids)
+    if query is None:
+        return out
+    conn = await session.connection()
+    for row in (await conn.execute(query)).all():
+        part, alert_id, ref = row[0], row[1], row[2]
+        if part == _ITEM:
+            body = dict(zip(ITEM_FIELDS, row[4:], strict=True))
+            body["id"] = ref
+            body["position"] = row[3]
+            out.items.setdefault(alert_id, []).append(body)
+        elif part == _AGENCY:
+            out.agencies.setdefault(alert_id, []).append(ref)
+        else:
+            out.groups.setdefault(alert_id, []).append(ref)
+    for items in out.items.values():
+        items.sort(key=_position)
+        for item in items:
+            del item["position"]
+    return out
+
+
+def _position(item: dict[str, Any]) -> int:
+    return int(item["position"])
