@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -16,19 +19,60 @@ from app.sharing import visibility
 from app.sharing.handling import Audience, Handling
 from app.sharing.models import AlertRecipientAgency, AlertRecipientGroup
 
+# --- what this transaction wrote -------------------------------------------------------
+# The items and recipient rows `write_children` wrote, by alert, until the transaction
+# ends: they are all of the alert's rows of that kind (old ones were deleted first), so
+# the answer body, the webhook fan-out and the matching of the same change read them
+# here instead of selecting them again. Forgotten at every commit and rollback.
+
+_WRITTEN = "tracewire.alert_children_written"
+
+
+@dataclass
+class _Written:
+    items: dict[uuid.UUID, list[AlertItem]] = field(default_factory=dict)
+    recipients: dict[uuid.UUID, tuple[list[uuid.UUID], list[uuid.UUID]]] = field(
+        default_factory=dict
+    )
+
+
+def _written(session: AsyncSession) -> _Written:
+    info = session.sync_session.info
+    written = info.get(_WRITTEN)
+    if written is None:
+        written = info[_WRITTEN] = _Written()
+    assert isinstance(written, _Written)
+    return written
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_soft_rollback")
+def _forget(session: Session, *_args: object) -> None:
+    session.info.pop(_WRITTEN, None)
+
+
+def written_recipients(
+    session: AsyncSession, alert_id: uuid.UUID
+) -> tuple[list[uuid.UUID], list[uuid.UUID]] | None:
+    """The recipient agencies and groups this transaction wrote for the alert (all of its
+    recipient rows), or None when it wrote none."""
+    return _written(session).recipients.get(alert_id)
+
 
 async def items_by_alert(
     session: AsyncSession, alert_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, list[AlertItem]]:
-    """The items of each alert, in order, in one query."""
-    if not alert_ids:
-        return {}
+    """The items of each alert, in order, in one query (none for items just written)."""
+    written = _written(session).items
+    out: dict[uuid.UUID, list[AlertItem]] = {i: written[i] for i in alert_ids if i in written}
+    wanted = [i for i in alert_ids if i not in written]
+    if not wanted:
+        return out
     rows = await session.exec(
         select(AlertItem)
-        .where(col(AlertItem.alert_id).in_(alert_ids))
+        .where(col(AlertItem.alert_id).in_(wanted))
         .order_by(col(AlertItem.alert_id), col(AlertItem.position))
     )
-    out: dict[uuid.UUID, list[AlertItem]] = {}
     for item in rows.all():
         out.setdefault(item.alert_id, []).append(item)
     return out
@@ -37,9 +81,19 @@ async def items_by_alert(
 async def recipients_by_alert(
     session: AsyncSession, alert_ids: list[uuid.UUID]
 ) -> tuple[dict[uuid.UUID, list[uuid.UUID]], dict[uuid.UUID, list[uuid.UUID]]]:
-    """The named recipient agencies and groups of each alert, one query each."""
+    """The named recipient agencies and groups of each alert, one query each (none for
+    recipients just written)."""
     agencies: dict[uuid.UUID, list[uuid.UUID]] = {}
     groups: dict[uuid.UUID, list[uuid.UUID]] = {}
+    written = _written(session).recipients
+    for alert_id in alert_ids:
+        if alert_id in written:
+            named, grouped = written[alert_id]
+            if named:
+                agencies[alert_id] = list(named)
+            if grouped:
+                groups[alert_id] = list(grouped)
+    alert_ids = [i for i in alert_ids if i not in written]
     if not alert_ids:
         return agencies, groups
     for row in (
@@ -106,8 +160,11 @@ async def write_children(
     if tags is not None:
         session.add_all(AlertTag(alert_id=alert.id, tag=tag) for tag in tags)
     await session.flush()
-    if handling is not None and handling.audience is Audience.recipients:
-        await _insert_recipients(session, alert, handling)
+    written = _written(session)
+    if item_rows is not None:
+        written.items[alert.id] = item_rows
+    if handling is not None:
+        written.recipients[alert.id] = await _insert_recipients(session, alert, handling)
     await search.index_alert(session, alert)
 
 
@@ -130,18 +187,24 @@ async def _set_reader_keys(
     )
 
 
-async def _insert_recipients(session: AsyncSession, alert: Alert, handling: Handling) -> None:
-    """The recipient rows, once the alert row is written."""
+async def _insert_recipients(
+    session: AsyncSession, alert: Alert, handling: Handling
+) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+    """The recipient rows, once the alert row is written; the agencies and groups written."""
+    if handling.audience is not Audience.recipients:
+        return [], []
+    agencies = list(dict.fromkeys(handling.recipient_agencies))
+    groups = list(dict.fromkeys(handling.recipient_groups))
     # Plain multi-row INSERTs: an alert may name hundreds of recipients.
     for model, column, ids in (
-        (AlertRecipientAgency, "agency_id", handling.recipient_agencies),
-        (AlertRecipientGroup, "group_id", handling.recipient_groups),
+        (AlertRecipientAgency, "agency_id", agencies),
+        (AlertRecipientGroup, "group_id", groups),
     ):
         if ids:
             await session.exec(
-                sa.insert(model),
-                params=[{"alert_id": alert.id, column: i} for i in dict.fromkeys(ids)],
+                sa.insert(model), params=[{"alert_id": alert.id, column: i} for i in ids]
             )
+    return agencies, groups
 
 
 def _item_row(alert_id: uuid.UUID, position: int, item: ItemIn) -> AlertItem:
