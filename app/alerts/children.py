@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -15,9 +17,89 @@ from app.alerts import search
 from app.alerts.models import Alert, AlertItem, AlertTag
 from app.alerts.schemas import ItemIn
 from app.alerts.serials import make_key, serial_key
+from app.core.types import new_id
 from app.sharing import visibility
 from app.sharing.handling import Audience, Handling
 from app.sharing.models import AlertRecipientAgency, AlertRecipientGroup
+
+
+class StoredItem(Protocol):
+    """An item as stored: a loaded `AlertItem` or the `ItemRow` just written."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def alert_id(self) -> uuid.UUID: ...
+    @property
+    def position(self) -> int: ...
+    @property
+    def category(self) -> str: ...
+    @property
+    def make(self) -> str | None: ...
+    @property
+    def make_key(self) -> str | None: ...
+    @property
+    def model(self) -> str | None: ...
+    @property
+    def calibre(self) -> str | None: ...
+    @property
+    def type(self) -> str | None: ...
+    @property
+    def country_of_manufacture(self) -> str | None: ...
+    @property
+    def year(self) -> int | None: ...
+    @property
+    def serial_raw(self) -> str | None: ...
+    @property
+    def serial_status(self) -> str: ...
+    @property
+    def serial_key(self) -> str | None: ...
+    @property
+    def markings(self) -> list[dict[str, Any]]: ...
+    @property
+    def lot(self) -> str | None: ...
+    @property
+    def quantity(self) -> float: ...
+    @property
+    def unit(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRow:
+    """An `alert_item` row as written (a plain row, no ORM object)."""
+
+    id: uuid.UUID
+    alert_id: uuid.UUID
+    position: int
+    category: str
+    make: str | None
+    make_key: str | None
+    model: str | None
+    calibre: str | None
+    type: str | None
+    country_of_manufacture: str | None
+    year: int | None
+    serial_raw: str | None
+    serial_status: str
+    serial_key: str | None
+    markings: list[dict[str, Any]]
+    lot: str | None
+    quantity: float
+    unit: str
+
+
+ITEM_COLUMNS = tuple(f for f in ItemRow.__dataclass_fields__ if f not in ("id", "alert_id"))
+_ITEMS: sa.Table = AlertItem.__table__  # type: ignore[attr-defined]
+_TAGS: sa.Table = AlertTag.__table__  # type: ignore[attr-defined]
+
+
+def copied_items(alert_id: uuid.UUID, items: list[StoredItem]) -> list[ItemRow]:
+    """Another alert's items as new rows of `alert_id` (a forwarded copy)."""
+    return [
+        ItemRow(id=new_id(), alert_id=alert_id, **{c: getattr(i, c) for c in ITEM_COLUMNS})
+        for i in items
+    ]
+
 
 # --- what this transaction wrote -------------------------------------------------------
 # The items and recipient rows `write_children` wrote, by alert, until the transaction
@@ -30,7 +112,7 @@ _WRITTEN = "tracewire.alert_children_written"
 
 @dataclass
 class _Written:
-    items: dict[uuid.UUID, list[AlertItem]] = field(default_factory=dict)
+    items: dict[uuid.UUID, list[StoredItem]] = field(default_factory=dict)
     recipients: dict[uuid.UUID, tuple[list[uuid.UUID], list[uuid.UUID]]] = field(
         default_factory=dict
     )
@@ -61,10 +143,10 @@ def written_recipients(
 
 async def items_by_alert(
     session: AsyncSession, alert_ids: list[uuid.UUID]
-) -> dict[uuid.UUID, list[AlertItem]]:
+) -> dict[uuid.UUID, list[StoredItem]]:
     """The items of each alert, in order, in one query (none for items just written)."""
     written = _written(session).items
-    out: dict[uuid.UUID, list[AlertItem]] = {i: written[i] for i in alert_ids if i in written}
+    out: dict[uuid.UUID, list[StoredItem]] = {i: written[i] for i in alert_ids if i in written}
     wanted = [i for i in alert_ids if i not in written]
     if not wanted:
         return out
@@ -128,41 +210,48 @@ async def write_children(
     session: AsyncSession,
     alert: Alert,
     *,
-    items: list[ItemIn] | None,
+    items: Sequence[ItemIn | ItemRow] | None,
     tags: list[str] | None,
     handling: Handling | None,
     replace: bool = False,
 ) -> None:
-    """Items, tags and recipients (each only when given), and the search text.
+    """Items (given, or rows copied from another alert), tags and recipients (each only
+    when given), and the search text.
 
     The alert row is written once, with its reader keys and search text, before its
     children (nothing else orders them: they have no ORM relationship), so a new alert
-    costs one INSERT per child table and no UPDATE of the alert."""
-    item_rows: list[AlertItem] | None = None
+    costs one INSERT per child table and no UPDATE of the alert. Items and tags are plain
+    multi-row Core INSERTs (no ORM objects)."""
+    item_rows: list[ItemRow] | None = None
     if items is not None:
         if replace:
             await session.exec(delete(AlertItem).where(col(AlertItem.alert_id) == alert.id))
-        item_rows = [_item_row(alert.id, position, item) for position, item in enumerate(items)]
+        item_rows = [
+            i if isinstance(i, ItemRow) else _item_row(alert.id, position, i)
+            for position, i in enumerate(items)
+        ]
     if tags is not None and replace:
         await session.exec(delete(AlertTag).where(col(AlertTag.alert_id) == alert.id))
     if handling is not None:
         await _set_reader_keys(session, alert, handling, replace=replace)
+    stored: list[StoredItem]
     if item_rows is None:
         await session.flush()
         stored = (await items_by_alert(session, [alert.id])).get(alert.id, [])
-        alert.search_text = _search_text(alert, stored)
     else:
-        alert.search_text = _search_text(alert, item_rows)
+        stored = list(item_rows)
+    alert.search_text = _search_text(alert, stored)
     session.add(alert)
     await session.flush()
-    if item_rows is not None:
-        session.add_all(item_rows)
-    if tags is not None:
-        session.add_all(AlertTag(alert_id=alert.id, tag=tag) for tag in tags)
-    await session.flush()
+    if item_rows:
+        await session.exec(sa.insert(_ITEMS), params=[asdict(r) for r in item_rows])
+    if tags:
+        await session.exec(
+            sa.insert(_TAGS), params=[{"alert_id": alert.id, "tag": t} for t in tags]
+        )
     written = _written(session)
     if item_rows is not None:
-        written.items[alert.id] = item_rows
+        written.items[alert.id] = stored
     if handling is not None:
         written.recipients[alert.id] = await _insert_recipients(session, alert, handling)
     await search.index_alert(session, alert)
@@ -207,8 +296,9 @@ async def _insert_recipients(
     return agencies, groups
 
 
-def _item_row(alert_id: uuid.UUID, position: int, item: ItemIn) -> AlertItem:
-    return AlertItem(
+def _item_row(alert_id: uuid.UUID, position: int, item: ItemIn) -> ItemRow:
+    return ItemRow(
+        id=new_id(),
         alert_id=alert_id,
         position=position,
         category=item.category,
@@ -229,7 +319,7 @@ def _item_row(alert_id: uuid.UUID, position: int, item: ItemIn) -> AlertItem:
     )
 
 
-def _search_text(alert: Alert, items: list[AlertItem]) -> str:
+def _search_text(alert: Alert, items: list[StoredItem]) -> str:
     parts: list[str | None] = [alert.title, alert.summary, " ".join(alert.tags)]
     if alert.location:
         parts.append(str(alert.location.get("text") or ""))

@@ -27,7 +27,7 @@ from app.hits.sides import agency_view, bump, side_of, tell
 from app.sharing.handling import AlertStatus
 
 
-def tier_of(a: AlertItem, b: AlertItem) -> HitTier:
+def tier_of(a: children.StoredItem, b: children.StoredItem) -> HitTier:
     """strong: serial + make + calibre; probable: serial + make; candidate: serial only."""
     if a.make_key and a.make_key == b.make_key:
         ca, cb = calibre_key(a.calibre), calibre_key(b.calibre)
