@@ -9,11 +9,11 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.alerts import search
+from app.alerts import search, statements
 from app.alerts.models import Alert, AlertItem, AlertTag
 from app.alerts.schemas import ItemIn
 from app.alerts.serials import make_key, serial_key
@@ -91,6 +91,9 @@ class ItemRow:
 ITEM_COLUMNS = tuple(f for f in ItemRow.__dataclass_fields__ if f not in ("id", "alert_id"))
 _ITEMS: sa.Table = AlertItem.__table__  # type: ignore[attr-defined]
 _TAGS: sa.Table = AlertTag.__table__  # type: ignore[attr-defined]
+_ALERTS: sa.Table = Alert.__table__  # type: ignore[attr-defined]
+_RECIPIENT_AGENCIES: sa.Table = AlertRecipientAgency.__table__  # type: ignore[attr-defined]
+_RECIPIENT_GROUPS: sa.Table = AlertRecipientGroup.__table__  # type: ignore[attr-defined]
 
 
 def copied_items(alert_id: uuid.UUID, items: list[StoredItem]) -> list[ItemRow]:
@@ -241,20 +244,60 @@ async def write_children(
     else:
         stored = list(item_rows)
     alert.search_text = _search_text(alert, stored)
+    written = _written(session)
+    recipients = _recipients(handling) if handling is not None else ([], [])
+    if session.get_bind().dialect.name == "postgresql" and sa.inspect(alert).transient:
+        await _insert_new(session, alert, item_rows or [], tags or [], *recipients)
+    else:
+        await _insert_each(session, alert, item_rows or [], tags or [], *recipients)
+    if item_rows is not None:
+        written.items[alert.id] = stored
+    if handling is not None:
+        written.recipients[alert.id] = recipients
+    await search.index_alert(session, alert)
+
+
+async def _insert_new(
+    session: AsyncSession,
+    alert: Alert,
+    items: list[ItemRow],
+    tags: list[str],
+    agencies: list[uuid.UUID],
+    groups: list[uuid.UUID],
+) -> None:
+    """A new alert and all its child rows in one statement (PostgreSQL, app/alerts/
+    statements.py). The alert object then joins the session as the stored row it is."""
+    parts: list[tuple[sa.Table, list[dict[str, Any]]]] = [
+        (_ALERTS, [{c.name: getattr(alert, c.name) for c in _ALERTS.columns}]),
+        (_ITEMS, [asdict(r) for r in items]),
+        (_TAGS, [{"alert_id": alert.id, "tag": t} for t in tags]),
+        (_RECIPIENT_AGENCIES, [{"alert_id": alert.id, "agency_id": a} for a in agencies]),
+        (_RECIPIENT_GROUPS, [{"alert_id": alert.id, "group_id": g} for g in groups]),
+    ]
+    statement, params = statements.insert_all(parts)
+    await (await session.connection()).execute(statement, params)
+    make_transient_to_detached(alert)
+    session.add(alert)
+
+
+async def _insert_each(
+    session: AsyncSession,
+    alert: Alert,
+    items: list[ItemRow],
+    tags: list[str],
+    agencies: list[uuid.UUID],
+    groups: list[uuid.UUID],
+) -> None:
+    """The alert row (its ORM flush), then one multi-row INSERT per child table."""
     session.add(alert)
     await session.flush()
-    if item_rows:
-        await session.exec(sa.insert(_ITEMS), params=[asdict(r) for r in item_rows])
+    if items:
+        await session.exec(sa.insert(_ITEMS), params=[asdict(r) for r in items])
     if tags:
         await session.exec(
             sa.insert(_TAGS), params=[{"alert_id": alert.id, "tag": t} for t in tags]
         )
-    written = _written(session)
-    if item_rows is not None:
-        written.items[alert.id] = stored
-    if handling is not None:
-        written.recipients[alert.id] = await _insert_recipients(session, alert, handling)
-    await search.index_alert(session, alert)
+    await _insert_recipients(session, alert, agencies, groups)
 
 
 async def _set_reader_keys(
@@ -276,24 +319,28 @@ async def _set_reader_keys(
     )
 
 
-async def _insert_recipients(
-    session: AsyncSession, alert: Alert, handling: Handling
-) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
-    """The recipient rows, once the alert row is written; the agencies and groups written."""
+def _recipients(handling: Handling) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+    """The recipient agencies and groups to store for `handling` (none unless named)."""
     if handling.audience is not Audience.recipients:
         return [], []
-    agencies = list(dict.fromkeys(handling.recipient_agencies))
-    groups = list(dict.fromkeys(handling.recipient_groups))
+    return list(dict.fromkeys(handling.recipient_agencies)), list(
+        dict.fromkeys(handling.recipient_groups)
+    )
+
+
+async def _insert_recipients(
+    session: AsyncSession, alert: Alert, agencies: list[uuid.UUID], groups: list[uuid.UUID]
+) -> None:
+    """The recipient rows, once the alert row is written."""
     # Plain multi-row INSERTs: an alert may name hundreds of recipients.
-    for model, column, ids in (
-        (AlertRecipientAgency, "agency_id", agencies),
-        (AlertRecipientGroup, "group_id", groups),
+    for table, column, ids in (
+        (_RECIPIENT_AGENCIES, "agency_id", agencies),
+        (_RECIPIENT_GROUPS, "group_id", groups),
     ):
         if ids:
             await session.exec(
-                sa.insert(model), params=[{"alert_id": alert.id, column: i} for i in ids]
+                sa.insert(table), params=[{"alert_id": alert.id, column: i} for i in ids]
             )
-    return agencies, groups
 
 
 def _item_row(alert_id: uuid.UUID, position: int, item: ItemIn) -> ItemRow:
