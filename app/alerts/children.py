@@ -3,32 +3,161 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
 
 import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.alerts import search
+from app.alerts import search, statements
 from app.alerts.models import Alert, AlertItem, AlertTag
 from app.alerts.schemas import ItemIn
 from app.alerts.serials import make_key, serial_key
+from app.core.types import new_id
 from app.sharing import visibility
 from app.sharing.handling import Audience, Handling
 from app.sharing.models import AlertRecipientAgency, AlertRecipientGroup
 
 
+class StoredItem(Protocol):
+    """An item as stored: a loaded `AlertItem` or the `ItemRow` just written."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def alert_id(self) -> uuid.UUID: ...
+    @property
+    def position(self) -> int: ...
+    @property
+    def category(self) -> str: ...
+    @property
+    def make(self) -> str | None: ...
+    @property
+    def make_key(self) -> str | None: ...
+    @property
+    def model(self) -> str | None: ...
+    @property
+    def calibre(self) -> str | None: ...
+    @property
+    def type(self) -> str | None: ...
+    @property
+    def country_of_manufacture(self) -> str | None: ...
+    @property
+    def year(self) -> int | None: ...
+    @property
+    def serial_raw(self) -> str | None: ...
+    @property
+    def serial_status(self) -> str: ...
+    @property
+    def serial_key(self) -> str | None: ...
+    @property
+    def markings(self) -> list[dict[str, Any]]: ...
+    @property
+    def lot(self) -> str | None: ...
+    @property
+    def quantity(self) -> float: ...
+    @property
+    def unit(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRow:
+    """An `alert_item` row as written (a plain row, no ORM object)."""
+
+    id: uuid.UUID
+    alert_id: uuid.UUID
+    position: int
+    category: str
+    make: str | None
+    make_key: str | None
+    model: str | None
+    calibre: str | None
+    type: str | None
+    country_of_manufacture: str | None
+    year: int | None
+    serial_raw: str | None
+    serial_status: str
+    serial_key: str | None
+    markings: list[dict[str, Any]]
+    lot: str | None
+    quantity: float
+    unit: str
+
+
+ITEM_COLUMNS = tuple(f for f in ItemRow.__dataclass_fields__ if f not in ("id", "alert_id"))
+_ITEMS: sa.Table = AlertItem.__table__  # type: ignore[attr-defined]
+_TAGS: sa.Table = AlertTag.__table__  # type: ignore[attr-defined]
+_ALERTS: sa.Table = Alert.__table__  # type: ignore[attr-defined]
+_RECIPIENT_AGENCIES: sa.Table = AlertRecipientAgency.__table__  # type: ignore[attr-defined]
+_RECIPIENT_GROUPS: sa.Table = AlertRecipientGroup.__table__  # type: ignore[attr-defined]
+
+
+def copied_items(alert_id: uuid.UUID, items: list[StoredItem]) -> list[ItemRow]:
+    """Another alert's items as new rows of `alert_id` (a forwarded copy)."""
+    return [
+        ItemRow(id=new_id(), alert_id=alert_id, **{c: getattr(i, c) for c in ITEM_COLUMNS})
+        for i in items
+    ]
+
+
+# --- what this transaction wrote -------------------------------------------------------
+# The items and recipient rows `write_children` wrote, by alert, until the transaction
+# ends: they are all of the alert's rows of that kind (old ones were deleted first), so
+# the answer body, the webhook fan-out and the matching of the same change read them
+# here instead of selecting them again. Forgotten at every commit and rollback.
+
+_WRITTEN = "tracewire.alert_children_written"
+
+
+@dataclass
+class _Written:
+    items: dict[uuid.UUID, list[StoredItem]] = field(default_factory=dict)
+    recipients: dict[uuid.UUID, tuple[list[uuid.UUID], list[uuid.UUID]]] = field(
+        default_factory=dict
+    )
+
+
+def _written(session: AsyncSession) -> _Written:
+    info = session.sync_session.info
+    written = info.get(_WRITTEN)
+    if written is None:
+        written = info[_WRITTEN] = _Written()
+    assert isinstance(written, _Written)
+    return written
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_soft_rollback")
+def _forget(session: Session, *_args: object) -> None:
+    session.info.pop(_WRITTEN, None)
+
+
+def written_recipients(
+    session: AsyncSession, alert_id: uuid.UUID
+) -> tuple[list[uuid.UUID], list[uuid.UUID]] | None:
+    """The recipient agencies and groups this transaction wrote for the alert (all of its
+    recipient rows), or None when it wrote none."""
+    return _written(session).recipients.get(alert_id)
+
+
 async def items_by_alert(
     session: AsyncSession, alert_ids: list[uuid.UUID]
-) -> dict[uuid.UUID, list[AlertItem]]:
-    """The items of each alert, in order, in one query."""
-    if not alert_ids:
-        return {}
+) -> dict[uuid.UUID, list[StoredItem]]:
+    """The items of each alert, in order, in one query (none for items just written)."""
+    written = _written(session).items
+    out: dict[uuid.UUID, list[StoredItem]] = {i: written[i] for i in alert_ids if i in written}
+    wanted = [i for i in alert_ids if i not in written]
+    if not wanted:
+        return out
     rows = await session.exec(
         select(AlertItem)
-        .where(col(AlertItem.alert_id).in_(alert_ids))
+        .where(col(AlertItem.alert_id).in_(wanted))
         .order_by(col(AlertItem.alert_id), col(AlertItem.position))
     )
-    out: dict[uuid.UUID, list[AlertItem]] = {}
     for item in rows.all():
         out.setdefault(item.alert_id, []).append(item)
     return out
@@ -37,9 +166,19 @@ async def items_by_alert(
 async def recipients_by_alert(
     session: AsyncSession, alert_ids: list[uuid.UUID]
 ) -> tuple[dict[uuid.UUID, list[uuid.UUID]], dict[uuid.UUID, list[uuid.UUID]]]:
-    """The named recipient agencies and groups of each alert, one query each."""
+    """The named recipient agencies and groups of each alert, one query each (none for
+    recipients just written)."""
     agencies: dict[uuid.UUID, list[uuid.UUID]] = {}
     groups: dict[uuid.UUID, list[uuid.UUID]] = {}
+    written = _written(session).recipients
+    for alert_id in alert_ids:
+        if alert_id in written:
+            named, grouped = written[alert_id]
+            if named:
+                agencies[alert_id] = list(named)
+            if grouped:
+                groups[alert_id] = list(grouped)
+    alert_ids = [i for i in alert_ids if i not in written]
     if not alert_ids:
         return agencies, groups
     for row in (
@@ -74,41 +213,91 @@ async def write_children(
     session: AsyncSession,
     alert: Alert,
     *,
-    items: list[ItemIn] | None,
+    items: Sequence[ItemIn | ItemRow] | None,
     tags: list[str] | None,
     handling: Handling | None,
     replace: bool = False,
 ) -> None:
-    """Items, tags and recipients (each only when given), and the search text.
+    """Items (given, or rows copied from another alert), tags and recipients (each only
+    when given), and the search text.
 
     The alert row is written once, with its reader keys and search text, before its
     children (nothing else orders them: they have no ORM relationship), so a new alert
-    costs one INSERT per child table and no UPDATE of the alert."""
-    item_rows: list[AlertItem] | None = None
+    costs one INSERT per child table and no UPDATE of the alert. Items and tags are plain
+    multi-row Core INSERTs (no ORM objects)."""
+    item_rows: list[ItemRow] | None = None
     if items is not None:
         if replace:
             await session.exec(delete(AlertItem).where(col(AlertItem.alert_id) == alert.id))
-        item_rows = [_item_row(alert.id, position, item) for position, item in enumerate(items)]
+        item_rows = [
+            i if isinstance(i, ItemRow) else _item_row(alert.id, position, i)
+            for position, i in enumerate(items)
+        ]
     if tags is not None and replace:
         await session.exec(delete(AlertTag).where(col(AlertTag.alert_id) == alert.id))
     if handling is not None:
         await _set_reader_keys(session, alert, handling, replace=replace)
+    stored: list[StoredItem]
     if item_rows is None:
         await session.flush()
         stored = (await items_by_alert(session, [alert.id])).get(alert.id, [])
-        alert.search_text = _search_text(alert, stored)
     else:
-        alert.search_text = _search_text(alert, item_rows)
+        stored = list(item_rows)
+    alert.search_text = _search_text(alert, stored)
+    written = _written(session)
+    recipients = _recipients(handling) if handling is not None else ([], [])
+    if session.get_bind().dialect.name == "postgresql" and sa.inspect(alert).transient:
+        await _insert_new(session, alert, item_rows or [], tags or [], *recipients)
+    else:
+        await _insert_each(session, alert, item_rows or [], tags or [], *recipients)
+    if item_rows is not None:
+        written.items[alert.id] = stored
+    if handling is not None:
+        written.recipients[alert.id] = recipients
+    await search.index_alert(session, alert)
+
+
+async def _insert_new(
+    session: AsyncSession,
+    alert: Alert,
+    items: list[ItemRow],
+    tags: list[str],
+    agencies: list[uuid.UUID],
+    groups: list[uuid.UUID],
+) -> None:
+    """A new alert and all its child rows in one statement (PostgreSQL, app/alerts/
+    statements.py). The alert object then joins the session as the stored row it is."""
+    parts: list[tuple[sa.Table, list[dict[str, Any]]]] = [
+        (_ALERTS, [{c.name: getattr(alert, c.name) for c in _ALERTS.columns}]),
+        (_ITEMS, [asdict(r) for r in items]),
+        (_TAGS, [{"alert_id": alert.id, "tag": t} for t in tags]),
+        (_RECIPIENT_AGENCIES, [{"alert_id": alert.id, "agency_id": a} for a in agencies]),
+        (_RECIPIENT_GROUPS, [{"alert_id": alert.id, "group_id": g} for g in groups]),
+    ]
+    statement, params = statements.insert_all(parts)
+    await (await session.connection()).execute(statement, params)
+    make_transient_to_detached(alert)
+    session.add(alert)
+
+
+async def _insert_each(
+    session: AsyncSession,
+    alert: Alert,
+    items: list[ItemRow],
+    tags: list[str],
+    agencies: list[uuid.UUID],
+    groups: list[uuid.UUID],
+) -> None:
+    """The alert row (its ORM flush), then one multi-row INSERT per child table."""
     session.add(alert)
     await session.flush()
-    if item_rows is not None:
-        session.add_all(item_rows)
-    if tags is not None:
-        session.add_all(AlertTag(alert_id=alert.id, tag=tag) for tag in tags)
-    await session.flush()
-    if handling is not None and handling.audience is Audience.recipients:
-        await _insert_recipients(session, alert, handling)
-    await search.index_alert(session, alert)
+    if items:
+        await session.exec(sa.insert(_ITEMS), params=[asdict(r) for r in items])
+    if tags:
+        await session.exec(
+            sa.insert(_TAGS), params=[{"alert_id": alert.id, "tag": t} for t in tags]
+        )
+    await _insert_recipients(session, alert, agencies, groups)
 
 
 async def _set_reader_keys(
@@ -130,22 +319,33 @@ async def _set_reader_keys(
     )
 
 
-async def _insert_recipients(session: AsyncSession, alert: Alert, handling: Handling) -> None:
+def _recipients(handling: Handling) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+    """The recipient agencies and groups to store for `handling` (none unless named)."""
+    if handling.audience is not Audience.recipients:
+        return [], []
+    return list(dict.fromkeys(handling.recipient_agencies)), list(
+        dict.fromkeys(handling.recipient_groups)
+    )
+
+
+async def _insert_recipients(
+    session: AsyncSession, alert: Alert, agencies: list[uuid.UUID], groups: list[uuid.UUID]
+) -> None:
     """The recipient rows, once the alert row is written."""
     # Plain multi-row INSERTs: an alert may name hundreds of recipients.
-    for model, column, ids in (
-        (AlertRecipientAgency, "agency_id", handling.recipient_agencies),
-        (AlertRecipientGroup, "group_id", handling.recipient_groups),
+    for table, column, ids in (
+        (_RECIPIENT_AGENCIES, "agency_id", agencies),
+        (_RECIPIENT_GROUPS, "group_id", groups),
     ):
         if ids:
             await session.exec(
-                sa.insert(model),
-                params=[{"alert_id": alert.id, column: i} for i in dict.fromkeys(ids)],
+                sa.insert(table), params=[{"alert_id": alert.id, column: i} for i in ids]
             )
 
 
-def _item_row(alert_id: uuid.UUID, position: int, item: ItemIn) -> AlertItem:
-    return AlertItem(
+def _item_row(alert_id: uuid.UUID, position: int, item: ItemIn) -> ItemRow:
+    return ItemRow(
+        id=new_id(),
         alert_id=alert_id,
         position=position,
         category=item.category,
@@ -166,7 +366,7 @@ def _item_row(alert_id: uuid.UUID, position: int, item: ItemIn) -> AlertItem:
     )
 
 
-def _search_text(alert: Alert, items: list[AlertItem]) -> str:
+def _search_text(alert: Alert, items: list[StoredItem]) -> str:
     parts: list[str | None] = [alert.title, alert.summary, " ".join(alert.tags)]
     if alert.location:
         parts.append(str(alert.location.get("text") or ""))

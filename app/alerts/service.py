@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.agencies.models import Agency
 from app.alerts import children, deadlines, lifecycle
 from app.alerts import query as alert_query
-from app.alerts.models import Alert, AlertItem
+from app.alerts.models import Alert
 from app.alerts.schemas import DETAILS_BY_KIND, AlertCreate, AlertUpdate, TraceRequestDetails
 from app.audit import service as audit
 from app.authz import rules
@@ -272,14 +272,15 @@ async def create_forwarded_copy(
         audience=handling.audience,
     )
     _apply_handling_fields(alert, handling)
-    session.add(alert)
-    await session.flush()
+    # The alert row is written once, by write_children, with its copied items' search text.
     items = (await children.items_by_alert(session, [source.id])).get(source.id, [])
-    session.add_all(
-        AlertItem(**item.model_dump(exclude={"id", "alert_id"}), alert_id=alert.id)
-        for item in items
+    await children.write_children(
+        session,
+        alert,
+        items=children.copied_items(alert.id, items),
+        tags=alert.tags,
+        handling=handling,
     )
-    await children.write_children(session, alert, items=None, tags=alert.tags, handling=handling)
     await _on_published(session, principal, alert)
     await audit.record(
         session,

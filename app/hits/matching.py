@@ -16,6 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.alerts import children
 from app.alerts.models import Alert, AlertItem
 from app.alerts.serials import calibre_key
 from app.authz.disclosure import HitView
@@ -26,7 +27,7 @@ from app.hits.sides import agency_view, bump, side_of, tell
 from app.sharing.handling import AlertStatus
 
 
-def tier_of(a: AlertItem, b: AlertItem) -> HitTier:
+def tier_of(a: children.StoredItem, b: children.StoredItem) -> HitTier:
     """strong: serial + make + calibre; probable: serial + make; candidate: serial only."""
     if a.make_key and a.make_key == b.make_key:
         ca, cb = calibre_key(a.calibre), calibre_key(b.calibre)
@@ -50,13 +51,9 @@ async def match_alert(
     if alert.embargo_until is not None and alert.embargo_until > now:
         await _hold(session, alert.id)
         return []
-    mine = (
-        await session.exec(
-            select(AlertItem).where(
-                AlertItem.alert_id == alert.id, col(AlertItem.serial_key).is_not(None)
-            )
-        )
-    ).all()
+    # The items this transaction just wrote, when it wrote them (no query).
+    items = (await children.items_by_alert(session, [alert.id])).get(alert.id, [])
+    mine = [i for i in items if i.serial_key is not None]
     keys = {i.serial_key for i in mine}
     if not keys:
         return []
