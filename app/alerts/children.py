@@ -136,6 +136,12 @@ def _forget(session: Session, *_args: object) -> None:
     session.info.pop(_WRITTEN, None)
 
 
+def written_items(session: AsyncSession, alert_id: uuid.UUID) -> list[StoredItem] | None:
+    """The items this transaction wrote for the alert (all of them, in order), or None when
+    it wrote none."""
+    return _written(session).items.get(alert_id)
+
+
 def written_recipients(
     session: AsyncSession, alert_id: uuid.UUID
 ) -> tuple[list[uuid.UUID], list[uuid.UUID]] | None:

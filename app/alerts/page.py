@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.alerts import children
 from app.alerts.models import Alert, AlertItem
 from app.authz.principal import Principal
 from app.sharing import visibility
@@ -133,26 +134,48 @@ async def page_children(
     recipients of those whose recipient lists it is shown, in one query (none if none)."""
     content_ids = [a.id for a in alerts if visibility.sees_content(a, principal)]
     list_ids = [a.id for a in alerts if visibility.sees_recipient_lists(a, principal)]
-    out = PageChildren()
+    out = _written_here(session, content_ids, list_ids)
+    content_ids = [i for i in content_ids if i not in out.items]
+    list_ids = [i for i in list_ids if i not in out.agencies]
     query = children_query(content_ids, list_ids)
     if query is None:
         return out
     conn = await session.connection()
+    read: dict[uuid.UUID, list[dict[str, Any]]] = {}
     for row in (await conn.execute(query)).all():
         part, alert_id, ref = row[0], row[1], row[2]
         if part == _ITEM:
             body = dict(zip(ITEM_FIELDS, row[4:], strict=True))
             body["id"] = ref
             body["position"] = row[3]
-            out.items.setdefault(alert_id, []).append(body)
+            read.setdefault(alert_id, []).append(body)
         elif part == _AGENCY:
             out.agencies.setdefault(alert_id, []).append(ref)
         else:
             out.groups.setdefault(alert_id, []).append(ref)
-    for items in out.items.values():
+    for alert_id, items in read.items():
         items.sort(key=_position)
         for item in items:
             del item["position"]
+        out.items[alert_id] = items
+    return out
+
+
+def _written_here(
+    session: AsyncSession, content_ids: Sequence[uuid.UUID], list_ids: Sequence[uuid.UUID]
+) -> PageChildren:
+    """The children this transaction wrote itself (the answer to a write): not read again."""
+    out = PageChildren()
+    for alert_id in content_ids:
+        items = children.written_items(session, alert_id)
+        if items is not None:
+            out.items[alert_id] = [
+                {name: getattr(i, name) for name in ITEM_FIELDS} | {"id": i.id} for i in items
+            ]
+    for alert_id in list_ids:
+        recipients = children.written_recipients(session, alert_id)
+        if recipients is not None:
+            out.agencies[alert_id], out.groups[alert_id] = list(recipients[0]), list(recipients[1])
     return out
 
 
