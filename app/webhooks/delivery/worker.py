@@ -6,8 +6,9 @@ On PostgreSQL, claims use `FOR UPDATE SKIP LOCKED` (workers never share a delive
 `LISTEN/NOTIFY` wakes the workers; polling is the fallback everywhere.
 
 `run()` is a pipeline: the next batch is claimed and prepared while the last one is being
-sent, and a recorder writes the outcomes as they come, many per transaction. At most two
-batches are held (claimed, not yet recorded) at a time, so a lease never waits on a queue.
+sent, and a recorder writes the outcomes as they come, many per transaction. At most a
+batch more than the claimers are held (claimed, not yet recorded) at a time, so a lease
+never waits long on a queue.
 """
 
 from __future__ import annotations
@@ -54,6 +55,10 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._batch = settings.webhook_concurrency
+        # Claimers take turns on the database while batches are sent: two on PostgreSQL
+        # (SKIP LOCKED keeps their claims apart), one on SQLite (one writer anyway).
+        self._claimers = 1 if settings.is_sqlite else 2
+        self._most_held = self._batch * (self._claimers + 1)
         # Claimed and not yet recorded (nor put back); `_room` is set as that falls.
         self._held = 0
         self._room = asyncio.Event()
@@ -70,18 +75,14 @@ class DeliveryWorker:
         """Deliver until `stop()`; in-flight deliveries finish, unstarted claims are released."""
         listener = await self._listen()
         recorder = asyncio.create_task(self._recorder())
+        claimers = [asyncio.create_task(self._claimer()) for _ in range(self._claimers)]
         log.info("delivery worker started", extra={"worker": self.name})
         try:
-            while not self._stop.is_set():
-                if self._held > self._batch:  # two batches held: wait for one to be recorded
-                    self._room.clear()
-                    await self._wait_for(self._room)
-                    continue
-                if await self._claim_and_start(self._batch):
-                    continue
-                self._wake.clear()
-                await self._wait_for(self._wake, seconds=self.settings.webhook_poll_seconds)
+            await asyncio.gather(*claimers)
         finally:
+            for task in claimers:
+                task.cancel()
+            await asyncio.gather(*claimers, return_exceptions=True)
             await asyncio.gather(*self._sending, return_exceptions=True)
             self._results.put_nowait(None)
             await recorder
@@ -90,6 +91,18 @@ class DeliveryWorker:
                 await listener.close()
             await self.aclose()
             log.info("delivery worker stopped", extra={"worker": self.name})
+
+    async def _claimer(self) -> None:
+        """Claim, prepare and start batches while there is room, until `stop()`."""
+        while not self._stop.is_set():
+            if self._held + self._batch > self._most_held:
+                self._room.clear()
+                await self._wait_for(self._room)
+                continue
+            if await self._claim_and_start(self._batch):
+                continue
+            self._wake.clear()
+            await self._wait_for(self._wake, seconds=self.settings.webhook_poll_seconds)
 
     async def _wait_for(self, event: asyncio.Event, seconds: float | None = None) -> None:
         """Until `event` or `stop()`, or `seconds` pass."""
@@ -119,7 +132,11 @@ class DeliveryWorker:
 
     async def _claim_and_start(self, limit: int) -> int:
         """Claim and prepare up to `limit` deliveries and start sending them; how many."""
-        ids = await self.claim(limit)
+        self._held += limit  # taken before the claim, so that claimers never overshoot
+        try:
+            ids = await self.claim(limit)
+        finally:
+            self._held -= limit
         if not ids:
             return 0
         self._held += len(ids)
