@@ -1,11 +1,12 @@
 """What an attempt's outcome decides: the retry schedule, disabling a failing endpoint, records.
 
-Pure functions of the outcome and the settings; the worker applies what they return.
+Pure functions of the outcome and the settings; the recorder applies what they return.
 """
 
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,7 +14,7 @@ from datetime import datetime, timedelta
 from app.audit import service as audit
 from app.core.config import Settings
 from app.webhooks.delivery.sender import RETRY_AFTER_CAP_SECONDS, Outcome
-from app.webhooks.models import Delivery, DeliveryAttempt, DeliveryStatus, Subscription
+from app.webhooks.models import DeliveryStatus, Subscription
 
 
 @dataclass(frozen=True)
@@ -72,24 +73,12 @@ def decide(
     )
 
 
-def attempt_row(delivery: Delivery, outcome: Outcome, *, worker: str) -> DeliveryAttempt:
-    """The delivery log's row for one attempt."""
-    return DeliveryAttempt(
-        delivery_id=delivery.id,
-        status_code=outcome.status_code,
-        latency_ms=outcome.latency_ms,
-        error=outcome.error,
-        response_excerpt=outcome.excerpt,
-        worker=worker,
-    )
-
-
-def audit_entry(delivery: Delivery, sub: Subscription, outcome: Outcome) -> audit.Entry:
+def audit_entry(delivery_id: uuid.UUID, sub: Subscription, outcome: Outcome) -> audit.Entry:
     """The audit trail's record of one attempt, in the subscribing agency's name."""
     return audit.Entry(
         "delivery.attempt",
         object_type="delivery",
-        object_id=delivery.id,
+        object_id=delivery_id,
         agency_id=sub.agency_id,
         outcome="success" if outcome.ok else "failure",
         details={"status_code": outcome.status_code, "error": outcome.error},

@@ -14,6 +14,7 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 
 import aiohttp
+import httpx
 import yarl
 
 from app.core.config import Settings
@@ -24,6 +25,8 @@ from app.webhooks.models import Delivery, Subscription
 RESPONSE_EXCERPT_BYTES = 256
 # The longest a receiver's Retry-After may push a delivery back.
 RETRY_AFTER_CAP_SECONDS = 86400
+# The most parsed subscriber URLs a sender keeps.
+CACHED_URLS = 4096
 
 
 @dataclass
@@ -50,6 +53,10 @@ class Sender:
         self.resolver = resolver
         self.allow = ssrf.allow_list(settings.webhook_allow_networks)
         self._session: aiohttp.ClientSession | None = None
+        # Parsing is a pure function of the URL: done once per URL, not once per message.
+        # The host is still resolved and checked on every send (no rebinding).
+        self._parsed: dict[str, httpx.URL | ssrf.UrlRefused] = {}
+        self._targets: dict[tuple[str, str], yarl.URL] = {}
 
     def _http(self) -> aiohttp.ClientSession:
         # aiohttp, not httpx: measured here, httpx's connection pool spent two thirds of
@@ -77,11 +84,36 @@ class Sender:
             await self._session.close()
             self._session = None
 
+    def _parse(self, raw: str) -> httpx.URL:
+        """The checked URL, parsed once; UrlRefused as the check decided."""
+        parsed = self._parsed.get(raw)
+        if parsed is None:
+            try:
+                parsed = ssrf.check_url_syntax(raw, require_https=self.settings.webhooks_need_https)
+            except ssrf.UrlRefused as exc:
+                parsed = exc
+            if len(self._parsed) >= CACHED_URLS:
+                self._parsed.clear()
+            self._parsed[raw] = parsed
+        if isinstance(parsed, ssrf.UrlRefused):
+            raise ssrf.UrlRefused(parsed.reason)
+        return parsed
+
+    def _target(self, raw: str, url: httpx.URL, address: str) -> yarl.URL:
+        """The URL with the checked address for host: no second DNS lookup to be rebound."""
+        target = self._targets.get((raw, address))
+        if target is None:
+            target = yarl.URL(str(url.copy_with(host=address)), encoded=True)
+            if len(self._targets) >= CACHED_URLS:
+                self._targets.clear()
+            self._targets[raw, address] = target
+        return target
+
     async def post(self, sub: Subscription, delivery: Delivery, body: bytes) -> Outcome:
         """One signed POST to the checked address; never follows redirects or reads > cap."""
         started = time.perf_counter()
         try:
-            url = ssrf.check_url_syntax(sub.url, require_https=self.settings.webhooks_need_https)
+            url = self._parse(sub.url)
             addresses = await ssrf.resolve_and_check(url, self.resolver, self.allow)
         except ssrf.UrlRefused as exc:
             return Outcome(error=f"refused: {exc}")
@@ -91,8 +123,7 @@ class Sender:
         headers["host"] = url.netloc.decode("ascii")
         headers["user-agent"] = "Tracewire-Webhooks/1"
         headers["content-type"] = "application/json"
-        # Connect to the address that was checked: no second DNS lookup to be rebound.
-        target = yarl.URL(str(url.copy_with(host=addresses[0])), encoded=True)
+        target = self._target(sub.url, url, addresses[0])
         tls_name = url.host if url.scheme == "https" else None
         try:
             async with self._http().post(

@@ -4,37 +4,35 @@ Claims are leases (`claimed_until`): a killed worker's deliveries fall due again
 the lease ends, so every delivery is sent at least once; a retry keeps its `webhook-id`.
 On PostgreSQL, claims use `FOR UPDATE SKIP LOCKED` (workers never share a delivery) and
 `LISTEN/NOTIFY` wakes the workers; polling is the fallback everywhere.
+
+`run()` is a pipeline: the next batch is claimed and prepared while the last one is being
+sent, and a recorder writes the outcomes as they come, many per transaction. At most a
+batch more than the claimers are held (claimed, not yet recorded) at a time, so a lease
+never waits long on a queue.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 import uuid
-from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
-
-from app.audit import service as audit
-from app.core import concurrency
 from app.core.config import Settings
 from app.core.db import Database
 from app.core.types import utcnow
-from app.events import service as events
-from app.events.models import EventType
 from app.webhooks import outbox, prepare, ssrf
-from app.webhooks.delivery import claims, policy
+from app.webhooks.delivery import claims, record
+from app.webhooks.delivery.record import Sent
 from app.webhooks.delivery.sender import Outcome, Sender
-from app.webhooks.models import Delivery, Subscription, SubscriptionStatus
 
 if TYPE_CHECKING:
     import asyncpg
 
 log = logging.getLogger("tracewire.webhooks")
+# The most outcomes one recording transaction takes.
+RECORD_MAX = 512
 
 
 class DeliveryWorker:
@@ -56,6 +54,16 @@ class DeliveryWorker:
         self._per_sub: dict[uuid.UUID, asyncio.Semaphore] = {}
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
+        self._batch = settings.webhook_concurrency
+        # Claimers take turns on the database while batches are sent: two on PostgreSQL
+        # (SKIP LOCKED keeps their claims apart), one on SQLite (one writer anyway).
+        self._claimers = 1 if settings.is_sqlite else 2
+        self._most_held = self._batch * (self._claimers + 1)
+        # Claimed and not yet recorded (nor put back); `_room` is set as that falls.
+        self._held = 0
+        self._room = asyncio.Event()
+        self._sending: set[asyncio.Task[None]] = set()
+        self._results: asyncio.Queue[Sent | None] = asyncio.Queue()
 
     async def aclose(self) -> None:
         """Close the outgoing connections."""
@@ -66,41 +74,105 @@ class DeliveryWorker:
     async def run(self) -> None:
         """Deliver until `stop()`; in-flight deliveries finish, unstarted claims are released."""
         listener = await self._listen()
+        recorder = asyncio.create_task(self._recorder())
+        claimers = [asyncio.create_task(self._claimer()) for _ in range(self._claimers)]
         log.info("delivery worker started", extra={"worker": self.name})
         try:
-            while not self._stop.is_set():
-                handled = await self.run_once()
-                if handled:
-                    continue
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        self._wait_wake_or_stop(), timeout=self.settings.webhook_poll_seconds
-                    )
+            await asyncio.gather(*claimers)
         finally:
+            for task in claimers:
+                task.cancel()
+            await asyncio.gather(*claimers, return_exceptions=True)
+            await asyncio.gather(*self._sending, return_exceptions=True)
+            self._results.put_nowait(None)
+            await recorder
             await claims.release(self.db, worker=self.name)
             if listener is not None:
                 await listener.close()
             await self.aclose()
             log.info("delivery worker stopped", extra={"worker": self.name})
 
-    async def _wait_wake_or_stop(self) -> None:
-        wake = asyncio.create_task(self._wake.wait())
-        stop = asyncio.create_task(self._stop.wait())
-        _, pending = await asyncio.wait({wake, stop}, return_when=asyncio.FIRST_COMPLETED)
+    async def _claimer(self) -> None:
+        """Claim, prepare and start batches while there is room, until `stop()`."""
+        while not self._stop.is_set():
+            if self._held + self._batch > self._most_held:
+                self._room.clear()
+                await self._wait_for(self._room)
+                continue
+            if await self._claim_and_start(self._batch):
+                continue
+            self._wake.clear()
+            await self._wait_for(self._wake, seconds=self.settings.webhook_poll_seconds)
+
+    async def _wait_for(self, event: asyncio.Event, seconds: float | None = None) -> None:
+        """Until `event` or `stop()`, or `seconds` pass."""
+        waits = {asyncio.create_task(event.wait()), asyncio.create_task(self._stop.wait())}
+        _, pending = await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()
 
     def stop(self) -> None:
-        """Finish the current batch, then stop."""
+        """Finish the deliveries being sent, record them, then stop."""
         self._stop.set()
 
     async def run_once(self, limit: int | None = None) -> int:
-        """Claim one batch of due deliveries and send them all; returns how many."""
+        """Claim one batch of due deliveries, send them all and record them; returns how many."""
         ids = await self.claim(limit or self.settings.webhook_concurrency)
         if ids:
-            await self._deliver_batch(ids)
+            ready = await self._prepare_or_log(ids)
+            outcomes = await asyncio.gather(*(self._send(r) for r in ready))
+            await self._record(
+                [
+                    Sent(r.delivery.id, r.subscription.id, outcome)
+                    for r, outcome in zip(ready, outcomes, strict=True)
+                    if outcome is not None
+                ]
+            )
         return len(ids)
+
+    async def _claim_and_start(self, limit: int) -> int:
+        """Claim and prepare up to `limit` deliveries and start sending them; how many."""
+        self._held += limit  # taken before the claim, so that claimers never overshoot
+        try:
+            ids = await self.claim(limit)
+        finally:
+            self._held -= limit
+        if not ids:
+            return 0
+        self._held += len(ids)
+        ready = await self._prepare_or_log(ids)
+        self._held -= len(ids) - len(ready)  # put back, cancelled, or left to their lease
+        for one in ready:
+            task = asyncio.create_task(self._send_then_queue(one))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+        return len(ids)
+
+    async def _send_then_queue(self, ready: prepare.Ready) -> None:
+        outcome = await self._send(ready, unless_stopping=True)
+        if outcome is None:  # stopping: not sent, released with the other unsent claims
+            self._held -= 1
+            self._room.set()
+            return
+        self._results.put_nowait(Sent(ready.delivery.id, ready.subscription.id, outcome))
+
+    async def _recorder(self) -> None:
+        """Record outcomes as they come, all that are waiting in one transaction."""
+        done = False
+        while not done:
+            first = await self._results.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < RECORD_MAX and not self._results.empty():
+                item = self._results.get_nowait()
+                if item is None:
+                    done = True
+                    break
+                batch.append(item)
+            await self._record(batch)
+            self._held -= len(batch)
+            self._room.set()
 
     async def claim(self, limit: int) -> list[uuid.UUID]:
         """Lease up to `limit` due deliveries for this worker."""
@@ -129,31 +201,27 @@ class DeliveryWorker:
 
     # --- one batch -------------------------------------------------------------------
 
-    async def _deliver_batch(self, ids: list[uuid.UUID]) -> None:
-        """Re-check access for the batch, send each, record every attempt in one transaction.
+    async def _prepare_or_log(self, ids: list[uuid.UUID]) -> list[prepare.Ready]:
+        """The claimed deliveries to send now; none when that cannot be decided.
 
         Whatever goes wrong, a claimed delivery is never lost: its lease runs out and a
         later pass sends it again with the same `webhook-id`.
         """
         try:
-            ready = await self._prepare(ids)
+            return await self._prepare(ids)
         except Exception:
             log.exception("delivery batch could not be prepared", extra={"count": len(ids)})
-            return
-        outcomes = await asyncio.gather(*(self._send(r) for r in ready))
-        sent = [(r.delivery, r.subscription) for r in ready]
-        try:
-            await self._record(list(zip(sent, outcomes, strict=True)))
-        except Exception:
-            log.exception("delivery outcomes could not be recorded", extra={"count": len(ids)})
+            return []
 
-    async def _send(self, ready: prepare.Ready) -> Outcome:
+    async def _send(self, ready: prepare.Ready, *, unless_stopping: bool = False) -> Outcome | None:
         sub = ready.subscription
         sem = self._per_sub.setdefault(
             sub.id, asyncio.Semaphore(self.settings.webhook_concurrency_per_subscription)
         )
         try:
             async with self._overall, sem:
+                if unless_stopping and self._stop.is_set():
+                    return None
                 return await self.sender.post(sub, ready.delivery, ready.body)
         except Exception as exc:  # a bug in one send must not sink the batch's bookkeeping
             log.exception("delivery crashed", extra={"delivery_id": str(ready.delivery.id)})
@@ -173,88 +241,9 @@ class DeliveryWorker:
             await session.commit()  # no transaction stays open over the network calls
             return ready
 
-    async def _record(self, results: list[tuple[tuple[Delivery, Subscription], Outcome]]) -> None:
-        """Every attempt of the batch, its audit record and the retry schedule, in one commit."""
-        if not results:
-            return
-        now = utcnow()
-        async with self.db.session() as session:
-            # Subscriptions first, locked in id order, as an admin's change locks them
-            # (app/core/concurrency.py): a failure count is added to what the admin left,
-            # never written over a re-enable made while the message was in flight.
-            sub_ids = sorted({sub.id for (_, sub), _ in results})
-            subs = {
-                s.id: s
-                for s in (
-                    await session.exec(
-                        concurrency.for_change(
-                            select(Subscription)
-                            .where(col(Subscription.id).in_(sub_ids))
-                            .order_by(col(Subscription.id))
-                        )
-                    )
-                ).all()
-            }
-            ids = [delivery.id for (delivery, _), _ in results]
-            deliveries = {
-                d.id: d
-                for d in (
-                    await session.exec(select(Delivery).where(col(Delivery.id).in_(ids)))
-                ).all()
-            }
-            entries: list[audit.Entry] = []
-            for (sent, sent_to), outcome in results:
-                delivery, sub = deliveries.get(sent.id), subs.get(sent_to.id)
-                if delivery is None or sub is None:
-                    continue
-                entries.append(policy.audit_entry(delivery, sub, outcome))
-                await self._apply(session, delivery, sub, outcome, now)
-            await audit.record_many(session, None, entries)
-            await session.commit()
-
-    async def _apply(
-        self,
-        session: AsyncSession,
-        delivery: Delivery,
-        sub: Subscription,
-        outcome: Outcome,
-        now: datetime,
-    ) -> None:
-        session.add(policy.attempt_row(delivery, outcome, worker=self.name))
-        delivery.attempts += 1
-        delivery.last_status_code = outcome.status_code
-        delivery.last_error = outcome.error
-        delivery.last_latency_ms = outcome.latency_ms
-        delivery.last_response = outcome.excerpt
-        delivery.claimed_until = None
-        decision = policy.decide(
-            outcome,
-            attempts=delivery.attempts,
-            failures=sub.consecutive_failures,
-            settings=self.settings,
-            now=now,
-        )
-        delivery.status = decision.status
-        if decision.delivered_at is not None:
-            delivery.delivered_at = decision.delivered_at
-        if decision.next_attempt_at is not None:
-            delivery.next_attempt_at = decision.next_attempt_at
-        sub.consecutive_failures = decision.consecutive_failures
-        if decision.disable_reason is not None:
-            await self._disable(session, sub, decision.disable_reason)
-        session.add(delivery)
-        session.add(sub)
-
-    async def _disable(self, session: AsyncSession, sub: Subscription, reason: str) -> None:
-        if sub.status == SubscriptionStatus.disabled:
-            return
-        sub.status = SubscriptionStatus.disabled
-        sub.disabled_reason = reason
-        concurrency.bump(sub)
-        await events.record(
-            session,
-            EventType.subscription_disabled,
-            agency_ids=[sub.agency_id],
-            data={"subscription_id": str(sub.id), "reason": sub.disabled_reason},
-            fan_out=False,
-        )
+    async def _record(self, sent: list[Sent]) -> None:
+        """Every attempt, its audit record and the retry schedule, in one commit."""
+        try:
+            await record.record(self.db, sent, worker=self.name, settings=self.settings)
+        except Exception:
+            log.exception("delivery outcomes could not be recorded", extra={"count": len(sent)})
