@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 from pydantic import Field, SkipValidation, TypeAdapter, ValidationError
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.alerts import query as alert_query
@@ -38,6 +38,7 @@ from app.core.schemas import InputModel, OutputModel
 MAX_BATCH = 500
 
 RACED = "The alert conflicts with a concurrent or existing record; post it again."
+UNSTORABLE = "A value of this alert cannot be stored as given (a character or a length)."
 
 _ALERT = TypeAdapter(AlertCreate)
 
@@ -85,6 +86,13 @@ async def post_batch(
         except IntegrityError:
             # A constraint caught a race the service's checks missed: this alert only.
             refused[index] = _problem(index, Conflict(RACED))
+        except DBAPIError as exc:
+            # The database refused a value validation let through (PostgreSQL: a NUL
+            # character, a derived key longer than its column): this alert only, never
+            # a 500 that takes the whole batch down with it. Anything else still is one.
+            if not _refused_value(exc):
+                raise
+            refused[index] = _problem(index, InvalidInput(UNSTORABLE, errors=[_whole()]))
     reads = await alert_read.read_models(session, principal, list(created.values()))
     shown = dict(zip(created, reads, strict=True))
     return _answer(len(alerts), shown, refused)
@@ -127,6 +135,16 @@ def _at(index: int, error: FieldError) -> FieldError:
     path = error.field.removeprefix("body.").removeprefix("body")
     field = f"body.alerts.{index}" + (f".{path}" if path else "")
     return FieldError(field=field, message=error.message, type=error.type)
+
+
+def _refused_value(exc: DBAPIError) -> bool:
+    """Whether the database refused a value (SQLSTATE class 22, "data exception")."""
+    sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return isinstance(exc, DataError) or str(sqlstate or "").startswith("22")
+
+
+def _whole() -> FieldError:
+    return FieldError(field="body", message=UNSTORABLE, type="unstorable")
 
 
 def _problem(index: int, exc: AppError) -> Problem:
