@@ -50,13 +50,19 @@ class BatchCreate(InputModel):
     alerts: Annotated[list[SkipValidation[AlertCreate]], Field(min_length=1, max_length=MAX_BATCH)]
 
 
+class BatchProblem(Problem):
+    """Why one alert was refused: the problem `POST /alerts` would have answered."""
+
+    rule: str | None = Field(default=None, description="The sharing rule it breaks, if one.")
+
+
 class BatchResult(OutputModel):
     """The answer for one alert of the batch, at its index: the alert, or why it was refused."""
 
     index: int
     status: int = Field(description="What `POST /alerts` would have answered: 201, 4xx.")
     alert: AlertRead | None = None
-    problem: Problem | None = None
+    problem: BatchProblem | None = None
 
 
 class BatchAnswer(OutputModel):
@@ -71,7 +77,7 @@ async def post_batch(
     """Post each alert in its own savepoint; the answers in the order they came."""
     rules.require_alert_author(principal)
     created: dict[int, Alert] = {}
-    refused: dict[int, Problem] = {}
+    refused: dict[int, BatchProblem] = {}
     for index, raw in enumerate(alerts):
         try:
             data = _ALERT.validate_python(raw)
@@ -101,11 +107,11 @@ async def post_batch(
 async def reread_batch(session: AsyncSession, principal: Principal, first: Any) -> BatchAnswer:
     """A replayed batch: its refusals as they were, its alerts as the caller may read them now."""
     shown: dict[int, AlertRead] = {}
-    refused: dict[int, Problem] = {}
+    refused: dict[int, BatchProblem] = {}
     for result in first["results"]:
         index = int(result["index"])
         if result.get("problem") is not None:
-            refused[index] = Problem.model_validate(result["problem"])
+            refused[index] = BatchProblem.model_validate(result["problem"])
             continue
         try:
             alert = await alert_query.read_alert(
@@ -118,7 +124,9 @@ async def reread_batch(session: AsyncSession, principal: Principal, first: Any) 
     return _answer(len(first["results"]), shown, refused)
 
 
-def _answer(count: int, shown: dict[int, AlertRead], refused: dict[int, Problem]) -> BatchAnswer:
+def _answer(
+    count: int, shown: dict[int, AlertRead], refused: dict[int, BatchProblem]
+) -> BatchAnswer:
     results = [
         BatchResult(index=i, status=201, alert=shown[i])
         if i in shown
@@ -147,17 +155,19 @@ def _whole() -> FieldError:
     return FieldError(field="body", message=UNSTORABLE, type="unstorable")
 
 
-def _problem(index: int, exc: AppError) -> Problem:
-    return Problem(
+def _problem(index: int, exc: AppError) -> BatchProblem:
+    rule = exc.extra.get("rule")
+    return BatchProblem(
         type=PROBLEM_BASE + exc.slug,
         title=exc.title,
         status=exc.status,
         detail=exc.detail,
         errors=[_at(index, e) for e in exc.field_errors] if exc.field_errors else None,
+        rule=rule if isinstance(rule, str) else None,
     )
 
 
-def _invalid(index: int, exc: ValidationError) -> Problem:
+def _invalid(index: int, exc: ValidationError) -> BatchProblem:
     # Never the submitted value: it may be anything.
     errors = [
         FieldError(field=".".join(str(p) for p in e["loc"]), message=e["msg"], type=e["type"])

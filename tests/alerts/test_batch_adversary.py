@@ -241,3 +241,16 @@ async def test_two_repeats_of_one_key_at_once_store_the_batch_once(client, db, k
     ids = [{r["alert"]["id"] for r in a.json()["results"]} for a in answers]
     assert ids[0] == ids[1] and len(ids[0]) == 5
     assert await _count(db, Alert, col(Alert.originator_agency_id) == ke.agency.id) == 5
+
+
+async def test_a_sharing_rule_refusal_names_its_rule_as_post_alerts_does(client, ke, co):
+    red_to_all = seizure_body(handling={"tlp": "red", "audience": "community"}, publish=True)
+    single = (await client.post("/api/v1/alerts", json=red_to_all, headers=ke.headers)).json()
+    assert single["rule"]
+    batch = await client.post(BATCH, json={"alerts": [red_to_all]}, headers=ke.headers)
+    assert batch.json()["results"][0]["problem"].get("rule") == single["rule"]
+    keyed = {**ke.headers, "Idempotency-Key": "refused-by-a-rule"}
+    first = await client.post(BATCH, json={"alerts": [red_to_all]}, headers=keyed)
+    again = await client.post(BATCH, json={"alerts": [red_to_all]}, headers=keyed)
+    assert again.json() == first.json()
+    assert again.json()["results"][0]["problem"]["rule"] == single["rule"]
