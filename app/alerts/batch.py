@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 from pydantic import Field, SkipValidation, TypeAdapter, ValidationError
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.alerts import query as alert_query
@@ -38,6 +38,7 @@ from app.core.schemas import InputModel, OutputModel
 MAX_BATCH = 500
 
 RACED = "The alert conflicts with a concurrent or existing record; post it again."
+UNSTORABLE = "A value of this alert cannot be stored as given (a character or a length)."
 
 _ALERT = TypeAdapter(AlertCreate)
 
@@ -49,13 +50,19 @@ class BatchCreate(InputModel):
     alerts: Annotated[list[SkipValidation[AlertCreate]], Field(min_length=1, max_length=MAX_BATCH)]
 
 
+class BatchProblem(Problem):
+    """Why one alert was refused: the problem `POST /alerts` would have answered."""
+
+    rule: str | None = Field(default=None, description="The sharing rule it breaks, if one.")
+
+
 class BatchResult(OutputModel):
     """The answer for one alert of the batch, at its index: the alert, or why it was refused."""
 
     index: int
     status: int = Field(description="What `POST /alerts` would have answered: 201, 4xx.")
     alert: AlertRead | None = None
-    problem: Problem | None = None
+    problem: BatchProblem | None = None
 
 
 class BatchAnswer(OutputModel):
@@ -70,7 +77,7 @@ async def post_batch(
     """Post each alert in its own savepoint; the answers in the order they came."""
     rules.require_alert_author(principal)
     created: dict[int, Alert] = {}
-    refused: dict[int, Problem] = {}
+    refused: dict[int, BatchProblem] = {}
     for index, raw in enumerate(alerts):
         try:
             data = _ALERT.validate_python(raw)
@@ -85,6 +92,13 @@ async def post_batch(
         except IntegrityError:
             # A constraint caught a race the service's checks missed: this alert only.
             refused[index] = _problem(index, Conflict(RACED))
+        except DBAPIError as exc:
+            # The database refused a value validation let through (PostgreSQL: a NUL
+            # character, a derived key longer than its column): this alert only, never
+            # a 500 that takes the whole batch down with it. Anything else still is one.
+            if not _refused_value(exc):
+                raise
+            refused[index] = _problem(index, InvalidInput(UNSTORABLE, errors=[_whole()]))
     reads = await alert_read.read_models(session, principal, list(created.values()))
     shown = dict(zip(created, reads, strict=True))
     return _answer(len(alerts), shown, refused)
@@ -93,11 +107,11 @@ async def post_batch(
 async def reread_batch(session: AsyncSession, principal: Principal, first: Any) -> BatchAnswer:
     """A replayed batch: its refusals as they were, its alerts as the caller may read them now."""
     shown: dict[int, AlertRead] = {}
-    refused: dict[int, Problem] = {}
+    refused: dict[int, BatchProblem] = {}
     for result in first["results"]:
         index = int(result["index"])
         if result.get("problem") is not None:
-            refused[index] = Problem.model_validate(result["problem"])
+            refused[index] = BatchProblem.model_validate(result["problem"])
             continue
         try:
             alert = await alert_query.read_alert(
@@ -110,7 +124,9 @@ async def reread_batch(session: AsyncSession, principal: Principal, first: Any) 
     return _answer(len(first["results"]), shown, refused)
 
 
-def _answer(count: int, shown: dict[int, AlertRead], refused: dict[int, Problem]) -> BatchAnswer:
+def _answer(
+    count: int, shown: dict[int, AlertRead], refused: dict[int, BatchProblem]
+) -> BatchAnswer:
     results = [
         BatchResult(index=i, status=201, alert=shown[i])
         if i in shown
@@ -129,17 +145,29 @@ def _at(index: int, error: FieldError) -> FieldError:
     return FieldError(field=field, message=error.message, type=error.type)
 
 
-def _problem(index: int, exc: AppError) -> Problem:
-    return Problem(
+def _refused_value(exc: DBAPIError) -> bool:
+    """Whether the database refused a value (SQLSTATE class 22, "data exception")."""
+    sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return isinstance(exc, DataError) or str(sqlstate or "").startswith("22")
+
+
+def _whole() -> FieldError:
+    return FieldError(field="body", message=UNSTORABLE, type="unstorable")
+
+
+def _problem(index: int, exc: AppError) -> BatchProblem:
+    rule = exc.extra.get("rule")
+    return BatchProblem(
         type=PROBLEM_BASE + exc.slug,
         title=exc.title,
         status=exc.status,
         detail=exc.detail,
         errors=[_at(index, e) for e in exc.field_errors] if exc.field_errors else None,
+        rule=rule if isinstance(rule, str) else None,
     )
 
 
-def _invalid(index: int, exc: ValidationError) -> Problem:
+def _invalid(index: int, exc: ValidationError) -> BatchProblem:
     # Never the submitted value: it may be anything.
     errors = [
         FieldError(field=".".join(str(p) for p in e["loc"]), message=e["msg"], type=e["type"])

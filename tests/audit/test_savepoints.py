@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
+from app.agencies.models import Agency, AgencyType
 from app.audit import service as audit
 from app.audit.models import AuditRecord
 
@@ -71,3 +73,21 @@ async def test_a_rolled_back_transaction_writes_none_of_its_records(db):
         await audit.record(session, None, "test.kept", object_id="next transaction")
         await session.commit()
     assert await _actions(db) == [("test.kept", "next transaction")]
+
+
+async def test_a_savepoint_refused_at_its_release_takes_its_records_with_it(db):
+    """The constraint fails only when the savepoint's rows are flushed, as it is released:
+    its records go with it, the transaction's own are kept."""
+    async with db.session() as session:
+        agency = Agency(name="Savepoint agency", country="KE", type=AgencyType.police)
+        session.add(agency)
+        await session.commit()
+    async with db.session() as session:
+        await audit.record(session, None, "test.kept", object_id="outside")
+        with pytest.raises(IntegrityError):
+            async with audit.savepoint(session):
+                await audit.record(session, None, "test.dropped", object_id="at release")
+                twin = Agency(id=agency.id, name="Same id", country="KE", type=AgencyType.police)
+                session.add(twin)
+        await session.commit()
+    assert await _actions(db) == [("test.kept", "outside")]
