@@ -17,6 +17,7 @@ from app.alerts import search, statements
 from app.alerts.models import Alert, AlertItem, AlertTag
 from app.alerts.schemas import ItemIn
 from app.alerts.serials import make_key, serial_key
+from app.core.errors import InvalidInput
 from app.core.types import new_id
 from app.sharing import visibility
 from app.sharing.handling import Audience, Handling
@@ -349,6 +350,17 @@ async def _insert_recipients(
             )
 
 
+# The match keys' columns (alert_item.make_key, .serial_key). A key is the text's NFKC form,
+# which a few characters make many times longer (U+FDFA is 18 characters).
+KEY_MAX = 255
+
+
+def _fits(key: str | None, field: str) -> str | None:
+    if key is not None and len(key) > KEY_MAX:
+        raise InvalidInput.on(field, f"too long to match once normalised (over {KEY_MAX})")
+    return key
+
+
 def _item_row(alert_id: uuid.UUID, position: int, item: ItemIn) -> ItemRow:
     return ItemRow(
         id=new_id(),
@@ -356,7 +368,7 @@ def _item_row(alert_id: uuid.UUID, position: int, item: ItemIn) -> ItemRow:
         position=position,
         category=item.category,
         make=item.make,
-        make_key=make_key(item.make),
+        make_key=_fits(make_key(item.make), f"items.{position}.make"),
         model=item.model,
         calibre=item.calibre,
         type=item.type,
@@ -364,7 +376,9 @@ def _item_row(alert_id: uuid.UUID, position: int, item: ItemIn) -> ItemRow:
         year=item.year,
         serial_raw=item.serial_raw,
         serial_status=item.serial_status,
-        serial_key=serial_key(item.serial_raw, item.serial_status),
+        serial_key=_fits(
+            serial_key(item.serial_raw, item.serial_status), f"items.{position}.serial_raw"
+        ),
         markings=[m.model_dump() for m in item.markings],
         lot=item.lot,
         quantity=item.quantity,

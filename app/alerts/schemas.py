@@ -13,6 +13,8 @@ from app.core.schemas import (
     CountryCode,
     InputModel,
     OutputModel,
+    QueryText,
+    Text50OrEmpty,
     Text60,
     Text100,
     Text200,
@@ -76,7 +78,7 @@ class ItemIn(InputModel):
     category: ItemCategory
     make: ShortText | None = None
     model: ShortText | None = None
-    calibre: Annotated[str, Field(max_length=50)] | None = None
+    calibre: Text50OrEmpty | None = None
     type: ShortText | None = None
     country_of_manufacture: CountryCode | None = None
     year: Annotated[int, Field(ge=1800, le=2100)] | None = None
@@ -386,7 +388,11 @@ class AudiencePreview(OutputModel):
 
 # The list filters that carry limits, declared once: `GET /alerts` takes them and the
 # console's list validates its form with the same types.
-TagFilter = Annotated[str | None, Query(max_length=60)]
-SerialFilter = Annotated[str | None, Query(max_length=100, description="Matches `serial_key`.")]
-TextQuery = Annotated[str | None, Query(min_length=1, max_length=200, description="Text search.")]
+TagFilter = Annotated[str | None, Query(max_length=60), QueryText]
+SerialFilter = Annotated[
+    str | None, Query(max_length=100, description="Matches `serial_key`."), QueryText
+]
+TextQuery = Annotated[
+    str | None, Query(min_length=1, max_length=200, description="Text search."), QueryText
+]
 CountryFilter = Annotated[CountryCode | None, Query()]

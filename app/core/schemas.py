@@ -31,6 +31,13 @@ def _country_or_international(value: str) -> str:
     return value
 
 
+def _nfc_or_none(value: str | None) -> str | None:
+    return None if value is None else _nfc(value)
+
+
+# For query parameters: the same check and normal form as the body's text fields.
+QueryText = AfterValidator(_nfc_or_none)
+
 # Text fields stored as given, normalised to NFC, with length limits: TextN holds 1 to N
 # characters, TextNOrEmpty 0 to N. Spelled out so type checkers read them as types.
 _NFC = AfterValidator(_nfc)
@@ -43,6 +50,7 @@ Text500 = Annotated[str, StringConstraints(min_length=1, max_length=500), _NFC]
 Text2000 = Annotated[str, StringConstraints(min_length=1, max_length=2000), _NFC]
 Text4000 = Annotated[str, StringConstraints(min_length=1, max_length=4000), _NFC]
 Text8000 = Annotated[str, StringConstraints(min_length=1, max_length=8000), _NFC]
+Text50OrEmpty = Annotated[str, StringConstraints(min_length=0, max_length=50), _NFC]
 Text500OrEmpty = Annotated[str, StringConstraints(min_length=0, max_length=500), _NFC]
 Text2000OrEmpty = Annotated[str, StringConstraints(min_length=0, max_length=2000), _NFC]
 Text20000OrEmpty = Annotated[str, StringConstraints(min_length=0, max_length=20000), _NFC]
