@@ -17,6 +17,7 @@ from app.alerts import search, statements
 from app.alerts.models import Alert, AlertItem, AlertTag
 from app.alerts.schemas import ItemIn
 from app.alerts.serials import make_key, serial_key
+from app.core.columns import table_of
 from app.core.errors import InvalidInput
 from app.core.types import new_id
 from app.sharing import visibility
@@ -90,11 +91,11 @@ class ItemRow:
 
 
 ITEM_COLUMNS = tuple(f for f in ItemRow.__dataclass_fields__ if f not in ("id", "alert_id"))
-_ITEMS: sa.Table = AlertItem.__table__  # type: ignore[attr-defined]
-_TAGS: sa.Table = AlertTag.__table__  # type: ignore[attr-defined]
-_ALERTS: sa.Table = Alert.__table__  # type: ignore[attr-defined]
-_RECIPIENT_AGENCIES: sa.Table = AlertRecipientAgency.__table__  # type: ignore[attr-defined]
-_RECIPIENT_GROUPS: sa.Table = AlertRecipientGroup.__table__  # type: ignore[attr-defined]
+_ITEMS: sa.Table = table_of(AlertItem)
+_TAGS: sa.Table = table_of(AlertTag)
+_ALERTS: sa.Table = table_of(Alert)
+_RECIPIENT_AGENCIES: sa.Table = table_of(AlertRecipientAgency)
+_RECIPIENT_GROUPS: sa.Table = table_of(AlertRecipientGroup)
 
 
 def copied_items(alert_id: uuid.UUID, items: list[StoredItem]) -> list[ItemRow]:

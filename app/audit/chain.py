@@ -26,7 +26,7 @@ import uuid
 import weakref
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit.models import AuditRecord
+from app.core.columns import table_of
 
 log = logging.getLogger("tracewire.audit")
 
@@ -42,7 +43,7 @@ HASHED_FIELDS = (
     "seq", "at", "actor_id", "actor_kind", "actor_name", "agency_id", "action",
     "object_type", "object_id", "outcome", "request_id", "client_ip", "details",
 )  # fmt: skip
-TABLE = cast(sa.Table, sa.inspect(AuditRecord).local_table)
+TABLE = table_of(AuditRecord)
 # Every linking run holds this transaction-scoped lock on PostgreSQL, so two runs never read
 # the same tail; it is released at their commit, a few milliseconds later.
 _PG_CHAIN_LOCK = 7_245_102

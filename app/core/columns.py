@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from sqlalchemy import String
+from sqlalchemy import String, Table, inspect
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
@@ -42,3 +42,11 @@ class EnumText(TypeDecorator[E]):
         if value is None:
             return None
         return self.enum(value)
+
+
+def table_of(model: type[Any]) -> Table:
+    """The Core table a SQLModel table class maps (for multi-row statements)."""
+    table = inspect(model).local_table
+    if not isinstance(table, Table):
+        raise TypeError(f"{model.__name__} does not map a table")
+    return table

@@ -20,6 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.agencies.models import Agency, AgencyStatus
 from app.alerts import children, statements
 from app.alerts.models import Alert
+from app.core.columns import table_of
 from app.core.types import new_id, utcnow
 from app.events import service as events
 from app.events.models import Event, EventType
@@ -134,7 +135,7 @@ async def _insert_and_notify(session: AsyncSession, rows: list[dict[str, Any]]) 
     if session.get_bind().dialect.name != "postgresql":
         await session.exec(sa.insert(Delivery), params=rows)
         return
-    table: sa.Table = Delivery.__table__  # type: ignore[attr-defined]
+    table: sa.Table = table_of(Delivery)
     wake = f"pg_notify('{NOTIFY_CHANNEL}', '')"
     statement, params = statements.insert_all([(table, rows)], select=wake)
     await (await session.connection()).execute(statement, params)

@@ -20,6 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit import service as audit
 from app.core import concurrency
+from app.core.columns import table_of
 from app.core.config import Settings
 from app.core.db import Database
 from app.core.types import new_id, utcnow
@@ -39,8 +40,8 @@ class Sent:
     outcome: Outcome
 
 
-_DELIVERIES = Delivery.__table__  # type: ignore[attr-defined]
-_ATTEMPTS = DeliveryAttempt.__table__  # type: ignore[attr-defined]
+_DELIVERIES = table_of(Delivery)
+_ATTEMPTS = table_of(DeliveryAttempt)
 
 
 def _param(name: str, column: str) -> sa.BindParameter[Any]:
