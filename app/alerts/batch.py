@@ -25,6 +25,7 @@ from app.alerts.schemas import AlertCreate, AlertRead
 from app.audit import service as audit
 from app.authz import rules
 from app.authz.principal import Principal
+from app.core import memo
 from app.core.errors import (
     PROBLEM_BASE,
     AppError,
@@ -78,30 +79,41 @@ async def post_batch(
     rules.require_alert_author(principal)
     created: dict[int, Alert] = {}
     refused: dict[int, BatchProblem] = {}
-    for index, raw in enumerate(alerts):
-        try:
-            data = _ALERT.validate_python(raw)
-        except ValidationError as exc:
-            refused[index] = _invalid(index, exc)
-            continue
-        try:
-            async with audit.savepoint(session):
-                created[index] = await service.create_alert(session, principal, data)
-        except AppError as exc:
-            refused[index] = _problem(index, exc)
-        except IntegrityError:
-            # A constraint caught a race the service's checks missed: this alert only.
-            refused[index] = _problem(index, Conflict(RACED))
-        except DBAPIError as exc:
-            # The database refused a value validation let through (PostgreSQL: a NUL
-            # character, a derived key longer than its column): this alert only, never
-            # a 500 that takes the whole batch down with it. Anything else still is one.
-            if not _refused_value(exc):
-                raise
-            refused[index] = _problem(index, InvalidInput(UNSTORABLE, errors=[_whole()]))
+    with memo.batch(session):  # the policy, agencies and subscriptions looked up once
+        for index, raw in enumerate(alerts):
+            outcome = await _post_one(session, principal, index, raw)
+            if isinstance(outcome, Alert):
+                created[index] = outcome
+            else:
+                refused[index] = outcome
     reads = await alert_read.read_models(session, principal, list(created.values()))
     shown = dict(zip(created, reads, strict=True))
     return _answer(len(alerts), shown, refused)
+
+
+async def _post_one(
+    session: AsyncSession, principal: Principal, index: int, raw: object
+) -> Alert | BatchProblem:
+    """One alert of the batch, in its own savepoint: posted, or why it was refused."""
+    try:
+        data = _ALERT.validate_python(raw)
+    except ValidationError as exc:
+        return _invalid(index, exc)
+    try:
+        async with audit.savepoint(session):
+            return await service.create_alert(session, principal, data)
+    except AppError as exc:
+        return _problem(index, exc)
+    except IntegrityError:
+        # A constraint caught a race the service's checks missed: this alert only.
+        return _problem(index, Conflict(RACED))
+    except DBAPIError as exc:
+        # The database refused a value validation let through (PostgreSQL: a NUL
+        # character, a derived key longer than its column): this alert only, never
+        # a 500 that takes the whole batch down with it. Anything else still is one.
+        if not _refused_value(exc):
+            raise
+        return _problem(index, InvalidInput(UNSTORABLE, errors=[_whole()]))
 
 
 async def reread_batch(session: AsyncSession, principal: Principal, first: Any) -> BatchAnswer:

@@ -206,10 +206,15 @@ async def reach_of(session: AsyncSession, alert: RenderedAlert) -> Reach:
 
 def may_see(reach: Reach, agency: Agency, at: datetime) -> bool:
     """The sharing rule (the API's own predicate), as of `at`, for one agency."""
+    return may_see_agency(reach, agency.id, active=agency.status == AgencyStatus.active, at=at)
+
+
+def may_see_agency(reach: Reach, agency_id: uuid.UUID, *, active: bool, at: datetime) -> bool:
+    """`may_see` for an agency known by its id and whether it is active."""
     return visibility.can_see(
         reach.facts,
-        agency.id,
-        agency_active=agency.status == AgencyStatus.active,
+        agency_id,
+        agency_active=active,
         live_group_members=reach.live_group_members,
         now=at,
     )

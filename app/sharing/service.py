@@ -18,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.agencies.models import Agency, AgencyStatus
 from app.authz import rights
 from app.authz.principal import Principal
+from app.core import memo
 from app.core.errors import InvalidInput
 from app.sharing import membership, rules
 from app.sharing.handling import AlertFacts, AlertKind, Audience, HandledRecord, Handling, Tlp
@@ -50,10 +51,14 @@ async def require_agencies(
     asked = [*wanted, addressed_to] if addressed_to is not None else wanted
     if not asked:
         return
-    rows = await session.exec(
-        select(Agency.id, Agency.is_operator).where(col(Agency.id).in_(asked))
-    )
-    found = dict(rows.all())
+
+    async def load() -> dict[uuid.UUID, bool]:
+        rows = await session.exec(
+            select(Agency.id, Agency.is_operator).where(col(Agency.id).in_(asked))
+        )
+        return dict(rows.all())
+
+    found = await memo.once(session, ("sharing.agencies", frozenset(asked)), load)
     if addressed_to is not None and found.get(addressed_to):
         raise InvalidInput.on("details.addressed_to", f"{addressed_to} {OPERATOR_REFUSED}")
     for index, agency_id in enumerate(wanted):
@@ -91,10 +96,15 @@ async def _policy_parts(
     session: AsyncSession, agency_id: uuid.UUID, kind: AlertKind
 ) -> tuple[Handling | None, dict[str, object] | None, str | None]:
     """(default handling, ceiling, why the stored default is unusable) for one kind."""
-    row = await session.get(SharingPolicy, agency_id)
-    if row is None:
+
+    async def load() -> tuple[SharingPolicyBody, dict[AlertKind, str]] | None:
+        row = await session.get(SharingPolicy, agency_id)
+        return None if row is None else stored_policy(row.rules)
+
+    stored = await memo.once(session, ("sharing.policy", agency_id), load)
+    if stored is None:
         return None, None, None
-    body, unusable = stored_policy(row.rules)
+    body, unusable = stored
     policy = body.kinds.get(kind)
     if policy is None:
         return None, None, None
@@ -173,12 +183,17 @@ async def validate_handling(
         addressed_to=addressed_to,
     )
     if handling.recipient_groups:
-        query = select(SharingGroup.id).where(
-            col(SharingGroup.id).in_(handling.recipient_groups),
-            col(SharingGroup.deleted_at).is_(None),
-            membership.visible_group_filter(principal),
-        )
-        usable = set((await session.exec(query)).all())
+
+        async def load() -> set[uuid.UUID]:
+            query = select(SharingGroup.id).where(
+                col(SharingGroup.id).in_(handling.recipient_groups),
+                col(SharingGroup.deleted_at).is_(None),
+                membership.visible_group_filter(principal),
+            )
+            return set((await session.exec(query)).all())
+
+        asked = frozenset(handling.recipient_groups)
+        usable = await memo.once(session, ("sharing.groups", principal.agency_id, asked), load)
         for index, group_id in enumerate(handling.recipient_groups):
             if group_id not in usable:
                 raise InvalidInput.on(

@@ -9,6 +9,7 @@ row holds the event's envelope, never the alert's content.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,12 +21,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.agencies.models import Agency, AgencyStatus
 from app.alerts import children, statements
 from app.alerts.models import Alert
+from app.core import memo
 from app.core.columns import table_of
 from app.core.types import new_id, utcnow
 from app.events import service as events
 from app.events.models import Event, EventType
 from app.sharing import membership, render
-from app.sharing.handling import TLP_ORDER, AlertFacts
+from app.sharing.handling import TLP_ORDER, AlertFacts, Tlp
 from app.webhooks.models import Delivery, DeliveryStatus, Subscription, SubscriptionStatus
 
 NOTIFY_CHANNEL = "tracewire_deliveries"
@@ -41,7 +43,7 @@ async def on_event_recorded(session: AsyncSession, event: Event) -> None:
     await fan_out(session, event)
 
 
-def wants(sub: Subscription, event_type: EventType, alert: Alert | None) -> bool:
+def wants(sub: Subscription | Receiver, event_type: EventType, alert: Alert | None) -> bool:
     """The subscription's own filters: event types, kinds, countries, maximum TLP."""
     if sub.event_types and event_type not in sub.event_types:
         return False
@@ -74,18 +76,52 @@ def envelope(event: Event) -> dict[str, Any]:
     return {"type": event.type, "timestamp": event.created_at.isoformat(), "data": event.data}
 
 
+@dataclass(frozen=True)
+class Receiver:
+    """A live subscription as the fan-out reads it: its filters and its agency's state."""
+
+    id: uuid.UUID
+    agency_id: uuid.UUID
+    url_epoch: int
+    event_types: list[str]
+    kinds: list[str]
+    countries: list[str]
+    max_tlp: Tlp | None
+    agency_active: bool
+
+
+_RECEIVERS = (
+    sa.select(
+        col(Subscription.id),
+        col(Subscription.agency_id),
+        col(Subscription.url_epoch),
+        col(Subscription.event_types),
+        col(Subscription.kinds),
+        col(Subscription.countries),
+        col(Subscription.max_tlp),
+        col(Agency.status),
+    )
+    .join(Agency, col(Agency.id) == col(Subscription.agency_id))
+    .where(
+        col(Subscription.status) == SubscriptionStatus.active,
+        col(Subscription.deleted_at).is_(None),
+    )
+)
+
+
+async def receivers(session: AsyncSession) -> list[Receiver]:
+    """Every live subscription (plain rows; once per batch, app/core/memo.py)."""
+
+    async def load() -> list[Receiver]:
+        rows = await (await session.connection()).execute(_RECEIVERS)
+        return [Receiver(*row[:7], agency_active=row[7] == AgencyStatus.active) for row in rows]
+
+    return await memo.once(session, "webhooks.receivers", load)
+
+
 async def fan_out(session: AsyncSession, event: Event) -> int:
     """Write the deliveries of `event`; returns how many."""
-    subs = (
-        await session.exec(
-            select(Subscription, Agency)
-            .join(Agency, col(Agency.id) == col(Subscription.agency_id))
-            .where(
-                Subscription.status == SubscriptionStatus.active,
-                col(Subscription.deleted_at).is_(None),
-            )
-        )
-    ).all()
+    subs = await receivers(session)
     if not subs:
         return 0
     alert = await session.get(Alert, event.alert_id) if event.alert_id else None
@@ -96,12 +132,14 @@ async def fan_out(session: AsyncSession, event: Event) -> int:
     reach = await _reach(session, alert) if alert is not None else None
     version = _event_version(event, alert)
     rows: list[dict[str, Any]] = []
-    for sub, agency in subs:
+    for sub in subs:
         if event.agency_ids and sub.agency_id not in event.agency_ids:
             continue
-        if agency.status != AgencyStatus.active or not wants(sub, event.type, alert):
+        if not sub.agency_active or not wants(sub, event.type, alert):
             continue
-        if reach is not None and not render.may_see(reach, agency, due):
+        if reach is not None and not render.may_see_agency(
+            reach, sub.agency_id, active=True, at=due
+        ):
             continue
         rows.append(
             {
