@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -91,6 +91,7 @@ class ItemRow:
 
 
 ITEM_COLUMNS = tuple(f for f in ItemRow.__dataclass_fields__ if f not in ("id", "alert_id"))
+_ITEM_FIELDS = tuple(ItemRow.__dataclass_fields__)  # rows as dicts: shallow, not asdict()
 _ITEMS: sa.Table = table_of(AlertItem)
 _TAGS: sa.Table = table_of(AlertTag)
 _ALERTS: sa.Table = table_of(Alert)
@@ -227,12 +228,9 @@ async def write_children(
     replace: bool = False,
 ) -> None:
     """Items (given, or rows copied from another alert), tags and recipients (each only
-    when given), and the search text.
-
-    The alert row is written once, with its reader keys and search text, before its
-    children (nothing else orders them: they have no ORM relationship), so a new alert
-    costs one INSERT per child table and no UPDATE of the alert. Items and tags are plain
-    multi-row Core INSERTs (no ORM objects)."""
+    when given), and the search text. The alert row is written once, with its reader keys
+    and search text, before its children (no ORM relationship orders them), so a new alert
+    costs one INSERT per child table and no UPDATE; items and tags are multi-row Core."""
     item_rows: list[ItemRow] | None = None
     if items is not None:
         if replace:
@@ -277,7 +275,7 @@ async def _insert_new(
     statements.py). The alert object then joins the session as the stored row it is."""
     parts: list[tuple[sa.Table, list[dict[str, Any]]]] = [
         (_ALERTS, [{c.name: getattr(alert, c.name) for c in _ALERTS.columns}]),
-        (_ITEMS, [asdict(r) for r in items]),
+        (_ITEMS, [{f: getattr(r, f) for f in _ITEM_FIELDS} for r in items]),
         (_TAGS, [{"alert_id": alert.id, "tag": t} for t in tags]),
         (_RECIPIENT_AGENCIES, [{"alert_id": alert.id, "agency_id": a} for a in agencies]),
         (_RECIPIENT_GROUPS, [{"alert_id": alert.id, "group_id": g} for g in groups]),
@@ -300,7 +298,8 @@ async def _insert_each(
     session.add(alert)
     await session.flush()
     if items:
-        await session.exec(sa.insert(_ITEMS), params=[asdict(r) for r in items])
+        rows = [{f: getattr(r, f) for f in _ITEM_FIELDS} for r in items]
+        await session.exec(sa.insert(_ITEMS), params=rows)
     if tags:
         await session.exec(
             sa.insert(_TAGS), params=[{"alert_id": alert.id, "tag": t} for t in tags]

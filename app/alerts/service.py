@@ -19,7 +19,7 @@ from app.authz.principal import Principal
 from app.core import concurrency, patch
 from app.core.errors import Conflict, FieldError, InvalidInput
 from app.core.schemas import InputModel
-from app.core.types import utcnow
+from app.core.types import new_id, utcnow
 from app.events import service as events
 from app.events.models import EventType
 from app.sharing import service as sharing
@@ -37,7 +37,8 @@ async def create_alert(session: AsyncSession, principal: Principal, data: AlertC
         session, principal, data.handling, kind=kind, addressed_to=addressed_to
     )
     now = utcnow()
-    alert = Alert(
+    alert = Alert(  # every field given: a default factory costs a signature inspection
+        id=new_id(),
         kind=kind,
         originator_agency_id=principal.agency_id,
         created_by=principal.id,
@@ -57,6 +58,8 @@ async def create_alert(session: AsyncSession, principal: Principal, data: AlertC
         published_at=now if data.publish else None,
         tlp=handling.tlp,
         audience=handling.audience,
+        handling_codes=[],
+        reader_keys=[],
     )
     _apply_handling_fields(alert, handling)
     if kind is AlertKind.trace_request:
@@ -270,6 +273,8 @@ async def create_forwarded_copy(
         published_at=now,
         tlp=handling.tlp,
         audience=handling.audience,
+        handling_codes=[],
+        reader_keys=[],
     )
     _apply_handling_fields(alert, handling)
     # The alert row is written once, by write_children, with its copied items' search text.
