@@ -39,12 +39,7 @@ async def _user_principal(
     if sid is None:
         raise Unauthorized()
     row = (
-        await session.exec(
-            select(User, Agency, AuthSession)
-            .join(Agency, col(Agency.id) == col(User.agency_id))
-            .join(AuthSession, col(AuthSession.user_id) == col(User.id))
-            .where(User.id == user_id, AuthSession.id == sid, _not_revoked(jti))
-        )
+        await session.exec(_USER_LOOKUP, params={"user_id": user_id, "sid": sid, "jti": jti})
     ).first()
     if row is None:
         raise Unauthorized()
@@ -58,9 +53,24 @@ async def _user_principal(
     return user_principal(user, token_id=jti, session_id=login.id)
 
 
-def _not_revoked(jti: str) -> sa.ColumnElement[bool]:
-    """No revocation of token `jti` is on record: part of the one look-up per request."""
-    return ~sa.exists().where(col(RevokedToken.jti) == jti)
+# The one look-up per request, built once (its parameters bound at each execution): the
+# principal's rows, and that no revocation of the token's `jti` is on record.
+_NOT_REVOKED = ~sa.exists().where(col(RevokedToken.jti) == sa.bindparam("jti"))
+_USER_LOOKUP = (
+    select(User, Agency, AuthSession)
+    .join(Agency, col(Agency.id) == col(User.agency_id))
+    .join(AuthSession, col(AuthSession.user_id) == col(User.id))
+    .where(
+        col(User.id) == sa.bindparam("user_id"),
+        col(AuthSession.id) == sa.bindparam("sid"),
+        _NOT_REVOKED,
+    )
+)
+_CLIENT_LOOKUP = (
+    select(ApiClient, Agency)
+    .join(Agency, col(Agency.id) == col(ApiClient.agency_id))
+    .where(col(ApiClient.id) == sa.bindparam("client_id"), _NOT_REVOKED)
+)
 
 
 def user_principal(user: User, *, token_id: str, session_id: uuid.UUID | None) -> Principal:
@@ -100,13 +110,7 @@ async def live_user(
 async def _client_principal(
     session: AsyncSession, client_id: uuid.UUID, claims: dict[str, object], jti: str
 ) -> Principal:
-    row = (
-        await session.exec(
-            select(ApiClient, Agency)
-            .join(Agency, col(Agency.id) == col(ApiClient.agency_id))
-            .where(ApiClient.id == client_id, _not_revoked(jti))
-        )
-    ).first()
+    row = (await session.exec(_CLIENT_LOOKUP, params={"client_id": client_id, "jti": jti})).first()
     if row is None:
         raise Unauthorized()
     client, agency = row
