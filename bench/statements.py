@@ -66,7 +66,7 @@ def first_keyword(statement: str) -> str:
     return word if word in KINDS else "other"
 
 
-async def run(url: str, posts: int, profile: str | None) -> Figures:
+async def run(url: str, posts: int, profile: str | None, *, show: bool = False) -> Figures:
     world = await worlds.build(
         url, originators=1, subscribers=SUBSCRIBERS, hook_base="http://127.0.0.1:9/hook"
     )
@@ -75,8 +75,10 @@ async def run(url: str, posts: int, profile: str | None) -> Figures:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the client's lines, not the app's
     figures = Figures(posts=posts)
     current: Counter[str] = Counter()
+    last: list[str] = []
 
     def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        last.append(" ".join(statement.split())[:160])
         kind = first_keyword(statement)
         current[kind] += 1
         if statement.lstrip().upper().startswith("NOTIFY") or "pg_notify" in statement:
@@ -108,6 +110,7 @@ async def run(url: str, posts: int, profile: str | None) -> Figures:
                 profiler.enable()
             for body in bodies[:posts]:
                 current.clear()
+                last.clear()
                 t0 = time.perf_counter()
                 answer = await http.post("/api/v1/alerts", json=body, headers=headers)
                 figures.wall_ms.append((time.perf_counter() - t0) * 1000)
@@ -117,6 +120,8 @@ async def run(url: str, posts: int, profile: str | None) -> Figures:
                 profiler.disable()
             figures.cpu_s = time.process_time() - started
             event.remove(engine, "before_cursor_execute", count)
+            if show:
+                print("\n".join(f"{n}. {text}" for n, text in enumerate(last, 1)))
             if profiler and profile:
                 profiler.dump_stats(profile)
     finally:
@@ -154,11 +159,12 @@ def main() -> None:
         help="PostgreSQL database, dropped and re-created",
     )
     parser.add_argument("--profile", help="write a cProfile of the posting loop to this file")
+    parser.add_argument("--show", action="store_true", help="print the last post's statements")
     args = parser.parse_args()
     plain = make_url(args.database_url).set(drivername="postgresql")
     server, name = plain.render_as_string(hide_password=False).rsplit("/", 1)
     url = asyncio.run(fresh_database(server, name))
-    figures = asyncio.run(run(url, args.posts, args.profile))
+    figures = asyncio.run(run(url, args.posts, args.profile, show=args.show))
     print(report(figures, asyncio.run(postgres_version(server))))
 
 
