@@ -54,11 +54,23 @@ SWEEP_LOCK_TIMEOUT_MS = 10_000
 BATCH = 1000
 
 _UNLINKED = sa.select(TABLE).where(TABLE.c.seq.is_(None)).order_by(TABLE.c.id).limit(BATCH)
+_LAST = TABLE.alias("last")
 _TAIL = (
-    sa.select(TABLE.c.seq, TABLE.c.hash)
-    .where(TABLE.c.seq.is_not(None))
-    .order_by(TABLE.c.seq.desc())
+    sa.select(_LAST.c.seq.label("tail_seq"), _LAST.c.hash.label("tail_hash"))
+    .where(_LAST.c.seq.is_not(None))
+    .order_by(_LAST.c.seq.desc())
     .limit(1)
+    .subquery("tail")
+)
+# The first batch of unlinked records and the chain's tail in one statement (every row
+# carries the tail; none is read when nothing waits). It runs after the lock is granted,
+# so its snapshot sees every link committed before.
+_FIRST_UNLINKED = (
+    sa.select(TABLE, _TAIL.c.tail_seq, _TAIL.c.tail_hash)
+    .select_from(TABLE.outerjoin(_TAIL, sa.true()))
+    .where(TABLE.c.seq.is_(None))
+    .order_by(TABLE.c.id)
+    .limit(BATCH)
 )
 _LINK = (
     sa.update(TABLE)
@@ -122,35 +134,49 @@ def chain_pending(
             ),
             {"timeout": timeout, "sync": "on" if durable else "off", "key": _PG_CHAIN_LOCK},
         )
-    row = conn.execute(_TAIL).first()
-    tail = (row[0], row[1]) if row else (0, GENESIS)
+    rows, tail = _first_unlinked(conn)
     linked = 0
-    while True:
-        rows = [dict(r._mapping) for r in conn.execute(_UNLINKED)]
-        if not rows:
-            return linked
+    while rows:
         tail = link(rows, tail)
-        if postgres:
-            conn.execute(
-                _LINK_PG,
-                {
-                    "ids": [r["id"] for r in rows],
-                    "seqs": [r["seq"] for r in rows],
-                    "prevs": [r["prev_hash"] for r in rows],
-                    "hashes": [r["hash"] for r in rows],
-                },
-            )
-        else:
-            conn.execute(
-                _LINK,
-                [
-                    {"_id": r["id"], "_seq": r["seq"], "_prev": r["prev_hash"], "_hash": r["hash"]}
-                    for r in rows
-                ],
-            )
+        _write_links(conn, rows, postgres=postgres)
         linked += len(rows)
         if len(rows) < BATCH:
-            return linked
+            break
+        rows = [dict(r._mapping) for r in conn.execute(_UNLINKED)]
+    return linked
+
+
+def _first_unlinked(conn: Connection) -> tuple[list[dict[str, Any]], tuple[int, str]]:
+    """The first batch of unlinked records, and the chain's tail (seq, hash) they follow."""
+    rows = [dict(r._mapping) for r in conn.execute(_FIRST_UNLINKED)]
+    tail = (0, GENESIS)
+    for row in rows:
+        seq, hashed = row.pop("tail_seq"), row.pop("tail_hash")
+        if seq is not None:
+            tail = (seq, hashed)
+    return rows, tail
+
+
+def _write_links(conn: Connection, rows: list[dict[str, Any]], *, postgres: bool) -> None:
+    """Store the places `link()` gave the rows (only where a row has none yet)."""
+    if postgres:
+        conn.execute(
+            _LINK_PG,
+            {
+                "ids": [r["id"] for r in rows],
+                "seqs": [r["seq"] for r in rows],
+                "prevs": [r["prev_hash"] for r in rows],
+                "hashes": [r["hash"] for r in rows],
+            },
+        )
+    else:
+        conn.execute(
+            _LINK,
+            [
+                {"_id": r["id"], "_seq": r["seq"], "_prev": r["prev_hash"], "_hash": r["hash"]}
+                for r in rows
+            ],
+        )
 
 
 class _Linker:
