@@ -18,6 +18,7 @@ from app.auth.deps import TokenAuthenticator
 from app.auth.routes import router as auth_router
 from app.authz.deps import install_authenticator
 from app.console import install_console
+from app.core import heap
 from app.core.config import Settings, get_settings
 from app.core.db import Database
 from app.core.docs import install_docs
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 DeliveryWorker(app.state.db, settings),
             ]
         tasks = [asyncio.create_task(r.run(), name="tracewire-worker") for r in runners]
+        heap.freeze_start_up_objects()  # the app is built: nothing it holds is garbage
         try:
             yield
         finally:

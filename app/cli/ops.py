@@ -84,6 +84,7 @@ def worker() -> None:
     import signal
 
     from app import wiring
+    from app.core import heap
     from app.core.db import Database
     from app.core.logging import configure_logging
     from app.webhooks.delivery.worker import DeliveryWorker
@@ -104,6 +105,7 @@ def worker() -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, lambda: [r.stop() for r in runners])
+        heap.freeze_start_up_objects()
         try:
             await asyncio.gather(*(r.run() for r in runners))
         finally:
