@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy import event, exc, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.util import await_
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.core.config import Settings
@@ -31,21 +32,31 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_recycle=1800,
     )
     engine = create_async_engine(url, **kwargs)
-    event.listen(engine.sync_engine, "checkout", _refuse_closed)
+    event.listen(engine.sync_engine, "checkout", _check_alive)
     return engine
 
 
-def _refuse_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
-    """A pooled connection the server has closed is replaced before a request gets it.
+PING_TIMEOUT_S = 5.0
 
-    Instead of `pool_pre_ping`, which costs three round trips per checkout on asyncpg
-    (BEGIN, an empty statement, ROLLBACK): the driver knows at once when the server closed
-    the socket (a restart, `pg_terminate_backend`, an idle timeout), so a local check finds
-    those; a connection that dies while in use is invalidated by SQLAlchemy as before.
+
+def _check_alive(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """A pooled connection answers `SELECT 1` before a request gets it; one that
+    does not is replaced (the pool retries the checkout on `DisconnectionError`).
+
+    Instead of `pool_pre_ping`, which on asyncpg costs three round trips per checkout
+    (BEGIN, an empty statement, ROLLBACK). A socket the server closed (a restart,
+    `pg_terminate_backend`) is seen without any; a path that died silently (a NAT or load
+    balancer that forgot the flow) only by sending, hence the ping, bounded in time.
     """
     driver = getattr(dbapi_connection, "driver_connection", None)
-    if driver is not None and driver.is_closed():
+    if driver is None:
+        return
+    if driver.is_closed():
         raise exc.DisconnectionError("the server closed this pooled connection")
+    try:
+        await_(driver.execute("SELECT 1", timeout=PING_TIMEOUT_S))
+    except Exception as error:  # any failure to answer: not a connection to hand out
+        raise exc.DisconnectionError("this pooled connection did not answer") from error
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -1,8 +1,9 @@
 """A pooled PostgreSQL connection the server closed is replaced before a request uses it.
 
-The pool checks each connection it hands out with the driver's own state (no round trip,
-where `pool_pre_ping` spent three); these tests end the pool's server sessions with
-`pg_terminate_backend`, as a restart does, and the next use must still succeed.
+The pool checks each connection it hands out (the driver's own state, then one `SELECT 1`
+where `pool_pre_ping` spent three round trips); these tests end the pool's server sessions
+with `pg_terminate_backend`, as a restart does, and the next use must still succeed. A path
+that dies silently is tested in test_pool_half_open.py.
 """
 
 from __future__ import annotations

@@ -99,7 +99,12 @@ class DeliveryWorker:
                 self._room.clear()
                 await self._wait_for(self._room)
                 continue
-            if await self._claim_and_start(self._batch):
+            try:
+                started = await self._claim_and_start(self._batch)
+            except Exception:  # the database went away (a restart, a dead path): claim again
+                log.exception("deliveries could not be claimed", extra={"worker": self.name})
+                started = 0
+            if started:
                 continue
             self._wake.clear()
             await self._wait_for(self._wake, seconds=self.settings.webhook_poll_seconds)
