@@ -1,16 +1,18 @@
 """Look-ups a batch repeats for every entry, made once per batch.
 
 `POST /alerts:batch` posts up to 500 alerts in one transaction, each through the same
-service as `POST /alerts`; the service looks up the same sharing policy, the same named
-agencies and the same live subscriptions for every one of them. Inside `batch(session)`
-such a look-up, written as `await once(session, key, load)`, runs once and is answered
-from memory after; outside it (every other request) `load()` runs every time.
+service as `POST /alerts`; the service looks up the same sharing policy and the same named
+agencies and groups for every one of them. Inside `batch(session)` such a look-up, written
+as `await once(session, key, load)`, runs once and is answered from memory after; outside
+it (every other request) `load()` runs every time.
 
 Only values that the batch itself cannot change may be kept (the batch writes alerts and
 their children, events and deliveries, never policies, agencies, groups or
 subscriptions), and only plain data, never ORM objects (a savepoint's rollback expires
-those). A change another transaction commits during the batch is seen as if it had
-committed after the batch, which is how the batch would have seen it had it run faster.
+those). Only what decides a refusal is kept: a change another transaction commits during
+the batch is then judged as if it had committed just after it. Who is told of an alert
+(live subscriptions, group members) is never kept: a subscription or member added while a
+batch runs is told of the batch's later alerts, as it would be between single posts.
 """
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.authz.principal import Principal
-from app.core import memo
 from app.sharing.models import SharingGroup, SharingGroupMember
 
 
@@ -27,24 +26,18 @@ async def live_group_members(
     session: AsyncSession, group_ids: Iterable[uuid.UUID]
 ) -> dict[uuid.UUID, frozenset[uuid.UUID]]:
     """Current members of each live group among `group_ids`."""
-    ids = frozenset(group_ids)
+    ids = list(set(group_ids))
     if not ids:
         return {}
-
-    async def load() -> dict[uuid.UUID, frozenset[uuid.UUID]]:
-        rows = await session.exec(
-            select(SharingGroupMember.group_id, SharingGroupMember.agency_id)
-            .join(SharingGroup, col(SharingGroup.id) == col(SharingGroupMember.group_id))
-            .where(
-                col(SharingGroupMember.group_id).in_(ids), col(SharingGroup.deleted_at).is_(None)
-            )
-        )
-        members: dict[uuid.UUID, set[uuid.UUID]] = {}
-        for group_id, agency_id in rows.all():
-            members.setdefault(group_id, set()).add(agency_id)
-        return {g: frozenset(m) for g, m in members.items()}
-
-    return dict(await memo.once(session, ("sharing.members", ids), load))
+    rows = await session.exec(
+        select(SharingGroupMember.group_id, SharingGroupMember.agency_id)
+        .join(SharingGroup, col(SharingGroup.id) == col(SharingGroupMember.group_id))
+        .where(col(SharingGroupMember.group_id).in_(ids), col(SharingGroup.deleted_at).is_(None))
+    )
+    members: dict[uuid.UUID, set[uuid.UUID]] = {}
+    for group_id, agency_id in rows.all():
+        members.setdefault(group_id, set()).add(agency_id)
+    return {g: frozenset(m) for g, m in members.items()}
 
 
 async def hidden_member_counts(

@@ -21,7 +21,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.agencies.models import Agency, AgencyStatus
 from app.alerts import children, statements
 from app.alerts.models import Alert
-from app.core import memo
 from app.core.columns import table_of
 from app.core.types import new_id, utcnow
 from app.events import service as events
@@ -110,13 +109,11 @@ _RECEIVERS = (
 
 
 async def receivers(session: AsyncSession) -> list[Receiver]:
-    """Every live subscription (plain rows; once per batch, app/core/memo.py)."""
-
-    async def load() -> list[Receiver]:
-        rows = await (await session.connection()).execute(_RECEIVERS)
-        return [Receiver(*row[:7], agency_active=row[7] == AgencyStatus.active) for row in rows]
-
-    return await memo.once(session, "webhooks.receivers", load)
+    """Every live subscription, as plain rows. Read again for every event, a batch's too
+    (never from app/core/memo.py): a subscription or group member another transaction
+    commits while a batch runs receives the batch's later alerts."""
+    rows = await (await session.connection()).execute(_RECEIVERS)
+    return [Receiver(*row[:7], agency_active=row[7] == AgencyStatus.active) for row in rows]
 
 
 async def fan_out(session: AsyncSession, event: Event) -> int:
