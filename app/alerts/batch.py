@@ -79,7 +79,7 @@ async def post_batch(
     rules.require_alert_author(principal)
     created: dict[int, Alert] = {}
     refused: dict[int, BatchProblem] = {}
-    with memo.batch(session):  # the policy, agencies and subscriptions looked up once
+    with memo.batch(session):  # the policy and the named agencies and groups looked up once
         for index, raw in enumerate(alerts):
             outcome = await _post_one(session, principal, index, raw)
             if isinstance(outcome, Alert):

@@ -1,5 +1,6 @@
-"""A batch looks up policies, agencies, groups and subscriptions once (app/core/memo.py):
-each alert must still reach exactly its own audience, and be refused for its own faults."""
+"""A batch looks up the sharing policy and the named agencies and groups once
+(app/core/memo.py): each alert must still reach exactly its own audience, and be refused
+for its own faults."""
 
 from __future__ import annotations
 
