@@ -17,7 +17,7 @@ from app.alerts import search, statements
 from app.alerts.models import Alert, AlertItem, AlertTag
 from app.alerts.schemas import ItemIn
 from app.alerts.serials import make_key, serial_key
-from app.core.columns import table_of
+from app.core.columns import table_of, values_of
 from app.core.errors import InvalidInput
 from app.core.types import new_id
 from app.sharing import visibility
@@ -274,7 +274,7 @@ async def _insert_new(
     """A new alert and all its child rows in one statement (PostgreSQL, app/alerts/
     statements.py). The alert object then joins the session as the stored row it is."""
     parts: list[tuple[sa.Table, list[dict[str, Any]]]] = [
-        (_ALERTS, [{c.name: getattr(alert, c.name) for c in _ALERTS.columns}]),
+        (_ALERTS, [values_of(alert, _ALERTS)]),
         (_ITEMS, [{f: getattr(r, f) for f in _ITEM_FIELDS} for r in items]),
         (_TAGS, [{"alert_id": alert.id, "tag": t} for t in tags]),
         (_RECIPIENT_AGENCIES, [{"alert_id": alert.id, "agency_id": a} for a in agencies]),

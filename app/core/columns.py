@@ -50,3 +50,8 @@ def table_of(model: type[Any]) -> Table:
     if not isinstance(table, Table):
         raise TypeError(f"{model.__name__} does not map a table")
     return table
+
+
+def values_of(obj: object, table: Table) -> dict[str, Any]:
+    """`obj`'s attribute for every column of `table`: its row, for a Core INSERT."""
+    return {c.name: getattr(obj, c.name) for c in table.columns}

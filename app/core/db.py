@@ -32,24 +32,31 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_recycle=1800,
     )
     engine = create_async_engine(url, **kwargs)
+    event.listen(engine.sync_engine, "connect", _opened)
     event.listen(engine.sync_engine, "checkout", _check_alive)
     return engine
 
 
 PING_TIMEOUT_S = 5.0
+_OPENED = "tracewire.opened"
 
 
-def _check_alive(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+def _opened(_dbapi_connection: Any, record: Any) -> None:
+    record.info[_OPENED] = True  # its first checkout follows: no ping needed
+
+
+def _check_alive(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
     """A pooled connection answers `SELECT 1` before a request gets it; one that
     does not is replaced (the pool retries the checkout on `DisconnectionError`).
 
     Instead of `pool_pre_ping`, which on asyncpg costs three round trips per checkout
     (BEGIN, an empty statement, ROLLBACK). A socket the server closed (a restart,
     `pg_terminate_backend`) is seen without any; a path that died silently (a NAT or load
-    balancer that forgot the flow) only by sending, hence the ping, bounded in time.
+    balancer that forgot the flow) only by sending, hence the ping, bounded in time. A
+    connection the pool has just opened is handed out without one, as pre-ping did.
     """
     driver = getattr(dbapi_connection, "driver_connection", None)
-    if driver is None:
+    if driver is None or record.info.pop(_OPENED, False):
         return
     if driver.is_closed():
         raise exc.DisconnectionError("the server closed this pooled connection")

@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.core.columns import table_of
+from app.core.columns import table_of, values_of
 from app.core.types import new_id, utcnow
 from app.events.models import Event, EventType
 
@@ -67,8 +67,7 @@ async def record(
     # tenth of a published alert's CPU, bench/RESULTS.md). Pending changes go first, so
     # a handler reads the state the event describes.
     await session.flush()
-    values = {c.name: getattr(event, c.name) for c in _EVENTS.columns}
-    await (await session.connection()).execute(sa.insert(_EVENTS), values)
+    await (await session.connection()).execute(sa.insert(_EVENTS), values_of(event, _EVENTS))
     if fan_out:
         for handler in _handlers.values():
             await handler(session, event)

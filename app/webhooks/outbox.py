@@ -30,6 +30,7 @@ from app.sharing.handling import TLP_ORDER, AlertFacts, Tlp
 from app.webhooks.models import Delivery, DeliveryStatus, Subscription, SubscriptionStatus
 
 NOTIFY_CHANNEL = "tracewire_deliveries"
+_DELIVERIES = table_of(Delivery)
 
 
 def subscribe() -> None:
@@ -135,7 +136,7 @@ async def fan_out(session: AsyncSession, event: Event) -> int:
         if not sub.agency_active or not wants(sub, event.type, alert):
             continue
         if reach is not None and not render.may_see_agency(
-            reach, sub.agency_id, active=True, at=due
+            reach, sub.agency_id, active=sub.agency_active, at=due
         ):
             continue
         rows.append(
@@ -170,9 +171,8 @@ async def _insert_and_notify(session: AsyncSession, rows: list[dict[str, Any]]) 
     if session.get_bind().dialect.name != "postgresql":
         await session.exec(sa.insert(Delivery), params=rows)
         return
-    table: sa.Table = table_of(Delivery)
     wake = f"pg_notify('{NOTIFY_CHANNEL}', '')"
-    statement, params = statements.insert_all([(table, rows)], select=wake)
+    statement, params = statements.insert_all([(_DELIVERIES, rows)], select=wake)
     await (await session.connection()).execute(statement, params)
 
 
