@@ -29,6 +29,17 @@ async def _subscribe(client, admin: Actor, **filters: object) -> uuid.UUID:
     return uuid.UUID(answer.json()["id"])
 
 
+async def _group(client, admin: Actor, members: list[uuid.UUID], name: str = "Desk") -> str:
+    """A sharing group of `admin`'s agency with these members; its id."""
+    answer = await client.post(
+        "/api/v1/sharing-groups",
+        json={"name": name, "members": [str(m) for m in members]},
+        headers=admin.headers,
+    )
+    assert answer.status_code == 201, answer.text
+    return answer.json()["id"]
+
+
 def _handling(tlp: str, agencies=(), groups=(), audience: str = "recipients") -> dict:
     return {
         "tlp": tlp,
@@ -53,13 +64,7 @@ async def test_each_alert_of_a_batch_reaches_its_own_audience_only(client, db, w
     de_sub = await _subscribe(client, world["DE_admin"])
     jo_sub = await _subscribe(client, world["JO_admin"])
     jo_green = await _subscribe(client, world["JO_admin"], max_tlp="green")
-    group = await client.post(
-        "/api/v1/sharing-groups",
-        json={"name": "Desk", "members": [str(jo)]},
-        headers=world["KE_admin"].headers,
-    )
-    assert group.status_code == 201, group.text
-    group_id = group.json()["id"]
+    group_id = await _group(client, world["KE_admin"], [jo])
     handlings = [
         _handling("amber", [de]),
         _handling("amber", [jo]),

@@ -9,7 +9,7 @@ import uuid
 from sqlmodel import select
 
 from app.webhooks.models import Delivery
-from tests.alerts.test_batch_fanout import _handling, _subscribe
+from tests.alerts.test_batch_fanout import _group, _handling, _subscribe
 from tests.factories import seizure_body, trace_body
 
 BATCH = "/api/v1/alerts:batch"
@@ -49,27 +49,17 @@ async def test_a_mixed_batch_keeps_each_entry_to_its_own_rules(client, db, world
         headers=world["KE_admin"].headers,
     )
     assert policy.status_code == 200, policy.text
-    foreign = await client.post(
-        "/api/v1/sharing-groups",
-        json={"name": "Not Kenya's", "members": [str(jo.id)]},
-        headers=world["DE_admin"].headers,
-    )
-    assert foreign.status_code == 201, foreign.text
-    own = await client.post(
-        "/api/v1/sharing-groups",
-        json={"name": "Kenya's", "members": [str(jo.id)]},
-        headers=world["KE_admin"].headers,
-    )
-    assert own.status_code == 201, own.text
+    foreign = await _group(client, world["DE_admin"], [jo.id], "Not Kenya's")
+    own = await _group(client, world["KE_admin"], [jo.id], "Kenya's")
     bodies = [
         _no_handling(),  # the default: DE
         seizure_body(publish=True, handling=_handling("amber", [jo.id])),
         seizure_body(publish=True, handling=_handling("green", audience="community")),
         trace_body(jo, publish=True),
         _no_handling(),  # the default again, untouched by the others
-        seizure_body(publish=True, handling=_handling("amber", (), [foreign.json()["id"]])),
-        seizure_body(publish=True, handling=_handling("amber", (), [own.json()["id"]])),
-        seizure_body(publish=True, handling=_handling("amber", (), [foreign.json()["id"]])),
+        seizure_body(publish=True, handling=_handling("amber", (), [foreign])),
+        seizure_body(publish=True, handling=_handling("amber", (), [own])),
+        seizure_body(publish=True, handling=_handling("amber", (), [foreign])),
     ]
     answer = await client.post(BATCH, json={"alerts": bodies}, headers=ke.headers)
     assert answer.status_code == 200, answer.text

@@ -17,7 +17,7 @@ from app.alerts import service
 from app.alerts.batch import _ALERT
 from app.auth.principals import user_principal
 from app.core import memo
-from tests.alerts.test_batch_fanout import _deliveries, _handling, _subscribe
+from tests.alerts.test_batch_fanout import _deliveries, _group, _handling, _subscribe
 from tests.factories import seizure_body
 
 
@@ -52,13 +52,7 @@ async def test_an_agency_added_to_a_group_mid_batch_is_told_of_later_alerts(
     de = world["DE"].agency.id
     jo_sub = await _subscribe(client, world["JO_admin"])
     await _subscribe(client, world["DE_admin"])
-    group = await client.post(
-        "/api/v1/sharing-groups",
-        json={"name": "Desk", "members": [str(de)]},
-        headers=world["KE_admin"].headers,
-    )
-    assert group.status_code == 201, group.text
-    group_id = group.json()["id"]
+    group_id = await _group(client, world["KE_admin"], [de])
     body = seizure_body(publish=True, handling=_handling("amber", (), [group_id]))
     data = _ALERT.validate_python(body)
     async with db.session() as session:

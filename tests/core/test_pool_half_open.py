@@ -22,7 +22,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.core.config import Settings
-from app.core.db import create_engine
+from app.core.db import Database, create_engine
+from app.webhooks.delivery.worker import DeliveryWorker
 from tests.conftest import settings_for
 from tests.factories import Actor
 
@@ -167,22 +168,17 @@ async def test_a_request_after_the_flows_were_forgotten_succeeds(
     assert answer.status_code == 200, answer.text
 
 
-async def test_the_delivery_worker_keeps_running_after_the_flows_were_forgotten(
-    db_url: str, middlebox: Middlebox
-) -> None:
-    from app.core.db import Database
-    from app.webhooks.delivery.worker import DeliveryWorker
-
-    settings = settings_for(_through(db_url, middlebox), webhook_poll_seconds=0.1)
+@contextlib.asynccontextmanager
+async def _running_worker(
+    db_url: str, box: Middlebox
+) -> AsyncIterator[tuple[DeliveryWorker, asyncio.Task[None]]]:
+    """A delivery worker reaching PostgreSQL through the middlebox, running until the end."""
+    settings = settings_for(_through(db_url, box), webhook_poll_seconds=0.1)
     db = Database(settings)
     worker = DeliveryWorker(db, settings)
     running = asyncio.create_task(worker.run())
     try:
-        await asyncio.sleep(0.5)  # a few empty claims: the pool holds their connections
-        assert not running.done()
-        middlebox.forget()
-        await asyncio.sleep(1.0)  # more claims, on the pooled connections
-        assert not running.done(), running.exception()
+        yield worker, running
     finally:
         worker.stop()
         with contextlib.suppress(Exception):
@@ -190,18 +186,22 @@ async def test_the_delivery_worker_keeps_running_after_the_flows_were_forgotten(
         await db.dispose()
 
 
+async def test_the_delivery_worker_keeps_running_after_the_flows_were_forgotten(
+    db_url: str, middlebox: Middlebox
+) -> None:
+    async with _running_worker(db_url, middlebox) as (_worker, running):
+        await asyncio.sleep(0.5)  # a few empty claims: the pool holds their connections
+        assert not running.done()
+        middlebox.forget()
+        await asyncio.sleep(1.0)  # more claims, on the pooled connections
+        assert not running.done(), running.exception()
+
+
 async def test_the_delivery_worker_outlives_a_database_outage(
     db_url: str, middlebox: Middlebox
 ) -> None:
     """Its claims fail while PostgreSQL is unreachable; it keeps trying, and claims again."""
-    from app.core.db import Database
-    from app.webhooks.delivery.worker import DeliveryWorker
-
-    settings = settings_for(_through(db_url, middlebox), webhook_poll_seconds=0.1)
-    db = Database(settings)
-    worker = DeliveryWorker(db, settings)
-    running = asyncio.create_task(worker.run())
-    try:
+    async with _running_worker(db_url, middlebox) as (worker, running):
         await asyncio.sleep(0.5)
         await middlebox.outage()
         await asyncio.sleep(1.0)  # claims refused at connect, several times
@@ -210,8 +210,3 @@ async def test_the_delivery_worker_outlives_a_database_outage(
         await asyncio.sleep(0.5)
         assert not running.done(), running.exception()
         assert await worker.run_once() == 0  # the database answers the worker again
-    finally:
-        worker.stop()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(running, 10)
-        await db.dispose()
