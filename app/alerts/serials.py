@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from functools import lru_cache
 from typing import Final
 
 from app.alerts.schemas import SerialStatus
@@ -115,6 +116,7 @@ def serial_key(serial_raw: str | None, serial_status: SerialStatus) -> str | Non
     return key
 
 
+@lru_cache(maxsize=4096)  # makes repeat: a batch of a cache's rifles names a handful
 def make_key(make: str | None) -> str | None:
     """The key a make is matched on: upper-cased letters and digits without accents, or None."""
     if make is None:

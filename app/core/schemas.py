@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Annotated
 
@@ -9,9 +10,14 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
 from app.core.countries import is_country
 
+# Unicode's control characters (category Cc: U+0000-U+001F and U+007F-U+009F) but tab,
+# line feed and carriage return, found in C (a check per character was a twentieth of a
+# batch's CPU).
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
 
 def _nfc(value: str) -> str:
-    if any(unicodedata.category(ch) == "Cc" and ch not in "\t\n\r" for ch in value):
+    if _CONTROL.search(value):
         raise ValueError("control characters are not allowed")
     return unicodedata.normalize("NFC", value)
 
