@@ -24,5 +24,5 @@ def install() -> None:
             start=workflow.submit, lock_for_withdrawal=workflow.lock_for_withdrawal
         )
     )
-    lifecycle.register_matching(matching.match_alert)
+    lifecycle.register_matching(matching.match_alerts)
     lifecycle.register_receiving_counter(outbox.count_receiving)

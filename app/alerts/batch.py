@@ -1,10 +1,10 @@
 """`POST /alerts:batch`: up to 500 alerts in one transaction, an answer or a problem each.
 
-For national systems that sync their records: each alert is validated and posted on its
-own (a SAVEPOINT each, `audit.savepoint`), exactly as `POST /alerts` would post it, so a
-refused alert leaves nothing behind and the others are kept. The whole batch commits
-together; a repeat with the same `Idempotency-Key` replays it, each alert read again under
-the caller's rights now.
+For national systems that sync their records: each alert is checked on its own exactly as
+`POST /alerts` checks it, so a refused alert leaves nothing behind and the others are
+kept; those that pass are written together, in the statements of one alert. The whole
+batch commits together; a repeat with the same `Idempotency-Key` replays it, each alert
+read again under the caller's rights now.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from app.alerts import query as alert_query
 from app.alerts import read as alert_read
 from app.alerts import service
 from app.alerts.models import Alert
+from app.alerts.rows import NewAlert
 from app.alerts.schemas import AlertCreate, AlertRead
 from app.audit import service as audit
 from app.authz import rules
@@ -75,30 +76,66 @@ class BatchAnswer(OutputModel):
 async def post_batch(
     session: AsyncSession, principal: Principal, alerts: Sequence[object]
 ) -> BatchAnswer:
-    """Post each alert in its own savepoint; the answers in the order they came."""
+    """Check every alert, then write those that pass together: their rows, events,
+    deliveries and matching in the statements of one alert (`service.store_alerts`), in
+    one savepoint. Should the database refuse that (a constraint or a value the checks
+    let through), each alert is posted again in its own savepoint, as `POST /alerts`
+    would post it, so that only the one at fault is refused. The answers in the order
+    the alerts came."""
     rules.require_alert_author(principal)
-    created: dict[int, Alert] = {}
+    valid: dict[int, AlertCreate] = {}
+    prepared: list[NewAlert] = []
     refused: dict[int, BatchProblem] = {}
     with memo.batch(session):  # the policy and the named agencies and groups looked up once
         for index, raw in enumerate(alerts):
-            outcome = await _post_one(session, principal, index, raw)
-            if isinstance(outcome, Alert):
-                created[index] = outcome
-            else:
-                refused[index] = outcome
+            try:
+                data = _ALERT.validate_python(raw)
+                prepared.append(await service.prepare_alert(session, principal, data))
+                valid[index] = data
+            except ValidationError as exc:
+                refused[index] = _invalid(index, exc)
+            except AppError as exc:
+                refused[index] = _problem(index, exc)
+        if await _store_all(session, principal, prepared):
+            created = dict(zip(valid, (new.alert for new in prepared), strict=True))
+        else:
+            created = {}
+            for index, data in valid.items():
+                outcome = await _post_one(session, principal, index, data)
+                if isinstance(outcome, Alert):
+                    created[index] = outcome
+                else:
+                    refused[index] = outcome
     reads = await alert_read.read_models(session, principal, list(created.values()))
     shown = dict(zip(created, reads, strict=True))
     return _answer(len(alerts), shown, refused)
 
 
+async def _store_all(session: AsyncSession, principal: Principal, news: list[NewAlert]) -> bool:
+    """The prepared alerts written together, or nothing (False) when the database or a
+    step of their publication refused one of them."""
+    if not news:
+        return True
+    try:
+        async with audit.savepoint(session):
+            await service.store_alerts(session, principal, news)
+    except AppError:
+        pass
+    except DBAPIError as exc:
+        if not (isinstance(exc, IntegrityError) or _refused_value(exc)):
+            raise
+    else:
+        return True
+    for new in news:  # rolled back: the objects stand for no row
+        if new.alert in session:
+            session.expunge(new.alert)
+    return False
+
+
 async def _post_one(
-    session: AsyncSession, principal: Principal, index: int, raw: object
+    session: AsyncSession, principal: Principal, index: int, data: AlertCreate
 ) -> Alert | BatchProblem:
     """One alert of the batch, in its own savepoint: posted, or why it was refused."""
-    try:
-        data = _ALERT.validate_python(raw)
-    except ValidationError as exc:
-        return _invalid(index, exc)
     try:
         async with audit.savepoint(session):
             return await service.create_alert(session, principal, data)

@@ -15,7 +15,7 @@ never matched, or whose workflow stays open after the alert was withdrawn.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -41,8 +41,8 @@ class TraceHooks:
     lock_for_withdrawal: Callable[[AsyncSession, Alert], Awaitable[FinishWithdrawal | None]]
 
 
-# Match a released alert's serialised items against other agencies' (app/hits).
-Matcher = Callable[[AsyncSession, Alert], Awaitable[object]]
+# Match released alerts' serialised items against other agencies' (app/hits).
+Matcher = Callable[[AsyncSession, Sequence[Alert]], Awaitable[object]]
 # How many of an agency's live webhook subscriptions would receive this alert's
 # publication (the audience preview; app/webhooks).
 ReceivingCounter = Callable[[AsyncSession, uuid.UUID, Alert], Awaitable[int]]
@@ -99,9 +99,9 @@ async def start_workflow(session: AsyncSession, principal: Principal, alert: Ale
     await _traces().start(session, principal, alert)
 
 
-async def match(session: AsyncSession, alert: Alert) -> None:
-    """An alert was published or its items replaced: match its serialised items."""
-    await _matcher()(session, alert)
+async def match(session: AsyncSession, alerts: Sequence[Alert]) -> None:
+    """Alerts were published or their items replaced: match their serialised items."""
+    await _matcher()(session, alerts)
 
 
 async def lock_for_withdrawal(session: AsyncSession, alert: Alert) -> FinishWithdrawal | None:

@@ -20,6 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.alerts import children
 from app.alerts.models import Alert, AlertItem
 from app.authz.principal import Principal
+from app.core.columns import among
 from app.sharing import visibility
 from app.sharing.handling import HandledRecord
 from app.sharing.models import AlertRecipientAgency, AlertRecipientGroup
@@ -86,7 +87,7 @@ class PageChildren:
 
 
 def children_query(
-    content_ids: Sequence[uuid.UUID], list_ids: Sequence[uuid.UUID]
+    content_ids: Sequence[uuid.UUID], list_ids: Sequence[uuid.UUID], dialect: str
 ) -> sa.Executable | None:
     """One query of the items of `content_ids` and the named recipients of `list_ids`.
 
@@ -103,7 +104,7 @@ def children_query(
                 col(AlertItem.id),
                 col(AlertItem.position),
                 *(getattr(AlertItem, name) for name in ITEM_FIELDS),
-            ).where(col(AlertItem.alert_id).in_(content_ids))
+            ).where(among(col(AlertItem.alert_id), content_ids, dialect))
         )
     if list_ids:
         empty = [sa.null() for _ in range(1 + len(ITEM_FIELDS))]
@@ -117,7 +118,7 @@ def children_query(
                     col(table.alert_id),
                     ref,
                     *empty,
-                ).where(col(table.alert_id).in_(list_ids))
+                ).where(among(col(table.alert_id), list_ids, dialect))
             )
     if not selects:
         return None
@@ -137,7 +138,7 @@ async def page_children(
     out = _written_here(session, content_ids, list_ids)
     content_ids = [i for i in content_ids if i not in out.items]
     list_ids = [i for i in list_ids if i not in out.agencies]
-    query = children_query(content_ids, list_ids)
+    query = children_query(content_ids, list_ids, session.get_bind().dialect.name)
     if query is None:
         return out
     conn = await session.connection()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnClause, ColumnElement
@@ -21,19 +22,21 @@ def search_document(*parts: str | None) -> str:
     return "\n".join(p for p in parts if p)
 
 
-async def index_alert(session: AsyncSession, alert: Alert) -> None:
-    """Keep the SQLite FTS5 table in step (PostgreSQL indexes the column itself)."""
-    if session.get_bind().dialect.name != "sqlite":
+async def index_alerts(session: AsyncSession, alerts: Sequence[Alert], *, new: bool) -> None:
+    """Keep the SQLite FTS5 table in step (PostgreSQL indexes the column itself): the
+    alerts' texts in one executemany, after their old ones (none when `new`)."""
+    if session.get_bind().dialect.name != "sqlite" or not alerts:
         return
     # Plain SQL on the session's connection: sqlmodel's `exec` is typed for statements only.
     conn = await session.connection()
-    await conn.execute(
-        sa.text(f"DELETE FROM {FTS_TABLE} WHERE alert_id = :id"),  # noqa: S608
-        {"id": alert.id.hex},
-    )
+    if not new:
+        await conn.execute(
+            sa.text(f"DELETE FROM {FTS_TABLE} WHERE alert_id = :id"),  # noqa: S608
+            [{"id": alert.id.hex} for alert in alerts],
+        )
     await conn.execute(
         sa.text(f"INSERT INTO {FTS_TABLE} (alert_id, body) VALUES (:id, :body)"),  # noqa: S608
-        {"id": alert.id.hex, "body": alert.search_text},
+        [{"id": alert.id.hex, "body": alert.search_text} for alert in alerts],
     )
 
 
@@ -56,5 +59,5 @@ def matches(dialect: str, query: str) -> ColumnElement[bool]:
         .select_from(sa.table(FTS_TABLE))
         .where(sa.literal_column(FTS_TABLE).op("MATCH")(fts_query))
     )
-    # SQLite keeps UUIDs as 32 hex digits, which is how index_alert writes them.
+    # SQLite keeps UUIDs as 32 hex digits, which is how index_alerts writes them.
     return sa.literal_column("alert.id").in_(ids)

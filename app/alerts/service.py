@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
 from pydantic import ValidationError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.agencies.models import Agency
-from app.alerts import children, deadlines, lifecycle
+from app.alerts import children, deadlines, lifecycle, rows
 from app.alerts import query as alert_query
 from app.alerts.models import Alert
+from app.alerts.rows import NewAlert
 from app.alerts.schemas import DETAILS_BY_KIND, AlertCreate, AlertUpdate, TraceRequestDetails
 from app.audit import service as audit
 from app.authz import rules
@@ -28,6 +30,13 @@ from app.sharing.handling import AUDIENCE_ORDER, AlertKind, AlertStatus, Audienc
 
 async def create_alert(session: AsyncSession, principal: Principal, data: AlertCreate) -> Alert:
     """Post an alert as a draft, or published at once."""
+    new = await prepare_alert(session, principal, data)
+    return (await store_alerts(session, principal, [new]))[0]
+
+
+async def prepare_alert(session: AsyncSession, principal: Principal, data: AlertCreate) -> NewAlert:
+    """Check a new alert and build its rows, writing nothing: refused (an `AppError`) when
+    the principal may not post it as given."""
     rules.require_alert_author(principal)
     if data.publish:
         lifecycle.require()
@@ -64,20 +73,33 @@ async def create_alert(session: AsyncSession, principal: Principal, data: AlertC
     _apply_handling_fields(alert, handling)
     if kind is AlertKind.trace_request:
         deadlines.check_requested_deadlines(alert.details, now)
-    await children.write_children(
-        session, alert, items=data.items, tags=alert.tags, handling=handling
-    )
-    if data.publish:
-        await _on_published(session, principal, alert)
-    await audit.record(
+    return rows.new_alert(alert, items=data.items, tags=alert.tags, handling=handling)
+
+
+async def store_alerts(
+    session: AsyncSession, principal: Principal, news: Sequence[NewAlert]
+) -> list[Alert]:
+    """Write prepared alerts, one or a batch, with what their publication sets off: the
+    same statements for any number of them (their rows, events, deliveries, matching)."""
+    await children.write_new(session, news)
+    alerts = [new.alert for new in news]
+    published = [a for a in alerts if a.status == AlertStatus.published]
+    if published:
+        await _on_published(session, principal, published)
+    await audit.record_many(
         session,
         principal,
-        "alert.create",
-        object_type="alert",
-        object_id=alert.id,
-        details={"status": alert.status, "tlp": alert.tlp, "audience": alert.audience},
+        [
+            audit.Entry(
+                "alert.create",
+                object_type="alert",
+                object_id=a.id,
+                details={"status": a.status, "tlp": a.tlp, "audience": a.audience},
+            )
+            for a in alerts
+        ],
     )
-    return alert
+    return alerts
 
 
 async def update_alert(
@@ -131,20 +153,19 @@ async def update_alert(
         )
         _apply_handling_fields(alert, handling)
     await _bump(session, alert)
-    await children.write_children(
+    await children.replace_children(
         session,
         alert,
         items=data.items,
         tags=alert.tags if data.tags is not None else None,
         handling=handling,
-        replace=True,
     )
     if alert.status == AlertStatus.published:
         await events.record(
             session, EventType.alert_updated, alert_id=alert.id, data={"version": alert.version}
         )
         if data.items is not None:
-            await lifecycle.match(session, alert)
+            await lifecycle.match(session, [alert])
     await audit.record(
         session,
         principal,
@@ -178,19 +199,26 @@ async def publish_alert(session: AsyncSession, principal: Principal, alert_id: u
     alert.published_at = now
     alert.sort_at = now
     await _bump(session, alert)
-    await _on_published(session, principal, alert)
+    await _on_published(session, principal, [alert])
     await audit.record(session, principal, "alert.publish", object_type="alert", object_id=alert.id)
     return alert
 
 
-async def _on_published(session: AsyncSession, principal: Principal, alert: Alert) -> None:
-    """Everything a publication sets off, in the same transaction."""
-    await events.record(
-        session, EventType.alert_published, alert_id=alert.id, data={"version": alert.version}
+async def _on_published(
+    session: AsyncSession, principal: Principal, alerts: Sequence[Alert]
+) -> None:
+    """Everything the publication of alerts sets off, in the same transaction."""
+    await events.record_all(
+        session,
+        [
+            events.new_event(EventType.alert_published, alert_id=a.id, data={"version": a.version})
+            for a in alerts
+        ],
     )
-    if alert.kind == AlertKind.trace_request:
-        await lifecycle.start_workflow(session, principal, alert)
-    await lifecycle.match(session, alert)
+    for alert in alerts:
+        if alert.kind == AlertKind.trace_request:
+            await lifecycle.start_workflow(session, principal, alert)
+    await lifecycle.match(session, alerts)
 
 
 async def withdraw_alert(
@@ -277,16 +305,12 @@ async def create_forwarded_copy(
         reader_keys=[],
     )
     _apply_handling_fields(alert, handling)
-    # The alert row is written once, by write_children, with its copied items' search text.
     items = (await children.items_by_alert(session, [source.id])).get(source.id, [])
-    await children.write_children(
-        session,
-        alert,
-        items=children.copied_items(alert.id, items),
-        tags=alert.tags,
-        handling=handling,
+    new = rows.new_alert(
+        alert, items=rows.copied_items(alert.id, items), tags=alert.tags, handling=handling
     )
-    await _on_published(session, principal, alert)
+    await children.write_new(session, [new])
+    await _on_published(session, principal, [alert])
     await audit.record(
         session,
         principal,

@@ -7,6 +7,7 @@ lifecycle hooks, app/wiring.py) and, when it was embargoed, by the worker at rel
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ from app.alerts.models import Alert, AlertItem
 from app.alerts.serials import calibre_key
 from app.authz.disclosure import HitView
 from app.core import concurrency
+from app.core.columns import among
 from app.core.types import new_id, utcnow
 from app.hits.models import TIER_RANK, Hit, HitStatus, HitTier, PendingMatch
 from app.hits.sides import agency_view, bump, side_of, tell
@@ -35,45 +37,65 @@ def tier_of(a: children.StoredItem, b: children.StoredItem) -> HitTier:
     return HitTier.candidate
 
 
-async def match_alert(
-    session: AsyncSession, alert: Alert, *, now: datetime | None = None
+async def match_alerts(
+    session: AsyncSession, alerts: Sequence[Alert], *, now: datetime | None = None
 ) -> list[Hit]:
-    """Match a released alert's serialised items against every other agency's released items.
+    """Match released alerts' serialised items against every other agency's released items.
 
     Drafts are never matched; an alert still under embargo is held (`PendingMatch`) and
     matched by the worker when the embargo has passed (`match_released`). One indexed
-    look-up (alert_item.serial_key) for all of the alert's keys; obliterated and absent
-    serials have no key and so never match.
+    look-up (alert_item.serial_key) for all the alerts' keys, one alert or a batch;
+    obliterated and absent serials have no key and so never match.
     """
-    if alert.status != AlertStatus.published:
-        return []
     now = now or utcnow()
-    if alert.embargo_until is not None and alert.embargo_until > now:
-        await _hold(session, alert.id)
-        return []
+    released: list[Alert] = []
+    for alert in alerts:
+        if alert.status != AlertStatus.published:
+            continue
+        if alert.embargo_until is not None and alert.embargo_until > now:
+            await _hold(session, alert.id)
+            continue
+        released.append(alert)
     # The items this transaction just wrote, when it wrote them (no query).
-    items = (await children.items_by_alert(session, [alert.id])).get(alert.id, [])
-    mine = [i for i in items if i.serial_key is not None]
-    keys = {i.serial_key for i in mine}
+    items = await children.items_by_alert(session, [a.id for a in released])
+    mine = {a.id: [i for i in items.get(a.id, []) if i.serial_key is not None] for a in released}
+    keys = {i.serial_key for serialised in mine.values() for i in serialised}
     if not keys:
         return []
-    others = (
-        await session.exec(
-            select(AlertItem, Alert)
-            .join(Alert, col(Alert.id) == col(AlertItem.alert_id))
-            .where(
-                col(AlertItem.serial_key).in_(keys),
-                AlertItem.alert_id != alert.id,
-                Alert.status == AlertStatus.published,
-                sa.or_(col(Alert.embargo_until).is_(None), col(Alert.embargo_until) <= now),
-                Alert.originator_agency_id != alert.originator_agency_id,
-            )
+    query = (
+        select(AlertItem, Alert)
+        .join(Alert, col(Alert.id) == col(AlertItem.alert_id))
+        .where(
+            among(col(AlertItem.serial_key), keys, session.get_bind().dialect.name),
+            Alert.status == AlertStatus.published,
+            sa.or_(col(Alert.embargo_until).is_(None), col(Alert.embargo_until) <= now),
         )
-    ).all()
+    )
+    originators = {a.originator_agency_id for a in released}
+    if len(originators) == 1:  # one agency's alerts (always a batch's): its own never match
+        query = query.where(col(Alert.originator_agency_id).not_in(originators))
+    by_key: dict[str, list[tuple[AlertItem, Alert]]] = {}
+    for other_item, other in (await session.exec(query)).all():
+        by_key.setdefault(str(other_item.serial_key), []).append((other_item, other))
+    created: list[Hit] = []
+    for alert in released:
+        created += await _match_one(session, alert, mine[alert.id], by_key, now)
+    return created
+
+
+async def _match_one(
+    session: AsyncSession,
+    alert: Alert,
+    mine: list[children.StoredItem],
+    by_key: dict[str, list[tuple[AlertItem, Alert]]],
+    now: datetime,
+) -> list[Hit]:
+    """One alert's hits among the items found for its keys: the best tier per other alert
+    and key, never its own agency's."""
     best: dict[tuple[uuid.UUID, str], tuple[HitTier, Alert]] = {}
     for item in mine:
-        for other_item, other in others:
-            if other_item.serial_key != item.serial_key:
+        for other_item, other in by_key.get(str(item.serial_key), []):
+            if other.id == alert.id or other.originator_agency_id == alert.originator_agency_id:
                 continue
             tier = tier_of(item, other_item)
             slot = (other.id, str(item.serial_key))
@@ -135,10 +157,8 @@ async def match_released(
     if not due:
         return 0
     await session.exec(delete(PendingMatch).where(col(PendingMatch.alert_id).in_(due)))
-    for alert_id in due:
-        alert = await session.get(Alert, alert_id)
-        if alert is not None:
-            await match_alert(session, alert, now=now)
+    held = [await session.get(Alert, alert_id) for alert_id in due]
+    await match_alerts(session, [a for a in held if a is not None], now=now)
     return len(due)
 
 

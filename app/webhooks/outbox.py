@@ -9,6 +9,7 @@ row holds the event's envelope, never the alert's content.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,7 +20,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.agencies.models import Agency, AgencyStatus
-from app.alerts import children, statements
+from app.alerts import children
 from app.alerts.models import Alert
 from app.core.columns import table_of
 from app.core.types import new_id, utcnow
@@ -35,12 +36,12 @@ _DELIVERIES = table_of(Delivery)
 
 def subscribe() -> None:
     """Register the outbox with the event log; every process that records events calls this."""
-    events.subscribe("webhooks", on_event_recorded)
+    events.subscribe("webhooks", on_events_recorded)
 
 
-async def on_event_recorded(session: AsyncSession, event: Event) -> None:
-    """The webhooks' subscriber: write the event's deliveries in the change's transaction."""
-    await fan_out(session, event)
+async def on_events_recorded(session: AsyncSession, recorded: Sequence[Event]) -> events.Written:
+    """The webhooks' subscriber: the events' deliveries, written with them."""
+    return await fan_out(session, recorded)
 
 
 def wants(sub: Subscription | Receiver, event_type: EventType, alert: Alert | None) -> bool:
@@ -117,17 +118,36 @@ async def receivers(session: AsyncSession) -> list[Receiver]:
     return [Receiver(*row[:7], agency_active=row[7] == AgencyStatus.active) for row in rows]
 
 
-async def fan_out(session: AsyncSession, event: Event) -> int:
-    """Write the deliveries of `event`; returns how many."""
+async def fan_out(session: AsyncSession, recorded: Sequence[Event]) -> events.Written:
+    """The delivery rows of events (one change's, or a batch's; the live subscriptions
+    read once), written in the events' own statement, which on PostgreSQL also wakes the
+    workers (`pg_notify`, delivered at commit); SQLite's workers poll."""
     subs = await receivers(session)
     if not subs:
-        return 0
-    alert = await session.get(Alert, event.alert_id) if event.alert_id else None
+        return events.Written()
     now = utcnow()
+    members = await _members_named(session, recorded)
+    rows: list[dict[str, Any]] = []
+    for event in recorded:
+        rows += await _deliveries(session, event, subs, now, members)
+    if not rows:
+        return events.Written()
+    return events.Written([(_DELIVERIES, rows)], then=f"pg_notify('{NOTIFY_CHANNEL}', '')")
+
+
+async def _deliveries(
+    session: AsyncSession,
+    event: Event,
+    subs: list[Receiver],
+    now: datetime,
+    members: Mapping[uuid.UUID, frozenset[uuid.UUID]],
+) -> list[dict[str, Any]]:
+    """The delivery rows of one event: a row per live subscription that may receive it."""
+    alert = await session.get(Alert, event.alert_id) if event.alert_id else None
     # An embargoed alert's deliveries fall due when the embargo ends, not before.
     due = max(now, alert.embargo_until) if alert and alert.embargo_until else now
     body = envelope(event)
-    reach = await _reach(session, alert) if alert is not None else None
+    reach = await _reach(session, alert, members) if alert is not None else None
     version = _event_version(event, alert)
     rows: list[dict[str, Any]] = []
     for sub in subs:
@@ -157,23 +177,7 @@ async def fan_out(session: AsyncSession, event: Event) -> int:
         )
     if alert is not None and event.type == EventType.alert_updated:
         await _pull_forward(session, alert.id, due)
-    if rows:
-        await _insert_and_notify(session, rows)
-    return len(rows)
-
-
-async def _insert_and_notify(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """The delivery rows, and the workers woken.
-
-    One multi-row INSERT, not ten ORM objects through the unit of work: the ORM path was
-    a quarter of an alert's CPU time (bench/RESULTS.md, ingest). On PostgreSQL the INSERT
-    and the notification are one statement (the INSERT in WITH, then `pg_notify`)."""
-    if session.get_bind().dialect.name != "postgresql":
-        await session.exec(sa.insert(Delivery), params=rows)
-        return
-    wake = f"pg_notify('{NOTIFY_CHANNEL}', '')"
-    statement, params = statements.insert_all([(_DELIVERIES, rows)], select=wake)
-    await (await session.connection()).execute(statement, params)
+    return rows
 
 
 async def notify(session: AsyncSession) -> None:
@@ -182,15 +186,31 @@ async def notify(session: AsyncSession) -> None:
         await (await session.connection()).execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
 
 
-async def _reach(session: AsyncSession, alert: Alert) -> render.Reach:
+async def _members_named(
+    session: AsyncSession, recorded: Sequence[Event]
+) -> Mapping[uuid.UUID, frozenset[uuid.UUID]]:
+    """The current members of every group that the events' alerts name in rows this
+    transaction wrote (a post or a change; a batch's alerts together), in one read."""
+    groups: set[uuid.UUID] = set()
+    for event in recorded:
+        written = children.written_recipients(session, event.alert_id) if event.alert_id else None
+        if written is not None:
+            groups.update(written[1])
+    return await membership.live_group_members(session, groups)
+
+
+async def _reach(
+    session: AsyncSession, alert: Alert, members: Mapping[uuid.UUID, frozenset[uuid.UUID]]
+) -> render.Reach:
     """The alert's sharing facts: from the recipient rows this transaction just wrote, when
-    it wrote them (the alert's post or change), else as stored."""
+    it wrote them (their groups' members read with the others', `_members_named`), else
+    as stored."""
     written = children.written_recipients(session, alert.id)
     if written is None:
         return await render.reach_of(session, alert)
     facts = AlertFacts.of(alert, *written)
-    members = await membership.live_group_members(session, facts.recipient_groups)
-    return render.Reach(facts, members)
+    named = {g: members[g] for g in facts.recipient_groups if g in members}
+    return render.Reach(facts, named)
 
 
 def _event_version(event: Event, alert: Alert | None) -> int | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -43,12 +44,13 @@ async def test_an_event_not_fanned_out_needs_no_subscriber(db, no_subscribers):
 async def test_every_subscriber_hears_each_event_once(db, no_subscribers):
     heard: list[tuple[str, str]] = []
 
-    async def note(name: str, event: Event) -> None:
-        heard.append((name, event.type))
+    async def note(name: str, recorded: Sequence[Event]) -> events.Written:
+        heard.extend((name, event.type) for event in recorded)
+        return events.Written()
 
-    events.subscribe("one", lambda _session, event: note("one", event))
-    events.subscribe("two", lambda _session, event: note("two", event))
-    events.subscribe("one", lambda _session, event: note("one", event))  # again: replaces
+    events.subscribe("one", lambda _session, recorded: note("one", recorded))
+    events.subscribe("two", lambda _session, recorded: note("two", recorded))
+    events.subscribe("one", lambda _session, recorded: note("one", recorded))  # again: replaces
     async with db.session() as session:
         await events.record(session, EventType.ping, data={})
     assert heard == [("one", "ping"), ("two", "ping")]
