@@ -22,6 +22,8 @@ import orjson
 import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.core.columns import EnumText
+
 Rows = Sequence[Mapping[str, Any]]
 Parts = Sequence[tuple[sa.Table, Rows]]
 
@@ -39,6 +41,8 @@ async def insert_all(session: AsyncSession, parts: Parts, *, select: str | None 
             await conn.execute(sa.insert(table), list(rows))
         return
     shape = (select or "1", *((t, tuple(rows[0])) for t, rows in given))
+    for table, rows in given:
+        _check_enums(table, rows)
     params = {f"p{i}": _json(rows) for i, (_table, rows) in enumerate(given)}
     await conn.execute(_statement(shape), params)
 
@@ -49,12 +53,32 @@ def _statement(shape: tuple[Any, ...]) -> sa.TextClause:
     ctes: list[str] = []
     for i, (table, columns) in enumerate(tables):
         names = ", ".join(f'"{c}"' for c in columns)
+        values = ", ".join(_value(table.c[c]) for c in columns)
         rows = f'json_populate_recordset(NULL::"{table.name}", CAST(:p{i} AS json))'
         # Names from the table metadata, values bound: nothing of the caller is spliced in.
-        ctes.append(f'w{i} AS (INSERT INTO "{table.name}" ({names}) SELECT {names} FROM {rows})')  # noqa: S608
+        ctes.append(f'w{i} AS (INSERT INTO "{table.name}" ({names}) SELECT {values} FROM {rows})')  # noqa: S608
     binds = [sa.bindparam(f"p{i}", type_=sa.Text) for i in range(len(tables))]
     head = f"WITH {', '.join(ctes)} " if ctes else ""
     return sa.text(f"{head}SELECT {select}").bindparams(*binds)
+
+
+def _check_enums(table: sa.Table, rows: Rows) -> None:
+    """Refuse a value outside its column's enum, as `EnumText` does when it binds one
+    (the JSON rows bypass the column types' bind processing)."""
+    for column in table.columns:
+        if isinstance(column.type, EnumText) and column.name in rows[0]:
+            members = column.type.enum
+            for row in rows:
+                if row[column.name] is not None:
+                    members(row[column.name])
+
+
+def _value(column: sa.Column[Any]) -> str:
+    """A column's value in the SELECT: a JSON column's None is JSON `null`, as the ORM and
+    Core INSERTs store it (`JSON.none_as_null` is off), never SQL NULL."""
+    if isinstance(column.type, sa.JSON) and not column.type.none_as_null:
+        return f"COALESCE(\"{column.name}\", 'null'::json)"
+    return f'"{column.name}"'
 
 
 def _json(rows: Rows) -> str:
