@@ -8,8 +8,8 @@ webhook subscription each); every alert is published with five serialised items 
 addressed to the ten. In-process through httpx.ASGITransport (no network, no uvicorn), one
 request at a time. Each round posts `--alerts` alerts one per request (the baseline), then
 the same number in batches of `--size`, alternately, and reports alerts/s (wall), CPU ms
-per alert (the whole process, client included) and SQL statements per alert, with the
-load average before and after.
+per alert (the whole process, client included) and SQL statements per alert and per
+request, with the load average before and after.
 """
 
 from __future__ import annotations
@@ -41,12 +41,14 @@ class Run:
     wall_s: float
     cpu_s: float
     statements: int
+    requests: int
 
     def row(self) -> str:
         n = max(self.alerts, 1)
         return (
             f"| {self.mode} | {self.alerts} | {self.stored} | {self.alerts / self.wall_s:.0f} "
-            f"| {self.cpu_s * 1000 / n:.2f} | {self.statements / n:.1f} |"
+            f"| {self.cpu_s * 1000 / n:.2f} | {self.statements / n:.2f} "
+            f"| {self.statements / max(self.requests, 1):.0f} |"
         )
 
 
@@ -118,6 +120,7 @@ async def run(url: str, alerts: int, size: int, rounds: int) -> list[Run]:
                             time.perf_counter() - wall,
                             time.process_time() - cpu,
                             counted,
+                            alerts if mode == "one per request" else -(-alerts // size),
                         )
                     )
             event.remove(engine, "before_cursor_execute", count)
@@ -145,8 +148,11 @@ def main() -> None:
     load_after = os.getloadavg()
     print(f"- {machine()}; PostgreSQL {asyncio.run(postgres_version(server))}; in-process.")
     print(f"- load average before {load_before[0]:.2f}, after {load_after[0]:.2f}.")
-    print("\n| mode | alerts | stored | alerts/s | CPU ms/alert | statements/alert |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "\n| mode | alerts | stored | alerts/s | CPU ms/alert | statements/alert "
+        "| statements/request |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for r in runs:
         print(r.row())
 
