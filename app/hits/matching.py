@@ -7,7 +7,7 @@ lifecycle hooks, app/wiring.py) and, when it was embargoed, by the worker at rel
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -48,14 +48,10 @@ async def match_alerts(
     obliterated and absent serials have no key and so never match.
     """
     now = now or utcnow()
-    released: list[Alert] = []
-    for alert in alerts:
-        if alert.status != AlertStatus.published:
-            continue
-        if alert.embargo_until is not None and alert.embargo_until > now:
-            await _hold(session, alert.id)
-            continue
-        released.append(alert)
+    published = [a for a in alerts if a.status == AlertStatus.published]
+    held = {a.id for a in published if a.embargo_until is not None and a.embargo_until > now}
+    released = [a for a in published if a.id not in held]
+    await _hold(session, held)
     # The items this transaction just wrote, when it wrote them (no query).
     items = await children.items_by_alert(session, [a.id for a in released])
     mine = {a.id: [i for i in items.get(a.id, []) if i.serial_key is not None] for a in released}
@@ -114,9 +110,15 @@ def _insert(session: AsyncSession) -> Any:
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
-async def _hold(session: AsyncSession, alert_id: uuid.UUID) -> None:
-    """Keep an embargoed alert for matching at release (once, however often it is held)."""
-    statement = _insert(session)(PendingMatch).values(alert_id=alert_id, created_at=utcnow())
+async def _hold(session: AsyncSession, alert_ids: Collection[uuid.UUID]) -> None:
+    """Keep embargoed alerts for matching at release (each once, however often it is held),
+    in one statement."""
+    if not alert_ids:
+        return
+    now = utcnow()
+    statement = _insert(session)(PendingMatch).values(
+        [{"alert_id": alert_id, "created_at": now} for alert_id in alert_ids]
+    )
     await session.exec(statement.on_conflict_do_nothing(index_elements=["alert_id"]))
 
 

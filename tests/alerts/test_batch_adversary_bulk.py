@@ -23,6 +23,7 @@ from app.events.models import Event
 from app.hits import matching
 from app.hits.models import Hit, PendingMatch
 from app.traces.models import TraceRequest
+from tests.alerts.test_batch_bulk import refused_in_the_database
 from tests.alerts.test_batch_fanout import _deliveries, _group, _handling, _subscribe
 from tests.factories import seizure_body, trace_body
 
@@ -31,44 +32,6 @@ BATCH = "/api/v1/alerts:batch"
 
 def _item(serial: str) -> dict:
     return {"category": "small_arm", "make": "Zastava", "model": "M70", "serial_raw": serial}
-
-
-async def _refuse_hit_on(db, key: str) -> None:
-    """A trigger refusing a hit on this serial key: a refusal late in the joint write,
-    after the alerts, events and deliveries were written."""
-    async with db.session() as session:
-        conn = await session.connection()
-        if conn.dialect.name == "postgresql":
-            await conn.execute(
-                text(
-                    "CREATE OR REPLACE FUNCTION tw_rt_refuse() RETURNS trigger AS $$ BEGIN "
-                    f"IF NEW.serial_key = '{key}' THEN RAISE EXCEPTION 'refused' "
-                    "USING ERRCODE = 'check_violation'; END IF; RETURN NEW; END $$ "
-                    "LANGUAGE plpgsql"
-                )
-            )
-            await conn.execute(
-                text(
-                    "CREATE TRIGGER tw_rt_refuse BEFORE INSERT ON hit "
-                    "FOR EACH ROW EXECUTE FUNCTION tw_rt_refuse()"
-                )
-            )
-        else:
-            await conn.execute(
-                text(
-                    "CREATE TRIGGER tw_rt_refuse BEFORE INSERT ON hit "
-                    f"WHEN NEW.serial_key = '{key}' BEGIN SELECT RAISE(ABORT, 'refused'); END"
-                )
-            )
-        await session.commit()
-
-
-async def _drop(db) -> None:
-    async with db.session() as session:
-        conn = await session.connection()
-        pg = conn.dialect.name == "postgresql"
-        await conn.execute(text("DROP TRIGGER tw_rt_refuse" + (" ON hit" if pg else "")))
-        await session.commit()
 
 
 async def test_a_late_refusal_of_the_joint_write_leaves_nothing_of_it(client, db, world):
@@ -108,11 +71,8 @@ async def test_a_late_refusal_of_the_joint_write_leaves_nothing_of_it(client, db
             handling=_handling("amber", [de], [group_id]),
         ),
     ]
-    await _refuse_hit_on(db, keys["RT-BAD-1"])
-    try:
+    async with refused_in_the_database(db, "hit", "serial_key", keys["RT-BAD-1"]):
         answer = await client.post(BATCH, json={"alerts": bodies}, headers=world["KE"].headers)
-    finally:
-        await _drop(db)
     assert answer.status_code == 200, answer.text
     results = answer.json()["results"]
     assert [r["status"] for r in results] == [201, 201, 409, 201, 201]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -159,9 +161,16 @@ async def test_the_statements_of_a_batch_do_not_grow_with_its_alerts(client, db,
     engine = db.engine.sync_engine
     counts = []
     for size in (2, 20):
+        # Every other alert embargoed: it is held for matching at release, not matched.
+        embargo = (datetime.now(UTC) + timedelta(days=2)).isoformat()
         bodies = [
-            seizure_body(publish=True, handling=_handling("amber", [de], [group_id]))
-            for _ in range(size)
+            seizure_body(
+                publish=True,
+                handling={**_handling("amber", [de], [group_id]), "embargo_until": embargo}
+                if n % 2
+                else _handling("amber", [de], [group_id]),
+            )
+            for n in range(size)
         ]
         executed.clear()
         event.listen(engine, "before_cursor_execute", note)
@@ -175,47 +184,43 @@ async def test_the_statements_of_a_batch_do_not_grow_with_its_alerts(client, db,
     assert counts[0] == counts[1], counts
 
 
-async def _refuse_in_the_database(db, title: str) -> None:
-    """A trigger that refuses to store an alert with this title, as a constraint would:
-    a refusal the service's own checks cannot foresee."""
+@asynccontextmanager
+async def refused_in_the_database(db, table: str, column: str, value: str) -> AsyncIterator[None]:
+    """While it lasts, a trigger refuses to store a row of `table` whose `column` is
+    `value`, as a constraint would: a refusal the service's own checks cannot foresee."""
     async with db.session() as session:
         conn = await session.connection()
-        if conn.dialect.name == "postgresql":
+        postgres = conn.dialect.name == "postgresql"
+        if postgres:
             await conn.execute(
                 text(
                     "CREATE OR REPLACE FUNCTION tw_test_refuse() RETURNS trigger AS $$ BEGIN "
-                    f"IF NEW.title = '{title}' THEN RAISE EXCEPTION 'refused' "
+                    f"IF NEW.{column} = '{value}' THEN RAISE EXCEPTION 'refused' "
                     "USING ERRCODE = 'check_violation'; END IF; RETURN NEW; END $$ "
                     "LANGUAGE plpgsql"
                 )
             )
             await conn.execute(
                 text(
-                    "CREATE TRIGGER tw_test_refuse BEFORE INSERT ON alert "
+                    f"CREATE TRIGGER tw_test_refuse BEFORE INSERT ON {table} "
                     "FOR EACH ROW EXECUTE FUNCTION tw_test_refuse()"
                 )
             )
         else:
             await conn.execute(
                 text(
-                    "CREATE TRIGGER tw_test_refuse BEFORE INSERT ON alert "
-                    f"WHEN NEW.title = '{title}' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+                    f"CREATE TRIGGER tw_test_refuse BEFORE INSERT ON {table} "
+                    f"WHEN NEW.{column} = '{value}' BEGIN SELECT RAISE(ABORT, 'refused'); END"
                 )
             )
         await session.commit()
-
-
-async def _drop_refusal(db) -> None:
-    async with db.session() as session:
-        conn = await session.connection()
-        await conn.execute(
-            text(
-                "DROP TRIGGER tw_test_refuse ON alert"
-                if conn.dialect.name == "postgresql"
-                else "DROP TRIGGER tw_test_refuse"
-            )
-        )
-        await session.commit()
+    try:
+        yield
+    finally:
+        async with db.session() as session:
+            drop = "DROP TRIGGER tw_test_refuse" + (f" ON {table}" if postgres else "")
+            await (await session.connection()).execute(text(drop))
+            await session.commit()
 
 
 async def test_a_joint_write_the_database_refuses_refuses_only_the_alert_at_fault(
@@ -227,11 +232,8 @@ async def test_a_joint_write_the_database_refuses_refuses_only_the_alert_at_faul
     bodies = [
         seizure_body(publish=True, title=t, handling=_handling("amber", [de])) for t in titles
     ]
-    await _refuse_in_the_database(db, REFUSED_TITLE)
-    try:
+    async with refused_in_the_database(db, "alert", "title", REFUSED_TITLE):
         answer = await client.post(BATCH, json={"alerts": bodies}, headers=world["KE"].headers)
-    finally:
-        await _drop_refusal(db)
     assert answer.status_code == 200, answer.text
     results = answer.json()["results"]
     assert [r["status"] for r in results] == [201, 409, 201]
