@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 
 from app.core import migrate
 from app.core.config import Settings
-from app.core.db import Database, create_engine
+from app.core.db import Database, create_engine, settle
 from app.core.logging import JsonFormatter
 from app.main import create_app
 from tests.secrets_seen import remember
@@ -198,9 +198,21 @@ async def app(settings: Settings) -> AsyncIterator[object]:
 
 @pytest.fixture
 async def client(app: object) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client talking to the app in-process."""
+    """An HTTP client talking to the app in-process.
+
+    Each answer is taken once the app's background work for it (linking its audit records)
+    has ended, so a test that reads the database next sees the chain as the app leaves it;
+    tests of that background step itself use a client of their own.
+    """
+    engine = app.state.db.engine  # type: ignore[attr-defined]
+
+    async def settled(_answer: httpx.Response) -> None:
+        await settle(engine)
+
     transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver", event_hooks={"response": [settled]}
+    ) as c:
         yield c
 
 

@@ -4,9 +4,10 @@ A record is inserted by the transaction it describes, without a place in the cha
 `prev_hash`, `hash` are NULL), so no request holds a lock for it. Linking gives the
 committed, unlinked records the next places in insertion order; it runs
 
-- on PostgreSQL, right after the writing transaction commits, in a short transaction of its
-  own under an advisory lock (one linking run at a time across every process; one run in
-  flight per process, which covers every commit made before it started);
+- on PostgreSQL, in the background once the writing transaction has committed (its answer
+  does not wait), in a short transaction of its own under an advisory lock (one linking run
+  at a time across every process; one run in flight per process, which covers every commit
+  made before it started, so the commits of a busy moment share one run);
 - on SQLite, just before the writing transaction commits: it already holds the database's
   only writer slot (BEGIN IMMEDIATE), so it links in place;
 - and in the worker's sweep, for anything a crashed process committed but did not link.
@@ -34,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit.models import AuditRecord
+from app.core import db
 from app.core.columns import table_of
 
 log = logging.getLogger("tracewire.audit")
@@ -180,22 +182,28 @@ def _write_links(conn: Connection, rows: list[dict[str, Any]], *, postgres: bool
 
 
 class _Linker:
-    """One linking run at a time per engine and process; a run covers every commit before it."""
+    """One linking run at a time per engine and process, in the background; a run covers
+    every commit made before it started, so commits that arrive during a run share the next."""
 
     def __init__(self) -> None:
-        self.lock = asyncio.Lock()
         self.committed = 0  # commits that asked for a run
         self.covered = 0  # commits that a finished run started after
+        self.task: asyncio.Task[None] | None = None
 
-    async def after_commit(self, engine: AsyncEngine) -> None:
+    def after_commit(self, engine: AsyncEngine) -> None:
         self.committed += 1
-        ticket = self.committed
-        async with self.lock:
-            if self.covered >= ticket:  # a run that began after our commit saw our records
-                return
+        if self.task is None or self.task.done():
+            self.task = db.spawn(engine, self._run(engine))
+
+    async def _run(self, engine: AsyncEngine) -> None:
+        while self.covered < self.committed:
             target = self.committed
-            async with engine.begin() as conn:
-                await conn.run_sync(lambda sync: chain_pending(sync, durable=False))
+            try:
+                async with engine.begin() as conn:
+                    await conn.run_sync(lambda sync: chain_pending(sync, durable=False))
+            except Exception:  # the records are committed: the next run or the sweep links them
+                log.warning("audit records left unlinked for the sweep", exc_info=True)
+                return
             self.covered = target
 
 
@@ -205,7 +213,8 @@ _linkers: weakref.WeakKeyDictionary[Engine, tuple[asyncio.AbstractEventLoop, _Li
 
 
 async def link_after_commit(session: AsyncSession) -> None:
-    """Link what the session just committed (queued by the append hook on PostgreSQL)."""
+    """Start linking what the session just committed (queued by the append hook on
+    PostgreSQL), without waiting for it: the answer does not carry the records' places."""
     engine = session.bind
     if not isinstance(engine, AsyncEngine):
         return  # not one of ours; the sweep links them
@@ -213,10 +222,14 @@ async def link_after_commit(session: AsyncSession) -> None:
     known = _linkers.get(engine.sync_engine)
     if known is None or known[0] is not loop:
         known = _linkers[engine.sync_engine] = (loop, _Linker())
-    try:
-        await known[1].after_commit(engine)
-    except Exception:  # the records are committed: the next run or the sweep links them
-        log.warning("audit records left unlinked for the sweep", exc_info=True)
+    known[1].after_commit(engine)
+
+
+async def linked(session: AsyncSession) -> None:
+    """Wait for the linking runs this process has started (a reader of the trail sees what it
+    committed in the chain, not waiting to be linked)."""
+    if isinstance(session.bind, AsyncEngine):
+        await db.settle(session.bind)
 
 
 async def sweep(session: AsyncSession) -> int:

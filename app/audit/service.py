@@ -87,10 +87,11 @@ async def record_many(
 
 
 # Records are written at the very end of the transaction they describe, in one statement,
-# without a lock: on PostgreSQL they are linked right after the commit (a step queued for
-# `Session.commit()`). SQLite's transactions already hold its only writer slot, so records
-# are linked in place there, and so they are on PostgreSQL when the commit is made some
-# other way (`async with session.begin()`, rare: seeding), under the lock until it ends.
+# without a lock: on PostgreSQL they are linked in the background after the commit (a step
+# queued for `Session.commit()` starts it). SQLite's transactions already hold its only
+# writer slot, so records are linked in place there, and so they are on PostgreSQL when the
+# commit is made some other way (`async with session.begin()`, rare: seeding), under the
+# lock until it ends.
 @event.listens_for(Session, "before_commit")
 def _write_pending(session: Session) -> None:
     if session.in_nested_transaction():
@@ -183,6 +184,7 @@ async def verify(
     must carry its signature and still match its record, and none may lie beyond the chain's
     end. With `against` (a head kept outside), the chain must still reach and match it.
     """
+    await chain.linked(session)
     if against is not None:
         if key is None:
             raise ValueError("checking a witnessed head needs the verification key")
@@ -314,6 +316,7 @@ async def sign_head(
     head in the database that this key signed, so a rewritten or cut chain is refused
     (ChainBroken) instead of being signed over. None when the chain is empty.
     """
+    await chain.linked(session)
     public = key.public_key()
     start = extends or await _last_own_head(session, public)
     verdict = await _walk(session, public, start=start)
@@ -376,6 +379,7 @@ async def list_records(
     limit: int,
 ) -> list[AuditRecord]:
     """Records newest first, filtered; keyset on `seq`."""
+    await chain.linked(session)
     query = select(AuditRecord).where(col(AuditRecord.seq).is_not(None))
     for column, value in (
         (AuditRecord.agency_id, agency_id),

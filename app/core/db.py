@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import asyncio
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import event, exc, text
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.util import await_
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -136,8 +139,35 @@ class Database:
             await conn.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Let the background work on this engine end, then close every pooled connection."""
+        await settle(self.engine)
         await self.engine.dispose()
+
+
+# Work a commit sets off that its answer need not wait for (linking the audit records it
+# wrote): the tasks in flight per engine, so that disposing of the engine (a shutdown) waits
+# for them instead of cutting them off, and a reader can wait for what this process started.
+_background: weakref.WeakKeyDictionary[Engine, set[asyncio.Task[None]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def spawn(engine: AsyncEngine, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    """Run `work` in the background, tracked under `engine` until it ends."""
+    tasks = _background.setdefault(engine.sync_engine, set())
+    task = asyncio.get_running_loop().create_task(work)
+    tasks.add(task)  # a reference: the loop keeps only a weak one
+    task.add_done_callback(tasks.discard)
+    return task
+
+
+async def settle(engine: AsyncEngine) -> None:
+    """Wait until the background work started on `engine` in this event loop has ended."""
+    loop = asyncio.get_running_loop()
+    while pending := [
+        t for t in _background.get(engine.sync_engine, ()) if t.get_loop() is loop and not t.done()
+    ]:
+        await asyncio.gather(*pending, return_exceptions=True)
 
 
 def settings_of(session: AsyncSession) -> Settings:
