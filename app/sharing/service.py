@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
+import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -41,14 +42,16 @@ async def require_agencies(
     *,
     addressed_to: uuid.UUID | None = None,
     indexed: bool = True,
+    found: dict[uuid.UUID, bool] | None = None,
 ) -> None:
     """Every agency named exists and none is the operator's (DESIGN §2); one query.
 
     `addressed_to`, a trace request's addressee, is held to the same rule; `indexed`
-    names a list's entries (`field.0`), otherwise `field` itself is at fault.
+    names a list's entries (`field.0`), otherwise `field` itself is at fault. `found`
+    (id → is the operator's) is what a caller already read of exactly these agencies.
     """
     wanted = list(ids)
-    asked = [*wanted, addressed_to] if addressed_to is not None else wanted
+    asked = _asked(wanted, addressed_to)
     if not asked:
         return
 
@@ -58,7 +61,8 @@ async def require_agencies(
         )
         return dict(rows.all())
 
-    found = await memo.once(session, ("sharing.agencies", frozenset(asked)), load)
+    if found is None:
+        found = await memo.once(session, ("sharing.agencies", frozenset(asked)), load)
     if addressed_to is not None and found.get(addressed_to):
         raise InvalidInput.on("details.addressed_to", f"{addressed_to} {OPERATOR_REFUSED}")
     for index, agency_id in enumerate(wanted):
@@ -67,6 +71,10 @@ async def require_agencies(
             raise InvalidInput.on(at, f"no agency {agency_id}")
         if found[agency_id]:
             raise InvalidInput.on(at, f"{agency_id} {OPERATOR_REFUSED}")
+
+
+def _asked(wanted: list[uuid.UUID], addressed_to: uuid.UUID | None) -> list[uuid.UUID]:
+    return [*wanted, addressed_to] if addressed_to is not None else wanted
 
 
 # --- policy in force -------------------------------------------------------------------
@@ -92,16 +100,21 @@ def stored_policy(stored: dict[str, Any]) -> tuple[SharingPolicyBody, dict[Alert
     return SharingPolicyBody(kinds=kinds), unusable
 
 
-async def _policy_parts(
-    session: AsyncSession, agency_id: uuid.UUID, kind: AlertKind
-) -> tuple[Handling | None, dict[str, object] | None, str | None]:
+_Stored = tuple[SharingPolicyBody, dict[AlertKind, str]]
+_Parts = tuple[Handling | None, dict[str, object] | None, str | None]
+
+
+async def _policy_parts(session: AsyncSession, agency_id: uuid.UUID, kind: AlertKind) -> _Parts:
     """(default handling, ceiling, why the stored default is unusable) for one kind."""
 
-    async def load() -> tuple[SharingPolicyBody, dict[AlertKind, str]] | None:
+    async def load() -> _Stored | None:
         row = await session.get(SharingPolicy, agency_id)
         return None if row is None else stored_policy(row.rules)
 
-    stored = await memo.once(session, ("sharing.policy", agency_id), load)
+    return _parts_of(await memo.once(session, ("sharing.policy", agency_id), load), kind)
+
+
+def _parts_of(stored: _Stored | None, kind: AlertKind) -> _Parts:
     if stored is None:
         return None, None, None
     body, unusable = stored
@@ -110,6 +123,34 @@ async def _policy_parts(
         return None, None, None
     ceiling = policy.ceiling.model_dump() if policy.ceiling else None
     return policy.default, ceiling, unusable.get(kind)
+
+
+async def _policy_and_agencies(
+    session: AsyncSession, agency_id: uuid.UUID, asked: list[uuid.UUID]
+) -> tuple[_Stored | None, dict[uuid.UUID, bool]]:
+    """The agency's stored policy and the agencies named (id → is the operator's), in one
+    query: a post that gives its handling needs both before it writes."""
+
+    async def load() -> tuple[_Stored | None, dict[uuid.UUID, bool]]:
+        policy = (
+            select(SharingPolicy.rules)
+            .where(col(SharingPolicy.agency_id) == agency_id)
+            .scalar_subquery()
+        )
+        one = select(sa.literal(1).label("one")).subquery()
+        rows = (
+            await session.exec(
+                select(policy, Agency.id, Agency.is_operator).select_from(
+                    one.outerjoin(Agency, col(Agency.id).in_(asked))
+                )
+            )
+        ).all()
+        rules_ = rows[0][0] if rows else None
+        found = {row[1]: row[2] for row in rows if row[1] is not None}
+        return (None if rules_ is None else stored_policy(rules_)), found
+
+    key = ("sharing.policy+agencies", agency_id, frozenset(asked))
+    return await memo.once(session, key, load)
 
 
 async def policy_for(
@@ -135,7 +176,13 @@ async def resolve_handling(
     field: str = "handling",
 ) -> Handling:
     """The handling block to store: the given one or the policy default, checked in full."""
-    default, ceiling, unusable = await _policy_parts(session, principal.agency_id, kind)
+    found: dict[uuid.UUID, bool] | None = None
+    if given is None:
+        default, ceiling, unusable = await _policy_parts(session, principal.agency_id, kind)
+    else:  # the agencies to check are known already: read them with the policy
+        asked = _asked(list(given.recipient_agencies), addressed_to)
+        stored, found = await _policy_and_agencies(session, principal.agency_id, asked)
+        default, ceiling, unusable = _parts_of(stored, kind)
     if given is None and unusable:
         raise InvalidInput.on(
             field,
@@ -153,6 +200,7 @@ async def resolve_handling(
         addressed_to=addressed_to,
         ceiling=ceiling,
         field=field,
+        found=found,
     )
     return handling
 
@@ -166,8 +214,10 @@ async def validate_handling(
     addressed_to: uuid.UUID | None,
     ceiling: dict[str, object] | None,
     field: str,
+    found: dict[uuid.UUID, bool] | None = None,
 ) -> None:
-    """TLP rules, policy ceiling, and that every named agency and group exists for us."""
+    """TLP rules, policy ceiling, and that every named agency and group exists for us
+    (`found`: what the caller read of the agencies named, as `require_agencies` takes)."""
     for name, values in (
         ("recipient_agencies", handling.recipient_agencies),
         ("recipient_groups", handling.recipient_groups),
@@ -181,6 +231,7 @@ async def validate_handling(
         handling.recipient_agencies,
         f"{field}.recipient_agencies",
         addressed_to=addressed_to,
+        found=found,
     )
     if handling.recipient_groups:
 
