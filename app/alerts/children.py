@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -16,6 +17,7 @@ from app.alerts import rows, search
 from app.alerts.models import Alert, AlertItem, AlertTag
 from app.alerts.rows import StoredItem
 from app.alerts.schemas import ItemIn
+from app.audit import chain as audit_chain
 from app.core import inserts
 from app.core.columns import table_of, values_of
 from app.sharing import visibility
@@ -147,10 +149,16 @@ async def current_handling(session: AsyncSession, alert: Alert) -> Handling:
     )
 
 
-async def write_new(session: AsyncSession, news: Sequence[rows.NewAlert]) -> None:
+async def write_new(
+    session: AsyncSession,
+    news: Sequence[rows.NewAlert],
+    *,
+    audit_rows: Sequence[Mapping[str, Any]] = (),
+) -> None:
     """New alerts and every child row they come with: one statement on PostgreSQL, for one
-    alert or a batch of them (app/core/inserts.py), and no UPDATE after. Each alert
-    object then joins the session as the stored row it is."""
+    alert or a batch of them (app/core/inserts.py), and no UPDATE after; `audit_rows`
+    (`audit.take_unwritten`) go in the same statement. Each alert object then joins the
+    session as the stored row it is."""
     await inserts.insert_all(
         session,
         [
@@ -165,6 +173,7 @@ async def write_new(session: AsyncSession, news: Sequence[rows.NewAlert]) -> Non
                 _RECIPIENT_GROUPS,
                 [{"alert_id": n.alert.id, "group_id": g} for n in news for g in n.groups],
             ),
+            (audit_chain.TABLE, audit_rows),
         ],
     )
     written = _written(session)

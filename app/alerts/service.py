@@ -81,11 +81,7 @@ async def store_alerts(
 ) -> list[Alert]:
     """Write prepared alerts, one or a batch, with what their publication sets off: the
     same statements for any number of them (their rows, events, deliveries, matching)."""
-    await children.write_new(session, news)
     alerts = [new.alert for new in news]
-    published = [a for a in alerts if a.status == AlertStatus.published]
-    if published:
-        await _on_published(session, principal, published)
     await audit.record_many(
         session,
         principal,
@@ -99,6 +95,11 @@ async def store_alerts(
             for a in alerts
         ],
     )
+    # The records go with the alerts' own statement (outside a batch's savepoint).
+    await children.write_new(session, news, audit_rows=audit.take_unwritten(session))
+    published = [a for a in alerts if a.status == AlertStatus.published]
+    if published:
+        await _on_published(session, principal, published)
     return alerts
 
 

@@ -28,6 +28,9 @@ from app.core.pagination import Keyset, SeqCursor
 from app.core.types import utcnow
 
 _PENDING = "tracewire.audit.pending"
+# Set once staged records were written by a caller's own statement (`take_unwritten`): the
+# commit still links them.
+_WRITTEN_EARLY = "tracewire.audit.written_early"
 
 
 @dataclass(frozen=True)
@@ -97,10 +100,12 @@ def _write_pending(session: Session) -> None:
     if session.in_nested_transaction():
         return  # a SAVEPOINT released: its records wait for the transaction's own commit
     rows: list[dict[str, Any]] | None = session.info.pop(_PENDING, None)
-    if not rows:
+    written_early = session.info.pop(_WRITTEN_EARLY, False)
+    if not rows and not written_early:
         return
     conn = session.connection()
-    conn.execute(sa.insert(chain.TABLE), rows)
+    if rows:
+        conn.execute(sa.insert(chain.TABLE), rows)
     steps: list[Any] | None = session.info.get(AFTER_COMMIT)
     if conn.dialect.name == "sqlite" or steps is None:
         chain.chain_pending(conn, lock_timeout_ms=None)
@@ -114,6 +119,19 @@ def _write_pending(session: Session) -> None:
 def _drop_pending(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:
         session.info.pop(_PENDING, None)
+        session.info.pop(_WRITTEN_EARLY, None)
+
+
+def take_unwritten(session: AsyncSession) -> list[dict[str, Any]]:
+    """The records staged so far, for the caller to write in a statement it sends anyway
+    (rows of `chain.TABLE`, one round trip fewer); the commit links them as any other.
+    None inside a SAVEPOINT: its rollback would take records staged before it with it."""
+    if session.sync_session.in_nested_transaction():
+        return []
+    rows: list[dict[str, Any]] = session.info.pop(_PENDING, None) or []
+    if rows:
+        session.info[_WRITTEN_EARLY] = True
+    return rows
 
 
 @asynccontextmanager
