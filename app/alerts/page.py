@@ -19,7 +19,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.alerts import children
 from app.alerts.models import Alert, AlertItem
+from app.audit import chain as audit_chain
+from app.audit import service as audit
 from app.authz.principal import Principal
+from app.core import inserts
 from app.core.columns import among
 from app.sharing import visibility
 from app.sharing.handling import HandledRecord
@@ -88,7 +91,7 @@ class PageChildren:
 
 def children_query(
     content_ids: Sequence[uuid.UUID], list_ids: Sequence[uuid.UUID], dialect: str
-) -> sa.Executable | None:
+) -> sa.Select[Any] | sa.CompoundSelect[Any] | None:
     """One query of the items of `content_ids` and the named recipients of `list_ids`.
 
     Rows of (part, alert_id, id, position, *ITEM_FIELDS): `part` is "i" for an item, "a"
@@ -138,9 +141,13 @@ async def page_children(
     out = _written_here(session, content_ids, list_ids)
     content_ids = [i for i in content_ids if i not in out.items]
     list_ids = [i for i in list_ids if i not in out.agencies]
-    query = children_query(content_ids, list_ids, session.get_bind().dialect.name)
+    dialect = session.get_bind().dialect.name
+    query = children_query(content_ids, list_ids, dialect)
     if query is None:
         return out
+    if dialect == "postgresql" and (records := audit.take_unwritten(session)):
+        # The page's audit record (the read of what it shows) goes with its children.
+        query = query.add_cte(inserts.rows_cte(audit_chain.TABLE, records, "audited"))
     conn = await session.connection()
     read: dict[uuid.UUID, list[dict[str, Any]]] = {}
     for row in (await conn.execute(query)).all():

@@ -62,6 +62,20 @@ def _statement(shape: tuple[Any, ...]) -> sa.TextClause:
     return sa.text(f"{head}SELECT {select}").bindparams(*binds)
 
 
+def rows_cte(table: sa.Table, rows: Rows, name: str) -> sa.CTE:
+    """PostgreSQL: the INSERT of `rows` into `table` as a CTE, to add to a statement that
+    is sent anyway (a data-modifying CTE runs once, whether or not the statement reads it);
+    the rows bound as one JSON array, as `insert_all` binds them."""
+    _check_enums(table, rows)
+    columns = list(rows[0])
+    source = sa.func.json_populate_recordset(
+        sa.literal_column(f'NULL::"{table.name}"'),
+        sa.cast(sa.bindparam(f"{name}_rows", _json(rows), type_=sa.Text), sa.JSON),
+    ).table_valued()
+    values: list[sa.ColumnClause[Any]] = [sa.literal_column(_value(table.c[c])) for c in columns]
+    return sa.insert(table).from_select(columns, sa.select(*values).select_from(source)).cte(name)
+
+
 def _check_enums(table: sa.Table, rows: Rows) -> None:
     """Refuse a value outside its column's enum, as `EnumText` does when it binds one
     (the JSON rows bypass the column types' bind processing)."""

@@ -33,13 +33,18 @@ async def jo(client, db, app) -> Actor:
     )
 
 
+_AUDIT_ONLY = ("INSERT INTO audit_record", "SELECT audit_record", "UPDATE audit_record")
+
+
 @contextmanager
 def alert_reads(db) -> Iterator[list[str]]:
     """The statements that read the alert tables (not the audit trail or the login)."""
     seen: list[str] = []
 
     def note(_conn, _cursor, statement: str, *_args) -> None:
-        if " FROM alert" in " ".join(statement.split()) and "audit_record" not in statement:
+        text = " ".join(statement.split())
+        # The page's audit record may ride on its children's read (a WITH on PostgreSQL).
+        if " FROM alert" in text and not text.startswith(_AUDIT_ONLY):
             seen.append(statement)
 
     engine = db.engine.sync_engine
@@ -70,6 +75,29 @@ async def test_a_page_is_two_reads_and_matches_single_reads(client, db, ke, co):
     for alert_id, shown in bodies.items():
         single = await client.get(f"/api/v1/alerts/{alert_id}", headers=ke.headers)
         assert single.json() == shown
+
+
+async def test_a_pages_audit_record_goes_with_its_children(client, db, app, ke, co, backend):
+    if backend != "postgres":
+        pytest.skip("SQLite has no INSERT inside a WITH: the record is its own statement there")
+    await post_alert(client, co, seizure_body(handling={"tlp": "green", "audience": "community"}))
+    seen: list[str] = []
+
+    def note(_conn, _cursor, statement: str, *_args) -> None:
+        seen.append(" ".join(statement.split()))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", note)
+    try:
+        page = await client.get("/api/v1/alerts", headers=ke.headers)
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", note)
+    assert page.status_code == 200 and len(page.json()["items"]) == 1
+    writes = [s for s in seen if "INSERT INTO audit_record" in s]
+    assert len(writes) == 1 and writes[0].startswith("WITH audited AS (INSERT INTO audit_record")
+    assert "FROM alert_item" in writes[0]
+    admin = await make_actor(client, db, app.state.auth.hashing, ke.agency, Role.agency_admin)
+    listed = await client.get("/api/v1/audit?action=alert.list", headers=admin.headers)
+    assert [r["actor_id"] for r in listed.json()["items"]] == [str(ke.user.id)]
 
 
 async def test_a_page_of_tombstones_reads_no_children(client, db, co, jo):
