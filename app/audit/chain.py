@@ -181,6 +181,11 @@ def _write_links(conn: Connection, rows: list[dict[str, Any]], *, postgres: bool
         )
 
 
+# How long a reader of the trail waits for the linking of what its process committed before
+# it (a run waits at most LOCK_TIMEOUT_MS for the lock); past that it reads what is linked.
+READ_WAIT_S = 2 * LOCK_TIMEOUT_MS / 1000
+
+
 class _Linker:
     """One linking run at a time per engine and process, in the background; a run covers
     every commit made before it started, so commits that arrive during a run share the next."""
@@ -189,22 +194,49 @@ class _Linker:
         self.committed = 0  # commits that asked for a run
         self.covered = 0  # commits that a finished run started after
         self.task: asyncio.Task[None] | None = None
+        self.waiters: list[tuple[int, asyncio.Future[None]]] = []  # (commit ticket, waiter)
 
-    def after_commit(self, engine: AsyncEngine) -> None:
+    def after_commit(self, engine: AsyncEngine) -> int:
+        """Have the commit just made linked; its ticket, for `wait_for`."""
         self.committed += 1
         if self.task is None or self.task.done():
             self.task = db.spawn(engine, self._run(engine))
+        return self.committed
+
+    async def wait_for(self, ticket: int, at_most_s: float | None) -> None:
+        """Until a run has covered commit `ticket` (not every later one), the runs have
+        given up (the sweep links it), or `at_most_s` seconds have passed."""
+        if self.covered >= ticket or self.task is None or self.task.done():
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self.waiters.append((ticket, waiter))
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), at_most_s)
+        except TimeoutError:
+            log.warning("read the audit trail before this process's last records were linked")
+        finally:
+            if (ticket, waiter) in self.waiters:
+                self.waiters.remove((ticket, waiter))
 
     async def _run(self, engine: AsyncEngine) -> None:
-        while self.covered < self.committed:
-            target = self.committed
-            try:
-                async with engine.begin() as conn:
-                    await conn.run_sync(lambda sync: chain_pending(sync, durable=False))
-            except Exception:  # the records are committed: the next run or the sweep links them
-                log.warning("audit records left unlinked for the sweep", exc_info=True)
-                return
-            self.covered = target
+        try:
+            while self.covered < self.committed:
+                target = self.committed
+                try:
+                    async with engine.begin() as conn:
+                        await conn.run_sync(lambda sync: chain_pending(sync, durable=False))
+                except Exception:  # committed records: the next run or the sweep links them
+                    log.warning("audit records left unlinked for the sweep", exc_info=True)
+                    return
+                self.covered = target
+                self._release(target)
+        finally:
+            self._release(None)  # nothing runs any more: no one waits for it
+
+    def _release(self, upto: int | None) -> None:
+        for ticket, waiter in self.waiters:
+            if (upto is None or ticket <= upto) and not waiter.done():
+                waiter.set_result(None)
 
 
 _linkers: weakref.WeakKeyDictionary[Engine, tuple[asyncio.AbstractEventLoop, _Linker]] = (
@@ -212,24 +244,39 @@ _linkers: weakref.WeakKeyDictionary[Engine, tuple[asyncio.AbstractEventLoop, _Li
 )
 
 
-async def link_after_commit(session: AsyncSession) -> None:
-    """Start linking what the session just committed (queued by the append hook on
-    PostgreSQL), without waiting for it: the answer does not carry the records' places."""
-    engine = session.bind
-    if not isinstance(engine, AsyncEngine):
-        return  # not one of ours; the sweep links them
+def _linker(engine: AsyncEngine, *, create: bool) -> _Linker | None:
+    """This event loop's linker of `engine` (one per process and engine)."""
     loop = asyncio.get_running_loop()
     known = _linkers.get(engine.sync_engine)
     if known is None or known[0] is not loop:
+        if not create:
+            return None
         known = _linkers[engine.sync_engine] = (loop, _Linker())
-    known[1].after_commit(engine)
+    return known[1]
+
+
+async def link_after_commit(session: AsyncSession) -> None:
+    """Start linking what the session just committed (queued by the append hook on
+    PostgreSQL), without waiting for it: the answer does not carry the records' places.
+    Once the engine is being disposed of (a shutdown), the commit waits for its link, so a
+    process that ends next leaves nothing to the sweep."""
+    engine = session.bind
+    if not isinstance(engine, AsyncEngine):
+        return  # not one of ours; the sweep links them
+    linker = _linker(engine, create=True)
+    assert linker is not None  # created
+    ticket = linker.after_commit(engine)
+    if db.closing(engine):
+        await linker.wait_for(ticket, None)
 
 
 async def linked(session: AsyncSession) -> None:
-    """Wait for the linking runs this process has started (a reader of the trail sees what it
-    committed in the chain, not waiting to be linked)."""
+    """Wait for the linking of what this process committed before now (a reader of the trail
+    sees it in the chain), at most READ_WAIT_S; later commits are not waited for."""
     if isinstance(session.bind, AsyncEngine):
-        await db.settle(session.bind)
+        linker = _linker(session.bind, create=False)
+        if linker is not None:
+            await linker.wait_for(linker.committed, READ_WAIT_S)
 
 
 async def sweep(session: AsyncSession) -> int:

@@ -139,7 +139,9 @@ class Database:
             await conn.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
-        """Let the background work on this engine end, then close every pooled connection."""
+        """Let the background work on this engine end, then close every pooled connection.
+        From now on work that would go to the background is waited for (`closing`)."""
+        _closing.add(self.engine.sync_engine)
         await settle(self.engine)
         await self.engine.dispose()
 
@@ -150,6 +152,15 @@ class Database:
 _background: weakref.WeakKeyDictionary[Engine, set[asyncio.Task[None]]] = (
     weakref.WeakKeyDictionary()
 )
+
+
+_closing: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def closing(engine: AsyncEngine) -> bool:
+    """Whether `engine` is being disposed of: a commit waits for its work instead of
+    leaving it to a background task that the process may not live to finish."""
+    return engine.sync_engine in _closing
 
 
 def spawn(engine: AsyncEngine, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
