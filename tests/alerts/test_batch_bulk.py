@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event
 from sqlmodel import col, func, select
 
 from app.alerts.models import Alert, AlertItem, AlertTag
@@ -25,6 +25,7 @@ from app.traces.models import TraceRequest
 from app.webhooks.models import Delivery
 from tests.alerts.test_batch_fanout import _deliveries, _group, _handling, _subscribe
 from tests.factories import seizure_body, trace_body
+from tests.triggers import refused_when
 
 BATCH = "/api/v1/alerts:batch"
 REFUSED_TITLE = "Refused by the database"
@@ -188,39 +189,8 @@ async def test_the_statements_of_a_batch_do_not_grow_with_its_alerts(client, db,
 async def refused_in_the_database(db, table: str, column: str, value: str) -> AsyncIterator[None]:
     """While it lasts, a trigger refuses to store a row of `table` whose `column` is
     `value`, as a constraint would: a refusal the service's own checks cannot foresee."""
-    async with db.session() as session:
-        conn = await session.connection()
-        postgres = conn.dialect.name == "postgresql"
-        if postgres:
-            await conn.execute(
-                text(
-                    "CREATE OR REPLACE FUNCTION tw_test_refuse() RETURNS trigger AS $$ BEGIN "
-                    f"IF NEW.{column} = '{value}' THEN RAISE EXCEPTION 'refused' "
-                    "USING ERRCODE = 'check_violation'; END IF; RETURN NEW; END $$ "
-                    "LANGUAGE plpgsql"
-                )
-            )
-            await conn.execute(
-                text(
-                    f"CREATE TRIGGER tw_test_refuse BEFORE INSERT ON {table} "
-                    "FOR EACH ROW EXECUTE FUNCTION tw_test_refuse()"
-                )
-            )
-        else:
-            await conn.execute(
-                text(
-                    f"CREATE TRIGGER tw_test_refuse BEFORE INSERT ON {table} "
-                    f"WHEN NEW.{column} = '{value}' BEGIN SELECT RAISE(ABORT, 'refused'); END"
-                )
-            )
-        await session.commit()
-    try:
+    async with refused_when(db, table, f"NEW.{column} = '{value}'"):
         yield
-    finally:
-        async with db.session() as session:
-            drop = "DROP TRIGGER tw_test_refuse" + (f" ON {table}" if postgres else "")
-            await (await session.connection()).execute(text(drop))
-            await session.commit()
 
 
 async def test_a_joint_write_the_database_refuses_refuses_only_the_alert_at_fault(

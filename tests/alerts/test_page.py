@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
 import pytest
-from sqlalchemy import event
 
 from app.authz.principal import Role
 from tests.factories import Actor, make_actor, make_agency, post_alert, seizure_body
+from tests.sqllog import statements
 
 
 @pytest.fixture
@@ -36,23 +35,14 @@ async def jo(client, db, app) -> Actor:
 _AUDIT_ONLY = ("INSERT INTO audit_record", "SELECT audit_record", "UPDATE audit_record")
 
 
-@contextmanager
-def alert_reads(db) -> Iterator[list[str]]:
+def _reads_alerts(text: str) -> bool:
+    # The page's audit record may ride on its children's read (a WITH on PostgreSQL).
+    return " FROM alert" in text and not text.startswith(_AUDIT_ONLY)
+
+
+def alert_reads(db) -> AbstractContextManager[list[str]]:
     """The statements that read the alert tables (not the audit trail or the login)."""
-    seen: list[str] = []
-
-    def note(_conn, _cursor, statement: str, *_args) -> None:
-        text = " ".join(statement.split())
-        # The page's audit record may ride on its children's read (a WITH on PostgreSQL).
-        if " FROM alert" in text and not text.startswith(_AUDIT_ONLY):
-            seen.append(statement)
-
-    engine = db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", note)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", note)
+    return statements(db, _reads_alerts)
 
 
 async def test_a_page_is_two_reads_and_matches_single_reads(client, db, ke, co):
@@ -81,16 +71,8 @@ async def test_a_pages_audit_record_goes_with_its_children(client, db, app, ke, 
     if backend != "postgres":
         pytest.skip("SQLite has no INSERT inside a WITH: the record is its own statement there")
     await post_alert(client, co, seizure_body(handling={"tlp": "green", "audience": "community"}))
-    seen: list[str] = []
-
-    def note(_conn, _cursor, statement: str, *_args) -> None:
-        seen.append(" ".join(statement.split()))
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", note)
-    try:
+    with statements(db) as seen:
         page = await client.get("/api/v1/alerts", headers=ke.headers)
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", note)
     assert page.status_code == 200 and len(page.json()["items"]) == 1
     writes = [s for s in seen if "INSERT INTO audit_record" in s]
     assert len(writes) == 1 and writes[0].startswith("WITH audited AS (INSERT INTO audit_record")

@@ -4,31 +4,17 @@ names in one read, and no audit linking before the answer."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-from sqlalchemy import event
+from contextlib import AbstractContextManager
 
 from app.authz.principal import Role
 from tests.factories import make_actor, make_agency, seizure_body
+from tests.sqllog import statements
 
 
-@contextmanager
-def request_statements(db) -> Iterator[list[str]]:
+def request_statements(db) -> AbstractContextManager[list[str]]:
     """The statements run in this task (the in-process request), not by background work."""
-    seen: list[str] = []
     task = asyncio.current_task()
-
-    def note(_conn, _cursor, statement: str, *_args) -> None:
-        if asyncio.current_task() is task:
-            seen.append(" ".join(statement.split()))
-
-    engine = db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", note)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", note)
+    return statements(db, lambda _text: asyncio.current_task() is task)
 
 
 async def test_a_post_reads_its_policy_and_named_agencies_at_once(client, db, app, backend):

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
-from sqlalchemy import text
 from sqlmodel import select
 
 from app.alerts.models import Alert
@@ -22,52 +19,10 @@ from app.authz.principal import Role
 from app.core.db import Database, settle
 from tests.agencies.test_separation import make_operator_agency
 from tests.factories import make_actor, make_agency, post_alert, seizure_body, trace_body
+from tests.triggers import refused_when
 
 BATCH = "/api/v1/alerts:batch"
 REFUSED = "Refused after the alert statement"
-
-
-@asynccontextmanager
-async def refused(db: Database, table: str, when: str) -> AsyncIterator[None]:
-    """While it lasts, a trigger refuses (as a constraint would) a row of `table` for which
-    the SQL condition `when` (on NEW) holds."""
-    name = f"tw_rt_{uuid.uuid4().hex[:8]}"
-    async with db.session() as session:
-        conn = await session.connection()
-        postgres = conn.dialect.name == "postgresql"
-        if postgres:
-            await conn.execute(
-                text(
-                    f"CREATE FUNCTION {name}() RETURNS trigger AS $$ BEGIN "
-                    f"IF {when} THEN RAISE EXCEPTION 'refused' USING ERRCODE = "
-                    "'check_violation'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql"
-                )
-            )
-            await conn.execute(
-                text(
-                    f"CREATE TRIGGER {name} BEFORE INSERT ON {table} "
-                    f"FOR EACH ROW EXECUTE FUNCTION {name}()"
-                )
-            )
-        else:
-            await conn.execute(
-                text(
-                    f"CREATE TRIGGER {name} BEFORE INSERT ON {table} "
-                    f"WHEN {when} BEGIN SELECT RAISE(ABORT, 'refused'); END"
-                )
-            )
-        await session.commit()
-    try:
-        yield
-    finally:
-        async with db.session() as session:
-            conn = await session.connection()
-            if postgres:
-                await conn.execute(text(f"DROP TRIGGER {name} ON {table}"))
-                await conn.execute(text(f"DROP FUNCTION {name}()"))
-            else:
-                await conn.execute(text(f"DROP TRIGGER {name}"))
-            await session.commit()
 
 
 # An event of an alert whose title is REFUSED (spelled out): a step after the alert's own statement.
@@ -95,7 +50,7 @@ async def assert_chain_whole(db: Database) -> None:
 
 async def test_a_post_refused_after_its_alert_statement_leaves_no_record(client, db, world):
     ke = world["KE"]
-    async with refused(db, "event", _EVENT_OF_REFUSED):
+    async with refused_when(db, "event", _EVENT_OF_REFUSED):
         answer = await client.post(
             "/api/v1/alerts",
             json=seizure_body(title=REFUSED, publish=True),
@@ -137,7 +92,7 @@ async def test_a_batch_with_a_later_step_refused_records_each_kept_alert_once(cl
     titles = ["One", REFUSED, "Three", "Four"]
     bodies = [seizure_body(title=t, publish=True) for t in titles]
     headers = {**ke.headers, "Idempotency-Key": "batch-refused"}
-    async with refused(db, "event", _EVENT_OF_REFUSED):
+    async with refused_when(db, "event", _EVENT_OF_REFUSED):
         answer = await client.post(BATCH, json={"alerts": bodies}, headers=headers)
         assert answer.status_code == 200, answer.text
         assert [r["status"] for r in answer.json()["results"]] == [201, 409, 201, 201]
@@ -152,7 +107,7 @@ async def test_a_batch_with_a_later_step_refused_records_each_kept_alert_once(cl
 async def test_a_batch_refused_whole_records_nothing_and_the_next_post_links(client, db, world):
     ke = world["KE"]
     bodies = [seizure_body(title=REFUSED, publish=True) for _ in range(3)]
-    async with refused(db, "event", _EVENT_OF_REFUSED):
+    async with refused_when(db, "event", _EVENT_OF_REFUSED):
         answer = await client.post(BATCH, json={"alerts": bodies}, headers=ke.headers)
     assert answer.status_code == 200, answer.text
     assert answer.json()["created"] == 0
@@ -166,7 +121,7 @@ async def test_a_page_whose_audit_write_is_refused_leaves_no_half_record(client,
     ke, de = world["KE"], world["DE"]
     for _ in range(2):
         await post_alert(client, de, seizure_body())
-    async with refused(db, "audit_record", "NEW.action = 'alert.list'"):
+    async with refused_when(db, "audit_record", "NEW.action = 'alert.list'"):
         page = await client.get("/api/v1/alerts", headers=ke.headers)
         assert page.status_code >= 400, page.text
         assert await records(db, "alert.list") == Counter()
