@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from app.audit import heads, service
+from app.audit import heads, service, trail
 from app.authz import rights
 from app.authz.deps import CurrentPrincipal
 from app.core.db import SessionDep
@@ -71,7 +71,7 @@ async def list_audit(
 ) -> AuditPage:
     """Audit records, newest first: your agency's (agency admins) or all (platform admins)."""
     agency = rights.audit_agency(principal, agency)
-    rows = await service.list_records(
+    rows = await trail.list_records(
         session,
         agency_id=agency,
         actor_id=actor,
@@ -83,7 +83,7 @@ async def list_audit(
         before_seq=int(cursor) if cursor else None,
         limit=limit + 1,
     )
-    page, next_cursor = service.RECORD_ORDER.split(rows, limit)
+    page, next_cursor = trail.RECORD_ORDER.split(rows, limit)
     return AuditPage(
         items=[AuditRecordRead.model_validate(r) for r in page], next_cursor=next_cursor
     )

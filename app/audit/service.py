@@ -6,7 +6,6 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,7 +23,6 @@ from app.audit.models import AuditHead, AuditRecord
 from app.authz.principal import ActorKind, Principal
 from app.core.db import AFTER_COMMIT
 from app.core.logging import client_ip_var, request_id_var
-from app.core.pagination import Keyset, SeqCursor
 from app.core.types import utcnow
 
 _PENDING = "tracewire.audit.pending"
@@ -377,42 +375,3 @@ async def _last_own_head(session: AsyncSession, key: Ed25519PublicKey) -> Signed
         if head.signed_by(key):
             return head
     return None
-
-
-# The trail's order, newest first; its cursor is the last `seq` shown.
-RECORD_ORDER = Keyset((col(AuditRecord.seq),), newest_first=True, cursor=SeqCursor())
-
-
-async def list_records(
-    session: AsyncSession,
-    *,
-    agency_id: uuid.UUID | None,
-    actor_id: uuid.UUID | None,
-    action: str | None,
-    object_type: str | None,
-    object_id: str | None,
-    since: datetime | None,
-    until: datetime | None,
-    before_seq: int | None,
-    limit: int,
-) -> list[AuditRecord]:
-    """Records newest first, filtered; keyset on `seq`."""
-    await chain.linked(session)
-    query = select(AuditRecord).where(col(AuditRecord.seq).is_not(None))
-    for column, value in (
-        (AuditRecord.agency_id, agency_id),
-        (AuditRecord.actor_id, actor_id),
-        (AuditRecord.action, action),
-        (AuditRecord.object_type, object_type),
-        (AuditRecord.object_id, object_id),
-    ):
-        if value is not None:
-            query = query.where(column == value)
-    if since:
-        query = query.where(col(AuditRecord.at) >= since)
-    if until:
-        query = query.where(col(AuditRecord.at) < until)
-    if before_seq:
-        query = RECORD_ORDER.after(query, (before_seq,))
-    query = RECORD_ORDER.ordered(query).limit(limit)
-    return list((await session.exec(query)).all())

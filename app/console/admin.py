@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from app.agencies import service as agencies
 from app.agencies.schemas import ApiClientCreate, ApiClientRead, UserCreate, UserUpdate
-from app.audit import service as audit
+from app.audit import trail as audit_records
 from app.authz import rights
 from app.authz.principal import Role, Scope
 from app.console import common, forms
@@ -331,7 +331,7 @@ async def audit_trail(request: Request, session: SessionDep, live: LiveDep) -> H
     wanted = common.parse_uuid(request.query_params.get("agency"))
     agency_id = rights.audit_agency(live.principal, wanted)
     before = request.query_params.get("before", "")
-    rows = await audit.list_records(
+    rows = await audit_records.list_records(
         session,
         agency_id=agency_id,
         actor_id=None,

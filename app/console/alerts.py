@@ -13,7 +13,7 @@ from app.alerts import query as alert_query
 from app.alerts import read as alert_read
 from app.alerts import service as alerts
 from app.alerts.schemas import CountryFilter, SerialFilter, TagFilter, TextQuery, WithdrawRequest
-from app.audit import service as audit
+from app.audit import trail as audit_records
 from app.console import common, forms
 from app.console.choices import CHOICES, KIND_NAMES
 from app.console.deps import LiveDep, PostDep, render
@@ -116,7 +116,7 @@ async def _alert_view(
     access = await alert_read.explain_access(session, p, alert)
     history: list[Any] = []
     if not read.tombstone:
-        records = await audit.list_records(
+        records = await audit_records.list_records(
             session,
             agency_id=None,
             actor_id=None,

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import select
 
-from app.audit import chain, heads
+from app.audit import chain, heads, trail
 from app.audit import service as audit
 from app.audit.models import AuditRecord
 from app.core.db import Database, settle
@@ -109,7 +109,7 @@ async def test_the_trail_shows_what_this_process_committed(app, db, world):
 
             releasing = asyncio.create_task(release())
             async with db.session() as session:  # as GET /audit does, while the run waits
-                rows = await audit.list_records(
+                rows = await trail.list_records(
                     session,
                     agency_id=None,
                     actor_id=None,

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import select
 
-from app.audit import chain, heads
+from app.audit import chain, heads, trail
 from app.audit import service as audit
 from app.audit.models import AuditRecord
 from app.core import db as core_db
@@ -134,7 +134,7 @@ async def test_a_reader_waits_only_for_runs_that_cover_what_came_before_it(app, 
 
             async def read() -> None:
                 async with db.session() as session:
-                    await audit.list_records(
+                    await trail.list_records(
                         session,
                         agency_id=None,
                         actor_id=None,
