@@ -123,7 +123,7 @@ def _drop_pending(session: Session, transaction: SessionTransaction) -> None:
 def take_unwritten(session: AsyncSession) -> list[dict[str, Any]]:
     """The records staged so far, for the caller to write in a statement it sends anyway
     (rows of `chain.TABLE`, one round trip fewer); the commit links them as any other.
-    None inside a SAVEPOINT: its rollback would take records staged before it with it."""
+    Nothing inside a SAVEPOINT: its rollback would take records staged before it with it."""
     if session.sync_session.in_nested_transaction():
         return []
     rows: list[dict[str, Any]] = session.info.pop(_PENDING, None) or []
