@@ -154,15 +154,6 @@ _background: weakref.WeakKeyDictionary[Engine, set[asyncio.Task[None]]] = (
 )
 
 
-_closing: weakref.WeakSet[Engine] = weakref.WeakSet()
-
-
-def closing(engine: AsyncEngine) -> bool:
-    """Whether `engine` is being disposed of: a commit waits for its work instead of
-    leaving it to a background task that the process may not live to finish."""
-    return engine.sync_engine in _closing
-
-
 def spawn(engine: AsyncEngine, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
     """Run `work` in the background, tracked under `engine` until it ends."""
     tasks = _background.setdefault(engine.sync_engine, set())
@@ -179,6 +170,16 @@ async def settle(engine: AsyncEngine) -> None:
         t for t in _background.get(engine.sync_engine, ()) if t.get_loop() is loop and not t.done()
     ]:
         await asyncio.gather(*pending, return_exceptions=True)
+
+
+# Engines whose Database is being disposed of (set by `Database.dispose`).
+_closing: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def closing(engine: AsyncEngine) -> bool:
+    """Whether `engine` is being disposed of: a commit waits for its work instead of
+    leaving it to a background task that the process may not live to finish."""
+    return engine.sync_engine in _closing
 
 
 def settings_of(session: AsyncSession) -> Settings:
