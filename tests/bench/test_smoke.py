@@ -142,6 +142,22 @@ def test_statements(server: str, database: str) -> None:
     assert float(cells[7]) > 0 and float(cells[9]) > 0  # statements counted, CPU measured
 
 
+def test_floor(server: str, database: str) -> None:
+    out = bench(
+        "bench.floor",
+        *("--requests", "3", "--rounds", "2", "--database-url", f"{server}/{database}"),
+    )
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "request |" not in line]
+    cells = [[c.strip() for c in row.strip("|").split("|")] for row in rows]
+    assert [c[0] for c in cells] == [
+        "bare GET /ok",
+        "GET /healthz",
+        "GET /api/v1/me",
+        "POST /api/v1/alerts",
+    ]
+    assert all(len(c[1].split(", ")) == 2 and float(c[2]) > 0 for c in cells)  # two rounds each
+
+
 def test_batch(server: str, database: str) -> None:
     out = bench(
         "bench.batch",
