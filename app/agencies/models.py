@@ -44,6 +44,9 @@ class Agency(SQLModel, table=True):
     is_operator: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     status: AgencyStatus = Field(default=AgencyStatus.active, sa_type=EnumText(AgencyStatus, 20))
     contact_email: str | None = Field(default=None, max_length=254)
+    # The agency's own rule: its users log in with a second factor, and one who has none
+    # is walked through enrolment before any token (the platform's rule is a setting).
+    require_mfa: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
@@ -78,6 +81,12 @@ class User(SQLModel, table=True):
     # login, refresh token and console session records the epoch it was opened under
     # and stops working once the user's epoch has moved on.
     token_epoch: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # TOTP (RFC 6238): the shared secret (base32; the code generator needs it, like a
+    # webhook's signing secret), when enrolment was confirmed with a first code, and the
+    # time step of the last code accepted (a code is good once).
+    totp_secret: str | None = Field(default=None, max_length=64)
+    totp_confirmed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    totp_last_step: int | None = Field(default=None, sa_type=sa.BigInteger)
 
 
 class ApiClient(SQLModel, table=True):
@@ -98,6 +107,9 @@ class ApiClient(SQLModel, table=True):
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # Bumped by a secret rotation; access tokens carry the epoch they were issued under.
     token_epoch: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # A rotation with an overlap: the secret before it keeps working until then.
+    previous_secret_hash: str | None = Field(default=None, max_length=64)
+    previous_secret_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class SetPasswordToken(SQLModel, table=True):

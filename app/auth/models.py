@@ -1,4 +1,5 @@
-"""Tables: login sessions (refresh-token families), refresh tokens, revoked access tokens."""
+"""Tables: login sessions (refresh-token families), refresh tokens, revoked access tokens,
+second-factor recovery codes and personal access tokens."""
 
 from __future__ import annotations
 
@@ -63,3 +64,37 @@ class LoginThrottle(SQLModel, table=True):
     failures: int = 0
     window_started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     blocked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class RecoveryCode(SQLModel, table=True):
+    """A one-time recovery code of a user's second factor, stored as a digest."""
+
+    __tablename__ = "mfa_recovery_code"
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    user_id: uuid.UUID = Field(foreign_key="user_account.id", index=True, ondelete="CASCADE")
+    code_hash: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class PersonalAccessToken(SQLModel, table=True):
+    """A user's named token for scripts: some of the user's scopes, an expiry, a digest.
+
+    It acts as the user, narrowed to its scopes, while the user may log in, still holds
+    those scopes and keeps the credentials (`token_epoch`) it was created under.
+    """
+
+    __tablename__ = "personal_access_token"
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    user_id: uuid.UUID = Field(foreign_key="user_account.id", index=True, ondelete="CASCADE")
+    name: str = Field(max_length=100)
+    token_hash: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    token_hint: str = Field(max_length=12)
+    scopes: str = Field(max_length=200)  # space-separated, as in OAuth2
+    token_epoch: int = 0
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
