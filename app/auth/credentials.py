@@ -7,7 +7,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.agencies.models import Agency, AgencyStatus, ApiClient, User
 from app.audit import service as audit
-from app.auth import principals
+from app.auth import mfa, principals
 from app.auth.context import AuthContext, ErrorAfterCommit, OAuthError
 from app.auth.throttle import count_failure, get_throttle, refuse_while_blocked
 from app.authz.principal import Principal
@@ -54,13 +54,33 @@ async def authenticate_password(
         session.add(throttle)
         await session.flush()
         raise ErrorAfterCommit(OAuthError("invalid_grant", "Invalid username or password."))
-    if throttle.failures:
-        await session.delete(throttle)
     if ctx.hashing.needs_rehash(user.password_hash):
         user.password_hash = ctx.hashing.hash(password)
+        session.add(user)
+    if mfa.due(ctx.settings, user, agency):
+        # The password was right, but the login is not done: the back-off keeps counting
+        # until the second factor, so a known password does not reset it for code guessing.
+        return user
+    await finish_login(session, user, channel=channel)
+    return user
+
+
+async def finish_login(
+    session: AsyncSession, user: User, *, channel: str, factor: str | None = None
+) -> None:
+    """A login passed every factor: clear the account's back-off, note it, audit it.
+
+    `factor` names the second factor used (`totp`, `recovery_code`), if any.
+    """
+    throttle = await get_throttle(session, user.email)
+    if throttle.failures:
+        await session.delete(throttle)
     user.last_login_at = utcnow()
     session.add(user)
     await session.flush()
+    details: dict[str, object] = {"grant": channel}
+    if factor:
+        details["factor"] = factor
     await audit.record(
         session,
         None,
@@ -69,9 +89,8 @@ async def authenticate_password(
         object_id=user.id,
         agency_id=user.agency_id,
         actor_name=user.email,
-        details={"grant": channel},
+        details=details,
     )
-    return user
 
 
 async def authenticate_client(

@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.agencies.models import Agency, ApiClient, User
 from app.audit import service as audit
-from app.auth import credentials, principals
+from app.auth import credentials, mfa, principals
 from app.auth.context import AuthContext, ErrorAfterCommit, OAuthError
 from app.auth.models import AuthSession, RefreshToken, RevokedToken
 from app.authz.principal import ROLE_SCOPES
@@ -33,12 +33,35 @@ class TokenGrant:
 
 
 async def password_grant(
-    session: AsyncSession, ctx: AuthContext, *, username: str, password: str
+    session: AsyncSession,
+    ctx: AuthContext,
+    *,
+    username: str,
+    password: str,
+    otp: str | None = None,
 ) -> TokenGrant:
-    """Log a user in; the same answer and about the same time whether or not they exist."""
+    """Log a user in; the same answer and about the same time whether or not they exist.
+
+    A user with a second factor gives its code (or a recovery code) as `otp`; a user whose
+    agency requires one and who has none gets no token until they enrol (in the console).
+    """
     user = await credentials.authenticate_password(
         session, ctx, username=username, password=password, channel="password"
     )
+    agency = await session.get(Agency, user.agency_id)
+    assert agency is not None  # authenticate_password joined it
+    if mfa.due(ctx.settings, user, agency):
+        if not mfa.enrolled(user):
+            raise OAuthError(
+                "mfa_enrollment_required",
+                "Your agency requires a second factor: log in to the console to set one up.",
+            )
+        if not otp:
+            raise OAuthError(
+                "mfa_required", "This account logs in with a one-time code: send it as `otp`."
+            )
+        factor = await mfa.verify(session, ctx, user, otp, channel="password")
+        await credentials.finish_login(session, user, channel="password", factor=factor)
     now = utcnow()
     login = AuthSession(
         user_id=user.id,

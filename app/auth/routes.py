@@ -34,6 +34,14 @@ async def issue_token(
     client_id: Annotated[str | None, Form(max_length=100)] = None,
     client_secret: Annotated[str | None, Form(max_length=200)] = None,
     scope: Annotated[str | None, Form(max_length=200)] = None,
+    otp: Annotated[
+        str | None,
+        Form(
+            max_length=40,
+            description="The password grant's second factor: the authenticator's current "
+            "code, or one of the recovery codes.",
+        ),
+    ] = None,
 ) -> Response:
     """Issue tokens: `password` (users), `client_credentials` (API clients), `refresh_token`."""
     headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -42,7 +50,9 @@ async def issue_token(
         if grant_type == "password":
             if not username or not password:
                 raise OAuthError("invalid_request", "username and password are required.")
-            grant = await grants.password_grant(session, ctx, username=username, password=password)
+            grant = await grants.password_grant(
+                session, ctx, username=username, password=password, otp=otp
+            )
         elif grant_type == "client_credentials":
             basic = basic_credentials(request.headers.get("authorization"))
             creds = basic or (client_id, client_secret)

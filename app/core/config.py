@@ -136,6 +136,11 @@ class Settings(BaseSettings):
     login_backoff_base_seconds: int = Field(default=30, ge=1)
     login_backoff_max_seconds: int = Field(default=900, ge=1)
 
+    # Second factor: every user must log in with one (each agency may also require it of
+    # its own users), and the name authenticator apps show beside the account.
+    require_mfa: bool = False
+    mfa_issuer: str = Field(default="Tracewire", min_length=1, max_length=60)
+
     # Web console sessions: idle timeout, absolute lifetime, and the cookie's Secure flag
     # (None: Secure when the request came over https, directly or via a trusted proxy).
     console_idle_timeout_seconds: int = Field(default=1800, ge=60)
