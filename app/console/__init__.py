@@ -23,6 +23,7 @@ from app.console import (
     dashboard,
     hooks,
     platform,
+    second_factor,
     sessions,
     traces,
 )
@@ -114,5 +115,15 @@ def install_console(app: FastAPI) -> None:
     app.add_exception_handler(CsrfRefused, _console_only)
     app.mount(PREFIX + "/static", StaticFiles(directory=STATIC), name="console-static")
     # The form's `/alerts/new` before the page's `/alerts/{alert_id}`.
-    for module in (auth, dashboard, alert_form, alerts, traces, admin, hooks, platform):
+    for module in (
+        auth,
+        second_factor,
+        dashboard,
+        alert_form,
+        alerts,
+        traces,
+        admin,
+        hooks,
+        platform,
+    ):
         app.include_router(module.router)

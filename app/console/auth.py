@@ -9,12 +9,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from app.agencies import invitations
+from app.agencies.models import Agency
 from app.agencies.schemas import SetPassword
-from app.auth import credentials
+from app.auth import credentials, mfa
 from app.auth.context import OAuthError, kept_refusal
 from app.auth.deps import AuthContextDep
 from app.auth.schemas import PasswordField, UsernameField
-from app.console import forms, sessions
+from app.console import forms, second_factor, sessions
 from app.console.deps import PostDep, render
 from app.core.db import SessionDep
 from app.core.errors import AppError, InvalidInput
@@ -24,24 +25,6 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 # The login's fields with the limits of `POST /auth/token` (username, password).
 LoginForm = forms.params_model("LoginForm", {"username": UsernameField, "password": PasswordField})
 LABELS = {"username": "Email address", "password": "Password"}
-
-
-def _secure(request: Request) -> bool:
-    setting = request.app.state.settings.console_cookie_secure
-    if setting is not None:
-        return bool(setting)
-    return getattr(request.state, "client_scheme", request.url.scheme) == "https"
-
-
-def _set_cookie(request: Request, response: Response, name: str, value: str) -> None:
-    response.set_cookie(
-        name,
-        value,
-        path=sessions.COOKIE_PATH,
-        httponly=True,
-        samesite="strict",
-        secure=_secure(request),
-    )
 
 
 def _safe_next(target: str | None) -> str:
@@ -65,7 +48,7 @@ def _login_page(
         },
         status_code=status_code,
     )
-    _set_cookie(request, response, sessions.LOGIN_CSRF_COOKIE, token)
+    sessions.set_cookie(request, response, sessions.LOGIN_CSRF_COOKIE, token)
     return response
 
 
@@ -113,9 +96,17 @@ async def login(request: Request, session: SessionDep, ctx: AuthContextDep) -> R
         return _login_page(
             request, error=message, email=email, status_code=429 if throttled else 401
         )
+    next_url = _safe_next(str(form.get("next") or ""))
+    agency = await session.get(Agency, user.agency_id)
+    assert agency is not None  # authenticate_password joined it
+    if mfa.due(ctx.settings, user, agency):
+        pending = await second_factor.begin(session, ctx, user, next_url)
+        response = RedirectResponse(second_factor.PAGE, status_code=303)
+        sessions.set_cookie(request, response, second_factor.PENDING_COOKIE, pending)
+        return response
     token = await sessions.start(session, ctx, user)
-    response = RedirectResponse(_safe_next(str(form.get("next") or "")), status_code=303)
-    _set_cookie(request, response, sessions.COOKIE, token)
+    response = RedirectResponse(next_url, status_code=303)
+    sessions.set_cookie(request, response, sessions.COOKIE, token)
     response.delete_cookie(sessions.LOGIN_CSRF_COOKIE, path=sessions.COOKIE_PATH)
     return response
 

@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
+from fastapi import Request, Response
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -96,3 +97,18 @@ async def end(session: AsyncSession, token: str | None) -> None:
             delete(ConsoleSession).where(col(ConsoleSession.token_hash) == digest_secret(token))
         )
         await session.flush()
+
+
+def set_cookie(request: Request, response: Response, name: str, value: str) -> None:
+    """Set a console cookie: HttpOnly, SameSite=Strict, on /console, and Secure as the
+    `console_cookie_secure` setting says (unset: when the browser came over https, directly
+    or through a trusted proxy)."""
+    setting = request.app.state.settings.console_cookie_secure
+    secure = (
+        bool(setting)
+        if setting is not None
+        else getattr(request.state, "client_scheme", request.url.scheme) == "https"
+    )
+    response.set_cookie(
+        name, value, path=COOKIE_PATH, httponly=True, samesite="strict", secure=secure
+    )
