@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.console import (
+    account,
     admin,
     alert_form,
     alerts,
@@ -118,6 +119,7 @@ def install_console(app: FastAPI) -> None:
     for module in (
         auth,
         second_factor,
+        account,
         dashboard,
         alert_form,
         alerts,

@@ -126,3 +126,41 @@ async def test_a_secret_started_by_another_login_is_never_shown(db, app, clock):
         assert re.search(pattern, first_page).group(1) != re.search(pattern, second_page).group(1)
         again = await first.get(SECOND)
         assert again.status_code == 303 and again.headers["location"] == "/console/login"
+
+
+async def test_the_account_page_sets_up_renews_and_removes_the_factor(client, db, app, clock):  # noqa: F811
+    from tests.console.helpers import console_login, csrf_of
+
+    user = await make_user(db, app.state.auth.hashing, await make_agency(db), Role.reader)
+    csrf = await console_login(client, user.email)
+    page = await client.get("/console/account/security")
+    assert "No second factor is set up" in page.text
+    started = await client.post("/console/account/security/start", data={"csrf_token": csrf})
+    secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', started.text).group(1)
+    remember(secret)
+    forged = await client.post(
+        "/console/account/security/confirm", data={"csrf_token": "forged", "code": "123456"}
+    )
+    assert forged.status_code == 403
+    done = await client.post(
+        "/console/account/security/confirm",
+        data={"csrf_token": csrf, "code": pyotp.TOTP(secret).at(clock["now"])},
+    )
+    codes = re.findall(r"<li><code>([a-z0-9-]+)</code></li>", done.text)
+    assert len(codes) == 10
+    remember(*codes)
+    assert "10 recovery codes left" in (await client.get("/console/account/security")).text
+    # The next login asks for the code.
+    second = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+    async with second:
+        assert (await password_step(second, user.email)).headers["location"] == SECOND
+    # Removing it needs a fresh code, and ends this session too.
+    clock["now"] += timedelta(seconds=30)
+    csrf = csrf_of((await client.get("/console/account/security")).text)
+    removed = await client.post(
+        "/console/account/security/remove",
+        data={"csrf_token": csrf, "code": pyotp.TOTP(secret).at(clock["now"])},
+    )
+    assert removed.status_code == 303 and removed.headers["location"] == "/console/login"
+    assert (await client.get("/console/")).status_code in (303, 307)
+    assert (await password_step(client, user.email)).headers["location"] == "/console/alerts"
