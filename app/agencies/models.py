@@ -64,6 +64,8 @@ class User(SQLModel, table=True):
             sqlite_where=sa.text("deleted_at IS NULL"),
             postgresql_where=sa.text("deleted_at IS NULL"),
         ),
+        # One account per identity at a provider (NULLs, accounts without one, are distinct).
+        sa.Index("uq_user_account_oidc", "oidc_issuer", "oidc_subject", unique=True),
     )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
@@ -87,6 +89,10 @@ class User(SQLModel, table=True):
     totp_secret: str | None = Field(default=None, max_length=64)
     totp_confirmed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     totp_last_step: int | None = Field(default=None, sa_type=sa.BigInteger)
+    # Single sign-on: the provider's `iss` and `sub` this account is bound to, once it has
+    # logged in through its agency's OpenID Connect provider.
+    oidc_issuer: str | None = Field(default=None, max_length=500)
+    oidc_subject: str | None = Field(default=None, max_length=255)
 
 
 class ApiClient(SQLModel, table=True):

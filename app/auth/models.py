@@ -1,11 +1,13 @@
 """Tables: login sessions (refresh-token families), refresh tokens, revoked access tokens,
-second-factor recovery codes and personal access tokens."""
+second-factor recovery codes, personal access tokens, passkeys and agencies' identity
+providers."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from app.core.types import UTCDateTime, new_id, utcnow
@@ -98,3 +100,45 @@ class PersonalAccessToken(SQLModel, table=True):
     expires_at: datetime = Field(sa_type=UTCDateTime)
     last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class WebAuthnCredential(SQLModel, table=True):
+    """A passkey (WebAuthn credential) of a user: its id and public key, never a secret."""
+
+    __tablename__ = "webauthn_credential"
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    user_id: uuid.UUID = Field(foreign_key="user_account.id", index=True, ondelete="CASCADE")
+    credential_id: str = Field(max_length=1400, sa_column_kwargs={"unique": True})  # base64url
+    public_key: str = Field(max_length=2000)  # COSE key, base64url
+    sign_count: int = Field(default=0, sa_type=sa.BigInteger)
+    transports: str = Field(default="", max_length=200)  # space-separated
+    name: str = Field(max_length=100)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class IdentityProvider(SQLModel, table=True):
+    """An agency's own OpenID Connect provider: its users log in through it.
+
+    The client secret is kept as given: the token request sends it (like a webhook's
+    signing secret, it cannot be a digest).
+    """
+
+    __tablename__ = "identity_provider"
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    agency_id: uuid.UUID = Field(
+        foreign_key="agency.id", ondelete="CASCADE", sa_column_kwargs={"unique": True}
+    )
+    issuer: str = Field(max_length=500)
+    client_id: str = Field(max_length=200)
+    client_secret: str = Field(max_length=500)
+    email_claim: str = Field(default="email", max_length=100)
+    # Addresses the agency owns (space-separated domains): a login whose e-mail is in none
+    # of them is refused, so one agency's provider cannot sign in another agency's users.
+    email_domains: str = Field(max_length=1000)
+    create_users: bool = False  # accounts made on first login, with role `reader`
+    enabled: bool = True
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
