@@ -29,11 +29,14 @@ async def serve(
 ) -> AsyncIterator[str]:
     """Start `tracewire serve` on the test's database; yield its base URL once it is ready.
 
-    `settings` are extra TRACEWIRE_* variables (without the prefix), e.g. LOG_LEVEL="WARNING".
+    `settings` are extra TRACEWIRE_* variables (without the prefix), e.g. LOG_LEVEL="WARNING";
+    `{port}` in a value becomes the server's port.
     `module` runs another `-m` entry point with the same CLI (one under tests/); `args` are
     extra command-line options (e.g. `--workers 2`).
     """
     port = free_port()
+    # A setting may name the port it will get: PUBLIC_URL="http://localhost:{port}".
+    settings = {name: value.replace("{port}", str(port)) for name, value in settings.items()}
     env = child_env(db_url, **(CHEAP_HASHING | {"LOG_LEVEL": "WARNING"} | settings))
     if module != "app":
         env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH")) if p)

@@ -23,6 +23,7 @@ from app.console import (
     auth,
     dashboard,
     hooks,
+    passkeys,
     platform,
     second_factor,
     sessions,
@@ -119,6 +120,7 @@ def install_console(app: FastAPI) -> None:
     for module in (
         auth,
         second_factor,
+        passkeys,
         account,
         dashboard,
         alert_form,

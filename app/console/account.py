@@ -1,4 +1,5 @@
-"""The console's own-account page: setting up, renewing and removing your second factor."""
+"""The console's own-account page: your second factor (set up, renew, remove) and your
+passkeys (listed and removed here; added through app/console/passkeys.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.agencies.models import Agency, User
 from app.audit import service as audit
-from app.auth import mfa
+from app.auth import mfa, passkeys
 from app.auth.context import OAuthError, kept_refusal
 from app.auth.deps import AuthContextDep
 from app.console import sessions
@@ -37,6 +38,7 @@ async def _page(
         "enrolled": mfa.enrolled(user),
         "required": mfa.required(ctx.settings, agency),
         "left": await mfa.recovery_codes_left(session, user) if mfa.enrolled(user) else 0,
+        "passkeys": await passkeys.list_passkeys(session, user),
         "error": error,
     } | (extra or {})
     response = render(request, "account_security.html", context, status_code=status_code)

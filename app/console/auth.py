@@ -27,7 +27,7 @@ LoginForm = forms.params_model("LoginForm", {"username": UsernameField, "passwor
 LABELS = {"username": "Email address", "password": "Password"}
 
 
-def _safe_next(target: str | None) -> str:
+def safe_next(target: str | None) -> str:
     if target and target.startswith("/console/") and "//" not in target and "\\" not in target:
         return target
     return "/console/"
@@ -44,7 +44,7 @@ def _login_page(
             "login_csrf": token,
             "error": error,
             "email": email,
-            "next": _safe_next(request.query_params.get("next")),
+            "next": safe_next(request.query_params.get("next")),
         },
         status_code=status_code,
     )
@@ -96,7 +96,7 @@ async def login(request: Request, session: SessionDep, ctx: AuthContextDep) -> R
         return _login_page(
             request, error=message, email=email, status_code=429 if throttled else 401
         )
-    next_url = _safe_next(str(form.get("next") or ""))
+    next_url = safe_next(str(form.get("next") or ""))
     agency = await session.get(Agency, user.agency_id)
     assert agency is not None  # authenticate_password joined it
     if mfa.due(ctx.settings, user, agency):

@@ -140,6 +140,9 @@ class Settings(BaseSettings):
     # its own users), and the name authenticator apps show beside the account.
     require_mfa: bool = False
     mfa_issuer: str = Field(default="Tracewire", min_length=1, max_length=60)
+    # Passkeys: the WebAuthn relying party ID (a domain); unset, the host of `public_url`.
+    # Browsers only offer passkeys for a domain name (localhost included), not an address.
+    webauthn_rp_id: str | None = Field(default=None, max_length=253)
 
     # Web console sessions: idle timeout, absolute lifetime, and the cookie's Secure flag
     # (None: Secure when the request came over https, directly or via a trusted proxy).

@@ -88,7 +88,7 @@ class Person:
         await self.check("login")
         await self.page.get_by_label("Email address").fill(email)
         await self.page.get_by_label("Password").fill(PASSWORD)
-        await self.page.get_by_role("button", name="Log in").click()
+        await self.page.get_by_role("button", name="Log in", exact=True).click()
         await self.page.wait_for_url(self.base + "/console/")
         await self.check("dashboard")
 
