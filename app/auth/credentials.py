@@ -73,8 +73,7 @@ async def finish_login(
     `factor` names the second factor used (`totp`, `recovery_code`), if any.
     """
     throttle = await get_throttle(session, user.email)
-    if throttle.failures:
-        await session.delete(throttle)
+    await session.delete(throttle)
     user.last_login_at = utcnow()
     session.add(user)
     await session.flush()
@@ -139,7 +138,7 @@ async def basic_client_principal(
     The same secret check as the client-credentials grant, under the same failed-login
     back-off as password logins, keyed on the typed client id.
     """
-    throttle = await get_throttle(session, f"client:{client_id}")
+    throttle = await get_throttle(session, f"client:{client_id}", lock=False)
     now = ctx.clock()
     await refuse_while_blocked(session, throttle, now, "auth.basic", "throttled client", {})
     try:
