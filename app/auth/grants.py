@@ -174,6 +174,12 @@ async def refresh_grant(
         or not principals.epoch_current(login.token_epoch, row[0])
     ):
         raise invalid
+    if mfa.required(ctx.settings, row[1]) and not mfa.enrolled(row[0]):
+        # A login from before the rule renews no token: the user sets up a factor first.
+        raise OAuthError(
+            "mfa_enrollment_required",
+            "Your agency requires a second factor: log in to the console to set one up.",
+        )
     stored.used_at = now
     session.add(stored)
     await session.flush()

@@ -16,6 +16,8 @@ from datetime import datetime
 
 import pyotp
 import segno
+from sqlalchemy import or_, update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -182,27 +184,30 @@ async def _accept(session: AsyncSession, user: User, code: str, now: datetime) -
     assert user.totp_secret is not None
     step = matching_step(user.totp_secret, code, now)
     if step is not None:
-        if user.totp_last_step is not None and step <= user.totp_last_step:
-            return None  # replayed: this code, or an older one, was accepted before
-        user.totp_last_step = step
-        session.add(user)
-        await session.flush()
-        return "totp"
-    stored = (
-        await session.exec(
-            select(RecoveryCode).where(
-                RecoveryCode.code_hash == digest_secret(_normal(code)),
-                RecoveryCode.user_id == user.id,
-                col(RecoveryCode.used_at).is_(None),
+        # One conditional UPDATE: of two logins racing with the same code, the second
+        # waits for the first's row lock, then finds the step taken (a replay).
+        taken = await session.exec(
+            update(User)
+            .where(
+                col(User.id) == user.id,
+                or_(col(User.totp_last_step).is_(None), col(User.totp_last_step) < step),
             )
+            .values(totp_last_step=step)
         )
-    ).first()
-    if stored is None:
-        return None
-    stored.used_at = now
-    session.add(stored)
-    await session.flush()
-    return "recovery_code"
+        if taken.rowcount != 1:
+            return None  # replayed: this code, or a later one, was accepted before
+        set_committed_value(user, "totp_last_step", step)
+        return "totp"
+    spent = await session.exec(
+        update(RecoveryCode)
+        .where(
+            col(RecoveryCode.code_hash) == digest_secret(_normal(code)),
+            col(RecoveryCode.user_id) == user.id,
+            col(RecoveryCode.used_at).is_(None),
+        )
+        .values(used_at=now)
+    )
+    return "recovery_code" if spent.rowcount == 1 else None
 
 
 async def recovery_codes_left(session: AsyncSession, user: User) -> int:

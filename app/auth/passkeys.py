@@ -18,6 +18,8 @@ from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 import webauthn
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from webauthn.helpers import bytes_to_base64url
@@ -101,11 +103,15 @@ async def _spend_challenge(
         or claims.get("sub") != expected_sub
     ):
         raise refused
-    jti = str(claims["jti"])
-    if await session.get(RevokedToken, jti) is not None:
+    # Spent by inserting its id: of two uses racing, one inserts and the other finds it.
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    spent = await session.exec(
+        insert(RevokedToken)
+        .values(jti=str(claims["jti"]), expires_at=now + CHALLENGE_TTL)
+        .on_conflict_do_nothing(index_elements=["jti"])
+    )
+    if spent.rowcount != 1:
         raise refused
-    session.add(RevokedToken(jti=jti, expires_at=now + CHALLENGE_TTL))
-    await session.flush()
     return webauthn.base64url_to_bytes(str(claims["ch"]))
 
 

@@ -306,3 +306,22 @@ async def _agency_of(db, user: User):
 
     async with db.session() as session:
         return await session.get(Agency, user.agency_id)
+
+
+async def test_a_login_from_before_the_rule_renews_no_token(client, db, app):
+    agency = await make_agency(db)
+    admin = await make_user(db, app.state.auth.hashing, agency, Role.agency_admin)
+    reader = await make_user(db, app.state.auth.hashing, agency, Role.reader)
+    tokens = await password_login(client, reader.email)
+    admin_headers = bearer((await password_login(client, admin.email))["access_token"])
+    await client.put(
+        f"/api/v1/agencies/{agency.id}/mfa-policy",
+        json={"require_mfa": True},
+        headers=admin_headers,
+    )
+    renewed = await client.post(
+        TOKEN, data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    )
+    assert renewed.status_code == 400
+    assert renewed.json()["error"] == "mfa_enrollment_required"
+    assert "access_token" not in renewed.json()
