@@ -80,12 +80,13 @@ def downgrade() -> None:
     op.drop_table("personal_access_token")
     op.drop_index("ix_mfa_recovery_code_user_id", table_name="mfa_recovery_code")
     op.drop_table("mfa_recovery_code")
-    with op.batch_alter_table("api_client") as batch:
-        batch.drop_column("previous_secret_expires_at")
-        batch.drop_column("previous_secret_hash")
-    with op.batch_alter_table("user_account") as batch:
-        batch.drop_column("totp_last_step")
-        batch.drop_column("totp_confirmed_at")
-        batch.drop_column("totp_secret")
-    with op.batch_alter_table("agency") as batch:
-        batch.drop_column("require_mfa")
+    # Plain DROP COLUMN (SQLite 3.35+ has it): a batch copy of a referenced table fails.
+    for table, column in (
+        ("api_client", "previous_secret_expires_at"),
+        ("api_client", "previous_secret_hash"),
+        ("user_account", "totp_last_step"),
+        ("user_account", "totp_confirmed_at"),
+        ("user_account", "totp_secret"),
+        ("agency", "require_mfa"),
+    ):
+        op.drop_column(table, column)
