@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from fastapi import Request
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.agencies import passwords
 from app.agencies.models import Agency, AgencyStatus, ApiClient, User
+from app.agencies.schemas import PasswordChange
 from app.audit import service as audit
 from app.auth import principals
-from app.auth.context import AuthContext, ErrorAfterCommit, OAuthError
+from app.auth.context import AuthContext, ErrorAfterCommit, OAuthError, kept_refusal
 from app.auth.throttle import count_failure, get_throttle, refuse_while_blocked
 from app.authz.principal import Principal
+from app.core.errors import InvalidInput, Unauthorized
 from app.core.security import digest_secret, new_secret, secrets_equal
 from app.core.types import utcnow
 
@@ -133,3 +137,62 @@ async def basic_client_principal(
     if throttle.failures:
         await session.delete(throttle)
     return principals.principal_of_client(client, "basic")  # no token: authenticated by HTTP Basic
+
+
+async def change_own_password(
+    session: AsyncSession, request: Request, principal: Principal, data: PasswordChange
+) -> None:
+    """A user's own password change (`POST /me/password`): the current password is checked
+    under the same failed-login back-off as a login, keyed on the account; a success ends
+    every session and token of the user, this one included."""
+    ctx: AuthContext = request.app.state.auth
+    minimum = ctx.hashing.min_length
+    if len(data.new_password) < minimum:
+        raise InvalidInput.on("new_password", f"must be at least {minimum} characters long")
+    if data.new_password == data.current_password:
+        raise InvalidInput.on("new_password", "must differ from the current password")
+    # A refusal's audit record and back-off count are kept, then it is answered.
+    async with kept_refusal(session):
+        await _change_own_password(session, ctx, principal, data)
+
+
+async def _change_own_password(
+    session: AsyncSession, ctx: AuthContext, principal: Principal, data: PasswordChange
+) -> None:
+    user = await principals.live_user(session, principal.id)
+    if user is None:  # the principal was live a moment ago; gone since: as for a bad token
+        raise Unauthorized()
+    throttle = await get_throttle(session, user.email)
+    now = ctx.clock()
+    await refuse_while_blocked(
+        session, throttle, now, "user.change_password", "throttled password change", {}
+    )
+    if not ctx.hashing.verify(user.password_hash, data.current_password):
+        await audit.record(
+            session,
+            principal,
+            "user.change_password",
+            object_type="user",
+            object_id=user.id,
+            outcome="failure",
+        )
+        count_failure(throttle, now, ctx.settings)
+        session.add(throttle)
+        await session.flush()
+        raise ErrorAfterCommit(
+            InvalidInput.on("current_password", "This is not your current password.")
+        )
+    if throttle.failures:
+        await session.delete(throttle)
+    user.password_hash = ctx.hashing.hash(data.new_password)
+    user.token_epoch += 1
+    user.updated_at = utcnow()
+    session.add(user)
+    await session.flush()
+    await audit.record(
+        session, principal, "user.change_password", object_type="user", object_id=user.id
+    )
+
+
+# The route lives with the other `/me` routes in the agencies package, below this one.
+passwords.register_own_password_change(change_own_password)
