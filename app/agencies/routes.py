@@ -18,10 +18,12 @@ from app.agencies.schemas import (
     ApiClientCreate,
     ApiClientPage,
     ApiClientRead,
+    ApiClientRotated,
     ApiClientWithSecret,
     InvitationCreate,
     InvitationRead,
     MeRead,
+    SecretRotation,
     SetPassword,
     UserCreate,
     UserPage,
@@ -298,16 +300,27 @@ async def list_clients(
 
 @router.post(
     "/clients/{client_id}/rotate-secret",
-    response_model=ApiClientWithSecret,
+    response_model=ApiClientRotated,
     tags=["clients"],
-    responses=WRITE_ERRORS,
+    responses=BODY_ERRORS,
 )
 async def rotate_client_secret(
-    client_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
-) -> ApiClientWithSecret:
-    """Issue a new secret, shown this once; the old one stops working."""
-    client, secret = await service.rotate_client_secret(session, principal, client_id)
-    return _with_secret(client, secret)
+    client_id: uuid.UUID,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    data: SecretRotation | None = None,
+) -> JSONResponse:
+    """Issue a new secret, shown this once; the old one stops at once, or after
+    `overlap_seconds` (its access tokens with it)."""
+    overlap = data.overlap_seconds if data else 0
+    client, secret = await service.rotate_client_secret(
+        session, principal, client_id, overlap_seconds=overlap
+    )
+    body = ApiClientRotated(
+        **_with_secret(client, secret).model_dump(),
+        previous_secret_expires_at=client.previous_secret_expires_at,
+    )
+    return JSONResponse(body.model_dump(mode="json"), headers={"Cache-Control": "no-store"})
 
 
 @router.delete("/clients/{client_id}", status_code=204, tags=["clients"], responses=WRITE_ERRORS)

@@ -157,6 +157,25 @@ class ApiClientWithSecret(ApiClientRead):
     client_secret: str = Field(description="Shown once; only its digest is stored.")
 
 
+class ApiClientRotated(ApiClientWithSecret):
+    previous_secret_expires_at: Instant | None = Field(
+        description="Until then the previous secret, and the access tokens issued before "
+        "the rotation, keep working; null when they stopped at once."
+    )
+
+
+MAX_OVERLAP_SECONDS = 7 * 86400
+
+
+class SecretRotation(InputModel):
+    overlap_seconds: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_OVERLAP_SECONDS,
+        description="How long the previous secret keeps working (0: it stops at once).",
+    )
+
+
 class ApiClientPage(OutputModel):
     items: list[ApiClientRead]
     next_cursor: str | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import timedelta
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -337,19 +338,38 @@ async def _get_client(
 
 
 async def rotate_client_secret(
-    session: AsyncSession, principal: Principal, client_id: uuid.UUID
+    session: AsyncSession, principal: Principal, client_id: uuid.UUID, *, overlap_seconds: int = 0
 ) -> tuple[ApiClient, str]:
-    """Issue a new secret; the old one, and every access token issued under it, stop at once."""
+    """Issue a new secret. Without an overlap the old one, and every access token issued
+    under it, stop at once; with one they keep working until `previous_secret_expires_at`.
+
+    Only one previous secret is kept: a rotation during an overlap ends the older one.
+    """
     client = await _get_client(session, principal, client_id)
+    now = utcnow()
+    if overlap_seconds:
+        client.previous_secret_hash = client.secret_hash
+        client.previous_secret_expires_at = now + timedelta(seconds=overlap_seconds)
+    else:
+        client.previous_secret_hash = client.previous_secret_expires_at = None
     secret = new_secret(CLIENT_SECRET_PREFIX)
     client.secret_hash = digest_secret(secret)
     client.secret_hint = secret[:8]
-    client.secret_rotated_at = utcnow()
+    client.secret_rotated_at = now
     client.token_epoch += 1
     session.add(client)
     await session.flush()
+    expires = client.previous_secret_expires_at
     await audit.record(
-        session, principal, "client.rotate_secret", object_type="api_client", object_id=client.id
+        session,
+        principal,
+        "client.rotate_secret",
+        object_type="api_client",
+        object_id=client.id,
+        details={
+            "overlap_seconds": overlap_seconds,
+            "previous_secret_expires_at": expires.isoformat() if expires else None,
+        },
     )
     return client, secret
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from fastapi import Request
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -79,9 +81,10 @@ async def authenticate_password(
 
 
 async def authenticate_client(
-    session: AsyncSession, client_id: str, client_secret: str
+    session: AsyncSession, client_id: str, client_secret: str, *, now: datetime | None = None
 ) -> ApiClient:
-    """The active client with this id and secret; anything else is audited and refused."""
+    """The active client with this id and secret (or, during a rotation's overlap, its
+    previous secret); anything else is audited and refused."""
     invalid = OAuthError("invalid_client", "Client authentication failed.", status=401)
     parsed = principals.parse_uuid(client_id)
     row = None
@@ -93,11 +96,14 @@ async def authenticate_client(
                 .where(ApiClient.id == parsed)
             )
         ).first()
+    presented = digest_secret(client_secret)
     expected = row[0].secret_hash if row else digest_secret(new_secret(""))
-    matches = secrets_equal(expected, digest_secret(client_secret))
+    # Both compared every time, so the answer's timing does not tell which secret matched.
+    matches = secrets_equal(expected, presented)
+    matches_previous = secrets_equal(_previous_secret_hash(row[0] if row else None, now), presented)
     if (
         row is None
-        or not matches
+        or not (matches or matches_previous)
         or row[0].revoked_at is not None
         or row[1].status != AgencyStatus.active
     ):
@@ -116,6 +122,18 @@ async def authenticate_client(
     return row[0]
 
 
+def _previous_secret_hash(client: ApiClient | None, now: datetime | None) -> str:
+    """The digest of the client's previous secret while its overlap runs, else one that
+    matches nothing."""
+    expires = client.previous_secret_expires_at if client else None
+    if client is None or client.previous_secret_hash is None or expires is None:
+        return _NO_SECRET
+    return client.previous_secret_hash if (now or utcnow()) < expires else _NO_SECRET
+
+
+_NO_SECRET = "-"  # noqa: S105 - never a SHA-256 hex digest, so it matches nothing
+
+
 async def basic_client_principal(
     session: AsyncSession, ctx: AuthContext, *, client_id: str, client_secret: str
 ) -> Principal:
@@ -128,7 +146,7 @@ async def basic_client_principal(
     now = ctx.clock()
     await refuse_while_blocked(session, throttle, now, "auth.basic", "throttled client", {})
     try:
-        client = await authenticate_client(session, client_id, client_secret)
+        client = await authenticate_client(session, client_id, client_secret, now=now)
     except ErrorAfterCommit:
         count_failure(throttle, now, ctx.settings)
         session.add(throttle)
