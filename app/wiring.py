@@ -10,14 +10,17 @@ process that skipped `install()` writes nothing rather than something half done.
 
 from __future__ import annotations
 
+from app.agencies import passwords
 from app.alerts import lifecycle
+from app.auth import credentials
 from app.hits import matching
 from app.traces import workflow
 from app.webhooks import outbox
 
 
 def install() -> None:
-    """Register the webhooks with the event log and the alerts' lifecycle hooks (idempotent)."""
+    """Register the webhooks with the event log, the alerts' lifecycle hooks and the own
+    password change (idempotent)."""
     outbox.subscribe()
     lifecycle.register_traces(
         lifecycle.TraceHooks(
@@ -26,3 +29,5 @@ def install() -> None:
     )
     lifecycle.register_matching(matching.match_alerts)
     lifecycle.register_receiving_counter(outbox.count_receiving)
+    # A user's own password change is checked under the auth package's back-off.
+    passwords.register_own_password_change(credentials.change_own_password)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import secrets
 import subprocess
@@ -15,7 +16,18 @@ from pathlib import Path
 
 import pytest
 
+from app.authz.principal import Role
+from app.core.logging import JsonFormatter
 from tests.conftest import CAPTURED_LOGS
+from tests.factories import (
+    bearer,
+    client_login,
+    make_agency,
+    make_client,
+    make_user,
+    password_login,
+)
+from tests.interop.helpers import ACCEPT
 from tests.processes import child_env, free_port
 from tests.secrets_seen import SEEN, parts_shown, remember
 
@@ -167,6 +179,68 @@ def test_every_command_refuses_bad_settings_in_one_line_without_them(tmp_path, c
     remember(secret)
     code, output = _start(tmp_path, COMMANDS[command], settings)
     _check_refusal(code, output, secret, variable)
+
+
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+async def test_reset_links_and_overlapping_secrets_stay_out_of_the_logs(client, db, app):
+    """Every step of a password reset, an own password change and a rotation with an
+    overlap, failures included, logged at DEBUG: none of their secrets in any line."""
+    hashing = app.state.auth.hashing
+    agency = await make_agency(db)
+    admin = await make_user(db, hashing, agency, Role.agency_admin)
+    user = await make_user(db, hashing, agency, Role.focal_point)
+    api_client, old_secret = await make_client(db, agency)
+    shown: list[str] = [old_secret]
+    handler = _Lines()
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        admin_headers = bearer((await password_login(client, admin.email))["access_token"])
+        url = f"/api/v1/users/{user.id}/password-reset"
+        link = (await client.post(url, headers=admin_headers)).json()["token"]
+        chosen, changed = "the user's own passphrase", "the user's next passphrase"
+        shown += [link, chosen, changed]
+        for password in ("short", chosen, chosen):  # refused, used, used again
+            body = {"token": link, "password": password}
+            await client.post("/api/v1/auth/set-password", json=body)
+        user_token = (await password_login(client, user.email, chosen))["access_token"]
+        shown.append(user_token)
+        for current in ("not the current one", chosen):
+            body = {"current_password": current, "new_password": changed}
+            await client.post("/api/v1/me/password", json=body, headers=bearer(user_token))
+        rotate = f"/api/v1/clients/{api_client.id}/rotate-secret"
+        body = {"overlap_seconds": 3600}
+        new_secret = (await client.post(rotate, json=body, headers=admin_headers)).json()
+        shown.append(new_secret["client_secret"])
+        shown.append((await client_login(client, api_client.id, old_secret))["access_token"])
+        await client.get("/taxii2/", headers=ACCEPT, auth=(str(api_client.id), old_secret))
+        await client.post(rotate, headers=admin_headers)  # the overlapping secret ends
+        for secret in (old_secret, new_secret["client_secret"]):
+            await client.post(
+                "/api/v1/auth/token",
+                data={"grant_type": "client_credentials"},
+                auth=(str(api_client.id), secret),
+            )
+            await client.get("/taxii2/", headers=ACCEPT, auth=(str(api_client.id), secret))
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    remember(*shown)
+    text = "\n".join(handler.lines)
+    assert "/password-reset" in text and "/rotate-secret" in text  # the steps were logged
+    assert [s[:6] + "…" for s in shown if s in text] == []
+    assert all(parts_shown(s, text, size=12) == [] for s in shown)
 
 
 def test_no_secret_in_the_logs_of_the_whole_run():

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from app.agencies import invitations, service
+from app.agencies import invitations, password_routes, service
 from app.agencies.models import AgencyStatus
 from app.agencies.schemas import (
     AgencyCreate,
@@ -18,10 +18,12 @@ from app.agencies.schemas import (
     ApiClientCreate,
     ApiClientPage,
     ApiClientRead,
+    ApiClientRotated,
     ApiClientWithSecret,
     InvitationCreate,
     InvitationRead,
     MeRead,
+    SecretRotation,
     SetPassword,
     UserCreate,
     UserPage,
@@ -171,7 +173,7 @@ async def invite_first_admin(
     "/auth/set-password", status_code=204, tags=["auth"], responses=problem_responses(400, 422)
 )
 async def set_password(data: SetPassword, session: SessionDep, hashing: HashingDep) -> Response:
-    """Set your own password with a one-time link's token (an invitation); then log in."""
+    """Set your own password with a one-time link's token (an invitation or a reset)."""
     await invitations.set_password(session, data, hashing=hashing)
     return Response(status_code=204, headers={"Cache-Control": "no-store"})
 
@@ -237,14 +239,10 @@ async def get_user(
 
 @router.patch("/users/{user_id}", response_model=UserRead, tags=["users"], responses=BODY_ERRORS)
 async def update_user(
-    user_id: uuid.UUID,
-    data: UserUpdate,
-    session: SessionDep,
-    principal: CurrentPrincipal,
-    hashing: HashingDep,
+    user_id: uuid.UUID, data: UserUpdate, session: SessionDep, principal: CurrentPrincipal
 ) -> UserRead:
-    """Change a user's name, role, password or active flag."""
-    user = await service.update_user(session, principal, user_id, data, hashing=hashing)
+    """Change a user's name, role or active flag (a new role ends the user's sessions)."""
+    user = await service.update_user(session, principal, user_id, data)
     return UserRead.model_validate(user)
 
 
@@ -302,16 +300,27 @@ async def list_clients(
 
 @router.post(
     "/clients/{client_id}/rotate-secret",
-    response_model=ApiClientWithSecret,
+    response_model=ApiClientRotated,
     tags=["clients"],
-    responses=WRITE_ERRORS,
+    responses=BODY_ERRORS,
 )
 async def rotate_client_secret(
-    client_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
-) -> ApiClientWithSecret:
-    """Issue a new secret, shown this once; the old one stops working."""
-    client, secret = await service.rotate_client_secret(session, principal, client_id)
-    return _with_secret(client, secret)
+    client_id: uuid.UUID,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    data: SecretRotation | None = None,
+) -> JSONResponse:
+    """Issue a new secret, shown this once; the old one stops at once, or after
+    `overlap_seconds` (its access tokens with it)."""
+    overlap = data.overlap_seconds if data else 0
+    client, secret = await service.rotate_client_secret(
+        session, principal, client_id, overlap_seconds=overlap
+    )
+    body = ApiClientRotated(
+        **_with_secret(client, secret).model_dump(),
+        previous_secret_expires_at=client.previous_secret_expires_at,
+    )
+    return JSONResponse(body.model_dump(mode="json"), headers={"Cache-Control": "no-store"})
 
 
 @router.delete("/clients/{client_id}", status_code=204, tags=["clients"], responses=WRITE_ERRORS)
@@ -321,3 +330,6 @@ async def delete_client(
     """Revoke an API client and every token it holds."""
     await service.delete_client(session, principal, client_id)
     return Response(status_code=204)
+
+
+router.include_router(password_routes.router)

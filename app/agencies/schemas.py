@@ -68,9 +68,12 @@ class UserCreate(InputModel):
 
 
 class UserUpdate(InputModel):
+    """No `password`: an administrator never chooses one (a reset link lets the user)."""
+
     full_name: Name | None = None
-    role: Role | None = None
-    password: Password | None = None
+    role: Role | None = Field(
+        default=None, description="A change ends every session and token of the user at once."
+    )
     is_active: bool | None = None
 
 
@@ -103,6 +106,20 @@ class InvitationRead(OutputModel):
         description="The console page where the invited user enters the token and a password."
     )
     expires_at: Instant
+
+
+class PasswordResetRead(OutputModel):
+    user: UserRead
+    token: str = Field(description="Single use; shown once, only its digest is stored.")
+    set_password_url: str = Field(
+        description="The console page where the user enters the token and a new password."
+    )
+    expires_at: Instant
+
+
+class PasswordChange(InputModel):
+    current_password: Password
+    new_password: Password
 
 
 class SetPassword(InputModel):
@@ -138,6 +155,25 @@ class ApiClientRead(OutputModel):
 
 class ApiClientWithSecret(ApiClientRead):
     client_secret: str = Field(description="Shown once; only its digest is stored.")
+
+
+class ApiClientRotated(ApiClientWithSecret):
+    previous_secret_expires_at: Instant | None = Field(
+        description="Until then the previous secret, and the access tokens issued before "
+        "the rotation, keep working; null when they stopped at once."
+    )
+
+
+MAX_OVERLAP_SECONDS = 7 * 86400
+
+
+class SecretRotation(InputModel):
+    overlap_seconds: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_OVERLAP_SECONDS,
+        description="How long the previous secret keeps working (0: it stops at once).",
+    )
 
 
 class ApiClientPage(OutputModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import timedelta
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -209,7 +210,8 @@ async def get_user(session: AsyncSession, principal: Principal, user_id: uuid.UU
     return user
 
 
-async def _managed_user(session: AsyncSession, principal: Principal, user_id: uuid.UUID) -> User:
+async def managed_user(session: AsyncSession, principal: Principal, user_id: uuid.UUID) -> User:
+    """A live user the principal may change (its own agency's admins), or 403/404."""
     user = await _live_user(session, principal, user_id)
     rights.require_agency_manager(principal, user.agency_id, missing="No such user.")
     rights.require_role_grant(principal, user.role)
@@ -217,27 +219,20 @@ async def _managed_user(session: AsyncSession, principal: Principal, user_id: uu
 
 
 async def update_user(
-    session: AsyncSession,
-    principal: Principal,
-    user_id: uuid.UUID,
-    data: UserUpdate,
-    *,
-    hashing: PasswordHashing,
+    session: AsyncSession, principal: Principal, user_id: uuid.UUID, data: UserUpdate
 ) -> User:
-    """Change a user's name, role, password or active flag; a new password ends every
-    session and token of the user at once."""
-    user = await _managed_user(session, principal, user_id)
-    changes = patch.changes_of(data, not_null=("full_name", "role", "password", "is_active"))
+    """Change a user's name, role or active flag; a new role ends every session and token
+    of the user at once (a token or console page opened under the old role stops)."""
+    user = await managed_user(session, principal, user_id)
+    changes = patch.changes_of(data, not_null=("full_name", "role", "is_active"))
     if "role" in changes:
         rights.require_role_grant(principal, changes["role"])
         if user.id == principal.id and changes["role"] != user.role:
             raise Conflict("Administrators cannot change their own role.")
+        if changes["role"] != user.role:
+            user.token_epoch += 1
     if changes.get("is_active") is False and user.id == principal.id:
         raise Conflict("Administrators cannot deactivate themselves.")
-    if "password" in changes:
-        _check_password(changes["password"], hashing)
-        user.password_hash = hashing.hash(changes.pop("password"))
-        user.token_epoch += 1
     patch.apply_changes(user, changes)
     user.updated_at = utcnow()
     session.add(user)
@@ -248,18 +243,14 @@ async def update_user(
         "user.update",
         object_type="user",
         object_id=user.id,
-        details={
-            "fields": sorted(
-                set(changes) | ({"password"} if "password" in data.model_fields_set else set())
-            )
-        },
+        details={"fields": sorted(changes)} | ({"role": user.role} if "role" in changes else {}),
     )
     return user
 
 
 async def delete_user(session: AsyncSession, principal: Principal, user_id: uuid.UUID) -> None:
     """Remove a user: the account is closed and its sessions end; its records stay."""
-    user = await _managed_user(session, principal, user_id)
+    user = await managed_user(session, principal, user_id)
     if user.id == principal.id:
         raise Conflict("Administrators cannot delete themselves.")
     user.deleted_at = utcnow()
@@ -347,19 +338,38 @@ async def _get_client(
 
 
 async def rotate_client_secret(
-    session: AsyncSession, principal: Principal, client_id: uuid.UUID
+    session: AsyncSession, principal: Principal, client_id: uuid.UUID, *, overlap_seconds: int = 0
 ) -> tuple[ApiClient, str]:
-    """Issue a new secret; the old one, and every access token issued under it, stop at once."""
+    """Issue a new secret. Without an overlap the old one, and every access token issued
+    under it, stop at once; with one they keep working until `previous_secret_expires_at`.
+
+    Only one previous secret is kept: a rotation during an overlap ends the older one.
+    """
     client = await _get_client(session, principal, client_id)
+    now = utcnow()
+    if overlap_seconds:
+        client.previous_secret_hash = client.secret_hash
+        client.previous_secret_expires_at = now + timedelta(seconds=overlap_seconds)
+    else:
+        client.previous_secret_hash = client.previous_secret_expires_at = None
     secret = new_secret(CLIENT_SECRET_PREFIX)
     client.secret_hash = digest_secret(secret)
     client.secret_hint = secret[:8]
-    client.secret_rotated_at = utcnow()
+    client.secret_rotated_at = now
     client.token_epoch += 1
     session.add(client)
     await session.flush()
+    expires = client.previous_secret_expires_at
     await audit.record(
-        session, principal, "client.rotate_secret", object_type="api_client", object_id=client.id
+        session,
+        principal,
+        "client.rotate_secret",
+        object_type="api_client",
+        object_id=client.id,
+        details={
+            "overlap_seconds": overlap_seconds,
+            "previous_secret_expires_at": expires.isoformat() if expires else None,
+        },
     )
     return client, secret
 

@@ -86,7 +86,7 @@ async def client_credentials_grant(
     `scope` narrows the token to some of the client's scopes (RFC 6749 §3.3); asking for
     one the client does not hold is `invalid_scope`, never a wider token.
     """
-    client = await credentials.authenticate_client(session, client_id, client_secret)
+    client, epoch = await credentials.authenticate_client(session, client_id, client_secret)
     scopes = _granted_scopes(client, scope)
     client.last_used_at = utcnow()
     session.add(client)
@@ -106,7 +106,7 @@ async def client_credentials_grant(
             "typ": "client",
             "agency": str(client.agency_id),
             "scope": scopes,
-            "ep": client.token_epoch,
+            "ep": epoch,
         },
         ttl=timedelta(seconds=ctx.settings.access_token_ttl_seconds),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -13,6 +14,7 @@ from app.auth.models import AuthSession, RevokedToken
 from app.authz.principal import ROLE_SCOPES, ActorKind, Principal, Scope
 from app.core.errors import Unauthorized
 from app.core.tokens import InvalidToken, KeyRing
+from app.core.types import utcnow
 
 
 async def principal_from_token(session: AsyncSession, keys: KeyRing, token: str) -> Principal:
@@ -118,11 +120,25 @@ async def _client_principal(
     if (
         client.revoked_at is not None
         or agency.status != AgencyStatus.active
-        or claims.get("ep", 0) != client.token_epoch  # issued before a secret rotation
+        or not client_epoch_current(claims.get("ep", 0), client, utcnow())
         or not isinstance(granted, str)
     ):
         raise Unauthorized()
     return principal_of_client(client, jti, granted=set(granted.split()))
+
+
+def client_epoch_current(issued_under: object, client: ApiClient, now: datetime) -> bool:
+    """Whether a client token issued under epoch `issued_under` still stands: issued since
+    the last secret rotation, or just before it while that rotation's overlap runs."""
+    if issued_under == client.token_epoch:
+        return True
+    expires = client.previous_secret_expires_at
+    return (
+        issued_under == client.token_epoch - 1
+        and client.previous_secret_hash is not None
+        and expires is not None
+        and now < expires
+    )
 
 
 def principal_of_client(

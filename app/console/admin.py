@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from app.agencies import invitations, passwords
 from app.agencies import service as agencies
 from app.agencies.schemas import ApiClientCreate, ApiClientRead, UserCreate, UserUpdate
 from app.audit import trail as audit_records
@@ -47,6 +48,7 @@ async def _users_page(
     *,
     errors: forms.FormErrors | None = None,
     values: forms.Values | None = None,
+    reset: dict[str, Any] | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
     rows, _ = await agencies.list_users(session, live.principal, agency_id, limit=MAX_LIMIT)
@@ -65,6 +67,7 @@ async def _users_page(
             "manages": agency.id == live.principal.agency_id,
             "errors": errors or forms.FormErrors(),
             "values": values or {"role": "focal_point"},
+            "reset": reset,
         },
         status_code=status_code,
     )
@@ -106,19 +109,38 @@ async def create_user(request: Request, session: SessionDep, live: PostDep) -> R
     return RedirectResponse(f"/console/admin/users?agency={agency_id}", status_code=303)
 
 
+@router.post("/users/{user_id}/password-reset")
+async def reset_password(
+    request: Request, user_id: uuid.UUID, session: SessionDep, live: PostDep
+) -> Response:
+    """Issue a user's one-time set-password link, shown on this answer only."""
+    user, token, expires_at = await passwords.issue_password_reset(
+        session,
+        live.principal,
+        user_id,
+        hashing=request.app.state.auth.hashing,
+        ttl_seconds=request.app.state.settings.invitation_ttl_seconds,
+    )
+    reset = {
+        "email": user.email,
+        "token": token,
+        "url": invitations.set_password_url(request.app.state.settings.public_url),
+        "expires_at": expires_at,
+    }
+    response = await _users_page(request, session, live, user.agency_id, reset=reset)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @router.post("/users/{user_id}/{action}")
 async def user_action(
-    request: Request, user_id: uuid.UUID, action: str, session: SessionDep, live: PostDep
+    user_id: uuid.UUID, action: str, session: SessionDep, live: PostDep
 ) -> Response:
     """Deactivate or reactivate a user."""
     if action not in ("activate", "deactivate"):
         raise InvalidInput.on("action", "Unknown action.")
     user = await agencies.update_user(
-        session,
-        live.principal,
-        user_id,
-        UserUpdate(is_active=action == "activate"),
-        hashing=request.app.state.auth.hashing,
+        session, live.principal, user_id, UserUpdate(is_active=action == "activate")
     )
     return RedirectResponse(f"/console/admin/users?agency={user.agency_id}", status_code=303)
 

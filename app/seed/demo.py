@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.agencies import invitations
+from app.agencies import invitations, passwords
 from app.agencies import service as agencies
 from app.agencies.models import Agency, AgencyStatus, AgencyType, ApiClient, User
 from app.agencies.schemas import (
@@ -156,8 +156,7 @@ async def _admin(seeder: _Seeder, agency: Agency, email: str, label: str) -> Use
         chosen = SetPassword(token=token, password=DEMO_PASSWORD)
         return await invitations.set_password(session, chosen, hashing=hashing)
     # An administrator may not change their own role, so the role is left as it is.
-    reset = UserUpdate(password=DEMO_PASSWORD, is_active=True)
-    return await agencies.update_user(session, _acting_as(user), user.id, reset, hashing=hashing)
+    return await _reset(seeder, _acting_as(user), user, UserUpdate(is_active=True))
 
 
 async def _user(
@@ -169,8 +168,23 @@ async def _user(
     if user is None:
         new = UserCreate(email=email, full_name=label, role=role, password=DEMO_PASSWORD)
         return await agencies.create_user(session, admin, agency.id, new, hashing=hashing)
-    reset = UserUpdate(role=role, is_active=True, password=DEMO_PASSWORD)
-    return await agencies.update_user(session, admin, user.id, reset, hashing=hashing)
+    return await _reset(seeder, admin, user, UserUpdate(role=role, is_active=True))
+
+
+async def _reset(seeder: _Seeder, admin: Principal, user: User, update: UserUpdate) -> User:
+    """An existing demo account made usable again, its password the demo one: no
+    administrator sets a password, so the admin issues a reset link and the seed uses it."""
+    session, hashing = seeder.session, seeder.hashing
+    await agencies.update_user(session, admin, user.id, update)
+    _, token, _ = await passwords.issue_password_reset(
+        session,
+        admin,
+        user.id,
+        hashing=hashing,
+        ttl_seconds=seeder.settings.invitation_ttl_seconds,
+    )
+    chosen = SetPassword(token=token, password=DEMO_PASSWORD)
+    return await invitations.set_password(session, chosen, hashing=hashing)
 
 
 async def _demo_client(seeder: _Seeder, admin: Principal, agency: Agency) -> tuple[ApiClient, str]:

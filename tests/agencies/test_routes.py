@@ -16,6 +16,7 @@ from tests.factories import (
     make_user,
     password_login,
 )
+from tests.secrets_seen import remember
 
 
 @pytest.fixture
@@ -127,10 +128,23 @@ async def test_user_password_is_hashed_and_policy_enforced(client, db, local):
         user = (await session.exec(select(User).where(User.email == "a@tracewire.example"))).one()
     assert user.password_hash.startswith("$argon2id$")
     assert PASSWORD not in user.password_hash
-    changed = await client.patch(
-        f"/api/v1/users/{user.id}", json={"password": "a brand new passphrase"}, headers=admin
+    # A new password comes from the user, through a reset link, under the same policy.
+    reset = await client.post(f"/api/v1/users/{user.id}/password-reset", headers=admin)
+    assert reset.status_code == 201
+    token = reset.json()["token"]
+    remember(token)
+    short = await client.post(
+        "/api/v1/auth/set-password", json={"token": token, "password": "tooshort"}
     )
-    assert changed.status_code == 200
+    assert short.status_code == 422
+    changed = await client.post(
+        "/api/v1/auth/set-password", json={"token": token, "password": "a brand new passphrase"}
+    )
+    assert changed.status_code == 204
+    async with db.session() as session:
+        stored = await session.get(User, user.id)
+    assert stored.password_hash.startswith("$argon2id$")
+    assert "a brand new passphrase" not in stored.password_hash
     await password_login(client, "a@tracewire.example", "a brand new passphrase")
 
 

@@ -135,12 +135,20 @@ async def test_operator_cannot_create_a_user_in_another_agency(client, db, world
 
 
 async def test_operator_cannot_set_a_password_in_another_agency(client, world: World):
+    # Nobody sets another's password through the admin PATCH any more (the field is gone),
+    # and the operator may not issue another agency's user a reset link either.
     answer = await client.patch(
         f"/api/v1/users/{world.b_focal.user.id}",
         json={"password": "the operator chose this one"},
         headers=world.staff.headers,
     )
-    assert answer.status_code == 403
+    assert answer.status_code == 422
+    assert [e["field"] for e in answer.json()["errors"]] == ["body.password"]
+    reset = await client.post(
+        f"/api/v1/users/{world.b_focal.user.id}/password-reset", headers=world.staff.headers
+    )
+    assert reset.status_code == 403
+    assert "token" not in reset.json()
     refused = await client.post(
         "/api/v1/auth/token",
         data={

@@ -44,12 +44,9 @@ async def test_password_reset_ends_tokens_refresh_and_console_session(client, ap
     async with browser:
         await console_login(browser, user.email)
         assert (await browser.get("/console/")).status_code == 200
-        new_password = "reset by the agency admin"
-        remember(new_password)
-        reset = await client.patch(
-            f"/api/v1/users/{user.id}", json={"password": new_password}, headers=admin_headers
-        )
-        assert reset.status_code == 200
+        reset = await client.post(f"/api/v1/users/{user.id}/password-reset", headers=admin_headers)
+        assert reset.status_code == 201
+        remember(reset.json()["token"])
         assert (
             await client.get("/api/v1/me", headers=bearer(tokens["access_token"]))
         ).status_code == 401
@@ -59,7 +56,15 @@ async def test_password_reset_ends_tokens_refresh_and_console_session(client, ap
         assert refreshed.status_code == 400 and refreshed.json()["error"] == "invalid_grant"
         out = await browser.get("/console/")
         assert out.status_code == 303 and out.headers["location"].startswith("/console/login")
-    # The new password opens a new login that works; the admin's own session is untouched.
+    # The user chooses the new password with the link; it opens a new login that works,
+    # and the admin's own session is untouched.
+    new_password = "chosen by the user, not the admin"
+    remember(new_password)
+    chosen = await client.post(
+        "/api/v1/auth/set-password",
+        json={"token": reset.json()["token"], "password": new_password},
+    )
+    assert chosen.status_code == 204
     fresh = await password_login(client, user.email, new_password)
     assert (
         await client.get("/api/v1/me", headers=bearer(fresh["access_token"]))
