@@ -26,6 +26,7 @@ from app.console import (
     platform,
     second_factor,
     sessions,
+    sso,
     traces,
 )
 from app.console.deps import CsrfRefused, LoginRequired, render
@@ -119,6 +120,7 @@ def install_console(app: FastAPI) -> None:
     for module in (
         auth,
         second_factor,
+        sso,
         account,
         dashboard,
         alert_form,
