@@ -186,6 +186,10 @@ async def _sign_in(
     state = params.get("state") or ""
     if not secrets_equal(state, str(claims["st"])):
         raise oidc.SsoRefused("state mismatch")
+    sent_iss = params.get("iss")
+    if sent_iss is not None and sent_iss != provider.issuer:
+        # RFC 9207: the answer names another issuer (a mix-up between providers).
+        raise oidc.SsoRefused("authorization answer from another issuer")
     if params.get("error"):
         raise oidc.SsoRefused(f"provider answered {params['error'][:60]}")
     code = params.get("code") or ""

@@ -354,3 +354,14 @@ async def test_an_issuer_whose_discovery_names_another_is_refused(client, browse
     assert started.status_code == 502 and "could not log you in" in started.text
     found = [r.details["reason"] for r in await refusals(db)]
     assert found == ["discovery names another issuer"]
+
+
+async def test_an_answer_naming_another_issuer_is_refused(browser, db, app, kenya, idp):
+    await make_user(db, app.state.auth.hashing, kenya.agency, email=f"mix@{KE_DOMAIN}")
+    idp.add_account("sub-mix", email=f"mix@{KE_DOMAIN}")
+    started = await start(browser, f"mix@{KE_DOMAIN}")
+    back = await through_provider(
+        browser, refresh_target(started.text), "sub-mix", stop_at=CALLBACK
+    )
+    answer = await browser.get(with_param(back, "iss", "https://idp.attacker.example"))
+    await assert_refused(answer, db, "another issuer", browser)
