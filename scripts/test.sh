@@ -7,4 +7,10 @@ cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+# The single sign-on tests run a real OpenID Connect provider (npm's oidc-provider, the
+# version pinned in tests/oidc/package.json). Without Node.js they are skipped with that
+# reason (unless TRACEWIRE_REQUIRE_OIDC=1). No lock file: none records a registry's address.
+if command -v npm >/dev/null && [ ! -f tests/oidc/node_modules/oidc-provider/package.json ]; then
+  (cd tests/oidc && npm install --no-package-lock --no-audit --no-fund --silent)
+fi
 exec .venv/bin/python -m pytest "$@"

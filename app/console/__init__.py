@@ -27,6 +27,7 @@ from app.console import (
     platform,
     second_factor,
     sessions,
+    sso,
     traces,
 )
 from app.console.deps import CsrfRefused, LoginRequired, render
@@ -121,6 +122,7 @@ def install_console(app: FastAPI) -> None:
         auth,
         second_factor,
         passkeys,
+        sso,
         account,
         dashboard,
         alert_form,

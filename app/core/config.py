@@ -191,8 +191,23 @@ class Settings(BaseSettings):
     # None = automatic: `serve` runs the worker in-process on SQLite only.
     worker_in_process: bool | None = None
 
+    # Single sign-on with an agency's own OpenID Connect provider: the endpoints its
+    # issuer may be reached at although not public (tests: 127.0.0.1:<provider port>),
+    # whether the issuer must be https (None: outside `dev`), and limits on every fetch
+    # of its discovery document, keys and token endpoint.
+    oidc_allow_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="ADDRESS[/PREFIX]:PORT endpoints an issuer may be at although not public.",
+    )
+    oidc_require_https: bool | None = None
+    oidc_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    oidc_max_response_bytes: int = Field(default=256 * 1024, ge=4096, le=4 * 1024 * 1024)
+    # How long a login may stay at the provider (the signed state cookie's lifetime).
+    oidc_login_ttl_seconds: int = Field(default=600, ge=60, le=3600)
+
     @field_validator(
         "webhook_allow_networks",
+        "oidc_allow_networks",
         "webhook_retry_schedule",
         "trusted_proxies",
         "cors_origins",
@@ -207,7 +222,7 @@ class Settings(BaseSettings):
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
 
-    @field_validator("webhook_allow_networks")
+    @field_validator("webhook_allow_networks", "oidc_allow_networks")
     @classmethod
     def _check_allow_networks(cls, value: list[str]) -> list[str]:
         # A network without a port once let a subscription reach every local service.
@@ -329,6 +344,13 @@ class Settings(BaseSettings):
         if self.webhook_require_https is None:
             return self.environment != "dev"
         return self.webhook_require_https
+
+    @property
+    def oidc_needs_https(self) -> bool:
+        """Whether an identity provider's issuer (and its endpoints) must be https."""
+        if self.oidc_require_https is None:
+            return self.environment != "dev"
+        return self.oidc_require_https
 
     @property
     def is_sqlite(self) -> bool:
