@@ -15,6 +15,7 @@ from app.alerts.routes import router as alerts_router
 from app.audit.routes import router as audit_router
 from app.auth.context import AuthContext
 from app.auth.deps import TokenAuthenticator
+from app.auth.personal_routes import router as personal_tokens_router
 from app.auth.routes import router as auth_router
 from app.authz.deps import install_authenticator
 from app.console import install_console
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(TaxiiErrorMiddleware)
     app.include_router(ops_router)
     app.include_router(auth_router)
+    app.include_router(personal_tokens_router)
     app.include_router(agencies_router)
     app.include_router(alerts_router)
     app.include_router(sharing_router)
