@@ -24,6 +24,7 @@ from app.console import (
     hooks,
     platform,
     sessions,
+    tokens,
     traces,
 )
 from app.console.deps import CsrfRefused, LoginRequired, render
@@ -114,5 +115,5 @@ def install_console(app: FastAPI) -> None:
     app.add_exception_handler(CsrfRefused, _console_only)
     app.mount(PREFIX + "/static", StaticFiles(directory=STATIC), name="console-static")
     # The form's `/alerts/new` before the page's `/alerts/{alert_id}`.
-    for module in (auth, dashboard, alert_form, alerts, traces, admin, hooks, platform):
+    for module in (auth, dashboard, alert_form, alerts, traces, admin, hooks, platform, tokens):
         app.include_router(module.router)
