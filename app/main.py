@@ -16,6 +16,7 @@ from app.audit.routes import router as audit_router
 from app.auth.context import AuthContext
 from app.auth.deps import TokenAuthenticator
 from app.auth.mfa_routes import router as mfa_router
+from app.auth.personal_routes import router as personal_tokens_router
 from app.auth.routes import router as auth_router
 from app.auth.sso_routes import router as sso_router
 from app.authz.deps import install_authenticator
@@ -111,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auth_router)
     app.include_router(mfa_router)
     app.include_router(sso_router)
+    app.include_router(personal_tokens_router)
     app.include_router(agencies_router)
     app.include_router(alerts_router)
     app.include_router(sharing_router)

@@ -15,7 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from sqlmodel import select
 
+from app.audit.models import AuditRecord
+from app.auth.models import PersonalAccessToken
 from app.authz.principal import Role
 from app.core.logging import JsonFormatter
 from tests.conftest import CAPTURED_LOGS
@@ -241,6 +244,40 @@ async def test_reset_links_and_overlapping_secrets_stay_out_of_the_logs(client, 
     assert "/password-reset" in text and "/rotate-secret" in text  # the steps were logged
     assert [s[:6] + "…" for s in shown if s in text] == []
     assert all(parts_shown(s, text, size=12) == [] for s in shown)
+
+
+async def test_a_personal_access_token_reaches_no_log_audit_record_or_row(client, db, app):
+    """Created, used, refused for its scope, mistyped, revoked and refused: no piece of the
+    token's random part in any log line of those requests, any audit record or its row."""
+    first_line = len(CAPTURED_LOGS)
+    user = await make_user(db, app.state.auth.hashing, await make_agency(db), Role.agency_admin)
+    login = bearer((await password_login(client, user.email))["access_token"])
+    body = {"name": "hygiene", "scopes": ["alerts:read"], "expires_in_days": 1}
+    created = await client.post("/api/v1/me/tokens", json=body, headers=login)
+    assert created.status_code == 201
+    token = created.json()["token"]
+    typo = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    remember(token, typo)
+    assert (await client.get("/api/v1/me", headers=bearer(token))).status_code == 200
+    assert (await client.get("/api/v1/subscriptions", headers=bearer(token))).status_code == 403
+    assert (
+        await client.post("/api/v1/me/tokens", json=body, headers=bearer(token))
+    ).status_code == 403
+    assert (await client.get("/api/v1/me", headers=bearer(typo))).status_code == 401
+    revoked = await client.delete(f"/api/v1/me/tokens/{created.json()['id']}", headers=login)
+    assert revoked.status_code == 204
+    assert (await client.get("/api/v1/me", headers=bearer(token))).status_code == 401
+
+    logs = "\n".join(CAPTURED_LOGS[first_line:])
+    assert "/api/v1/me/tokens" in logs, "the requests were not logged: the check proves nothing"
+    for secret in (token, typo):
+        assert parts_shown(secret.removeprefix("twp_"), logs) == []
+    async with db.session() as session:
+        records = (await session.exec(select(AuditRecord))).all()
+        rows = (await session.exec(select(PersonalAccessToken))).all()
+    assert {"personal_token.create", "personal_token.revoke"} <= {r.action for r in records}
+    stored = "\n".join(str(r.model_dump()) for r in [*records, *rows])
+    assert parts_shown(token.removeprefix("twp_"), stored) == []
 
 
 def test_no_secret_in_the_logs_of_the_whole_run():

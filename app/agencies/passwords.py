@@ -26,6 +26,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.agencies import service
 from app.agencies.models import SetPasswordToken, User
 from app.agencies.schemas import PasswordChange
+from app.authz import rights
 from app.authz.principal import ActorKind, Principal
 from app.core.errors import Conflict, Forbidden
 from app.core.security import PasswordHashing, digest_secret, new_secret
@@ -93,9 +94,11 @@ async def issue_password_reset(
 
 
 def require_person(principal: Principal) -> None:
-    """Only a user has a password of their own; an API client rotates its secret (403)."""
+    """Only a user acting through a login changes their password: an API client rotates its
+    secret, and a personal access token does not manage its user's credentials (403)."""
     if principal.kind != ActorKind.user:
         raise Forbidden("Only a user has a password; an API client's secret is rotated.")
+    rights.require_in_person(principal)
 
 
 class OwnPasswordChange(Protocol):

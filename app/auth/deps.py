@@ -61,7 +61,9 @@ class TokenAuthenticator:
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("Use `Authorization: Bearer <access token>`.")
         ctx = await get_auth_context(request)
-        return await principals.principal_from_token(session, ctx.keys, token.strip())
+        return await principals.principal_from_token(
+            session, ctx.keys, token.strip(), now=ctx.clock()
+        )
 
     async def basic_or_bearer(self, request: Request, session: AsyncSession) -> Principal:
         """The caller from a bearer token, or an API client's id and secret over HTTP Basic."""
@@ -79,6 +81,6 @@ class TokenAuthenticator:
                 )
         if scheme == "bearer" and header and header.partition(" ")[2].strip():
             return await principals.principal_from_token(
-                session, ctx.keys, header.partition(" ")[2].strip()
+                session, ctx.keys, header.partition(" ")[2].strip(), now=ctx.clock()
             )
         raise Unauthorized("Use HTTP Basic with an API client's id and secret, or a bearer token.")

@@ -16,9 +16,9 @@ from app.auth.deps import AuthContextDep
 from app.auth.schemas import MfaPolicy, MfaStatus, OtpProof, RecoveryCodes, TotpEnrolment
 from app.authz import rights
 from app.authz.deps import CurrentPrincipal
-from app.authz.principal import ActorKind, Principal
+from app.authz.principal import Principal
 from app.core.db import SessionDep
-from app.core.errors import Conflict, Forbidden, NotFound, problem_responses
+from app.core.errors import Conflict, NotFound, problem_responses
 from app.core.types import utcnow
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
@@ -29,12 +29,10 @@ BODY_ERRORS = problem_responses(400, 401, 403, 404, 409, 422)
 async def _login_user(session: AsyncSession, principal: Principal) -> User:
     """The user behind a login (a password-grant token or a console session), or 403.
 
-    API clients have no second factor, and a token that is not a login (a personal access
-    token) does not manage the factors that protect logins.
+    API clients have no second factor, and a personal access token does not manage the
+    factors that protect logins.
     """
-    login = principal.session_id is not None or principal.token_id.startswith("console:")
-    if principal.kind != ActorKind.user or not login:
-        raise Forbidden("Only a user logged in with their password manages their second factor.")
+    rights.require_in_person(principal)
     user = await session.get(User, principal.id)
     if user is None:
         raise NotFound("No such user.")

@@ -10,15 +10,24 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.agencies.models import Agency, AgencyStatus, ApiClient, User
+from app.auth import personal
 from app.auth.models import AuthSession, RevokedToken
-from app.authz.principal import ROLE_SCOPES, ActorKind, Principal, Scope
+from app.authz.principal import ROLE_SCOPES, ActorKind, Principal, Scope, narrowed
 from app.core.errors import Unauthorized
 from app.core.tokens import InvalidToken, KeyRing
 from app.core.types import utcnow
 
 
-async def principal_from_token(session: AsyncSession, keys: KeyRing, token: str) -> Principal:
-    """The live principal behind an access token, or 401 for anything amiss."""
+async def principal_from_token(
+    session: AsyncSession, keys: KeyRing, token: str, *, now: datetime | None = None
+) -> Principal:
+    """The live principal behind an access token, or 401 for anything amiss.
+
+    A personal access token (`twp_…`) is told apart by its prefix before any JWT parsing;
+    `now` (the auth context's clock) decides whether it has expired.
+    """
+    if personal.looks_personal(token):
+        return await _personal_principal(session, token, now=now or utcnow())
     try:
         claims = keys.verify(token)
     except InvalidToken as exc:
@@ -53,6 +62,31 @@ async def _user_principal(
     ):
         raise Unauthorized()
     return user_principal(user, token_id=jti, session_id=login.id)
+
+
+async def _personal_principal(session: AsyncSession, token: str, *, now: datetime) -> Principal:
+    """The user behind a personal access token, narrowed to its scopes; 401 unless the
+    token is known, live and unexpired, and its user may act with the credentials and a
+    role that holds every scope it was created with."""
+    found = await personal.find(session, token, now=now)
+    if found is None:
+        raise Unauthorized()
+    pat, user, agency = found
+    if (
+        not user_may_log_in(user, agency)
+        or not epoch_current(pat.token_epoch, user)  # password changed or reset since
+        or not personal.within_role(pat, user)  # demoted since
+    ):
+        raise Unauthorized()
+    await personal.touch(session, pat, now=now)
+    scopes = personal.scopes_of(pat) or frozenset()
+    token_id = f"pat:{pat.id}"
+    return narrowed(
+        user_principal(user, token_id=token_id, session_id=None),
+        scopes,
+        personal_token_id=pat.id,
+        token_id=token_id,
+    )
 
 
 # The one look-up per request, built once (its parameters bound at each execution): the

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
@@ -50,7 +52,12 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """An authenticated user or API client, as the request's access token describes it."""
+    """An authenticated user or API client, as the request's access token describes it.
+
+    A user acting through a personal access token (`personal_token_id` set) holds no role:
+    every power a role gives (administration, operating the platform, disclosing a hit)
+    is withheld from it, and what it may do follows from its `scopes` alone (`narrowed`).
+    """
 
     kind: Literal[ActorKind.user, ActorKind.client]
     id: uuid.UUID
@@ -60,17 +67,52 @@ class Principal:
     name: str
     token_id: str
     session_id: uuid.UUID | None = None
+    personal_token_id: uuid.UUID | None = None
+
+    def __post_init__(self) -> None:
+        # Fail closed: a principal built any other way than `narrowed` must not slip a
+        # role past the personal access token that stands for it.
+        if self.personal_token_id is not None and self.role is not None:
+            raise ValueError("a personal access token's principal holds no role")
 
     @property
     def is_platform_admin(self) -> bool:
         """Operator staff: manage every agency (but read alerts only as their own agency)."""
-        return self.role is Role.platform_admin
+        return self.role is Role.platform_admin and self.personal_token_id is None
 
     @property
     def is_admin(self) -> bool:
         """An agency administrator or operator staff."""
-        return self.role in (Role.agency_admin, Role.platform_admin)
+        return (
+            self.role in (Role.agency_admin, Role.platform_admin) and self.personal_token_id is None
+        )
+
+    @property
+    def in_person(self) -> bool:
+        """A user acting through a login (a password grant's token or a console session):
+        neither an API client nor a script holding one of the user's personal tokens."""
+        return self.kind == ActorKind.user and self.personal_token_id is None
 
     def has_scope(self, scope: Scope) -> bool:
         """Whether the principal holds `scope`."""
         return scope in self.scopes
+
+
+def narrowed(
+    user: Principal, scopes: Iterable[Scope], *, personal_token_id: uuid.UUID, token_id: str
+) -> Principal:
+    """The principal of `user` acting through a personal access token carrying `scopes`.
+
+    The one place a personal access token's powers are decided: the user's role is dropped
+    and its scopes are cut down to those the token carries (and the role still holds).
+    """
+    if not user.in_person:
+        raise ValueError("only a user acting in person can be narrowed to a token")
+    return dataclasses.replace(
+        user,
+        role=None,
+        scopes=user.scopes & frozenset(scopes),
+        token_id=token_id,
+        session_id=None,
+        personal_token_id=personal_token_id,
+    )

@@ -8,6 +8,9 @@ Separation of duties: a platform administrator manages the *set* of agencies (re
 suspend, reactivate, invite an agency's first administrator) and its own agency like an
 agency administrator, but never another agency's users, clients, groups or policy
 (403: the directory already tells it that the agency exists).
+
+A user acting through a personal access token has no role (`Principal.narrowed`), so
+every administrative right below refuses it; what it may do follows from its scopes.
 """
 
 from __future__ import annotations
@@ -95,9 +98,26 @@ def require_role_grant(principal: Principal, role: Role | None) -> None:
         raise Forbidden("Only a platform administrator may grant or change platform_admin.")
 
 
+def require_in_person(principal: Principal) -> None:
+    """Only a user acting through a login manages their own credentials (personal access
+    tokens): not an API client, and not a script holding one of those tokens."""
+    if not principal.in_person:
+        raise Forbidden(
+            "Only a user signed in with their password (or the console) may do this; "
+            "API clients and personal access tokens may not."
+        )
+
+
 def require_webhook_manager(principal: Principal) -> None:
-    """Subscriptions are managed by agency admins or clients with `webhooks:manage`."""
+    """Subscriptions are managed by agency admins or clients with `webhooks:manage`.
+
+    A subscription delivers what its managing *user* reads (app/sharing/render.py), so a
+    personal access token manages one only if it also carries `alerts:read`: otherwise a
+    token without it would have alert content sent to an address of its choosing.
+    """
     scopes.require_scope(principal, Scope.webhooks_manage)
+    if principal.personal_token_id is not None:
+        scopes.require_scope(principal, Scope.alerts_read)
 
 
 def own_agency_filter(column: Any, principal: Principal) -> Any:

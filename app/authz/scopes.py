@@ -23,4 +23,7 @@ REFUSALS: dict[Scope, str] = {
 def require_scope(principal: Principal, scope: Scope) -> None:
     """Refuse (403) a principal that does not hold `scope`."""
     if not principal.has_scope(scope):
+        if principal.personal_token_id is not None:
+            # Its user's role may well hold the scope: the token does not.
+            raise Forbidden(f"This personal access token does not carry the `{scope}` scope.")
         raise Forbidden(REFUSALS[scope])

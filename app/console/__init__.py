@@ -28,6 +28,7 @@ from app.console import (
     second_factor,
     sessions,
     sso,
+    tokens,
     traces,
 )
 from app.console.deps import CsrfRefused, LoginRequired, render
@@ -130,6 +131,7 @@ def install_console(app: FastAPI) -> None:
         traces,
         admin,
         hooks,
+        tokens,
         platform,
     ):
         app.include_router(module.router)

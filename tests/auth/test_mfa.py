@@ -325,3 +325,30 @@ async def test_a_login_from_before_the_rule_renews_no_token(client, db, app):
     assert renewed.status_code == 400
     assert renewed.json()["error"] == "mfa_enrollment_required"
     assert "access_token" not in renewed.json()
+
+
+async def test_a_personal_access_token_manages_no_credential(client, db, app):
+    user = await make_user(db, app.state.auth.hashing, await make_agency(db), Role.agency_admin)
+    login = bearer((await password_login(client, user.email))["access_token"])
+    made = await client.post(
+        "/api/v1/me/tokens",
+        json={"name": "script", "scopes": ["alerts:read"], "expires_in_days": 30},
+        headers=login,
+    )
+    assert made.status_code == 201, made.text
+    remember(made.json()["token"])
+    token = bearer(made.json()["token"])
+    for method, path, body in (
+        ("GET", "/api/v1/me/mfa", None),
+        ("POST", "/api/v1/me/mfa/totp", None),
+        ("POST", "/api/v1/me/mfa/totp/confirm", {"code": "123456"}),
+        ("POST", "/api/v1/me/mfa/recovery-codes", {"code": "123456"}),
+        ("POST", "/api/v1/me/mfa/remove", {"code": "123456"}),
+        ("POST", "/api/v1/me/password", {"current_password": PASSWORD, "new_password": "x" * 20}),
+        ("POST", f"/api/v1/users/{user.id}/mfa-reset", None),
+        ("PUT", f"/api/v1/agencies/{user.agency_id}/mfa-policy", {"require_mfa": True}),
+    ):
+        answer = await client.request(method, path, json=body, headers=token)
+        assert answer.status_code == 403, (path, answer.status_code, answer.text)
+    # The same user's login may (the control).
+    assert (await client.get("/api/v1/me/mfa", headers=login)).status_code == 200
