@@ -11,6 +11,7 @@ account's back-off (`app/auth/throttle.py`), like wrong passwords.
 from __future__ import annotations
 
 import secrets
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -26,9 +27,10 @@ from app.audit import service as audit
 from app.auth.context import AuthContext, ErrorAfterCommit, OAuthError
 from app.auth.models import RecoveryCode
 from app.auth.throttle import count_failure, get_throttle, refuse_while_blocked
+from app.authz import rights
 from app.authz.principal import Principal
 from app.core.config import Settings
-from app.core.errors import Conflict, InvalidInput
+from app.core.errors import Conflict, InvalidInput, NotFound
 from app.core.security import digest_secret, secrets_equal
 from app.core.types import utcnow
 
@@ -242,3 +244,36 @@ async def remove(session: AsyncSession, user: User, actor: Principal | None, rea
         agency_id=user.agency_id,
         actor_name=None if actor else user.email,
     )
+
+
+async def reset(session: AsyncSession, principal: Principal, user_id: uuid.UUID) -> User:
+    """An administrator removes a user's second factor (a lost phone): the rights of managing
+    that user; every session of the user ends."""
+    rights.require_admin(principal)
+    user = await session.get(User, user_id)
+    if user is None or user.deleted_at is not None:
+        raise NotFound("No such user.")
+    rights.require_agency_manager(principal, user.agency_id, missing="No such user.")
+    rights.require_role_grant(principal, user.role)
+    await remove(session, user, principal, "reset")
+    return user
+
+
+async def set_rule(
+    session: AsyncSession, principal: Principal, agency_id: uuid.UUID, require: bool
+) -> Agency:
+    """The agency's administrators require (or stop requiring) a second factor of its users."""
+    rights.require_agency_manager(principal, agency_id)
+    agency = await session.get(Agency, agency_id)
+    if agency is None:
+        raise NotFound("No such agency.")
+    if agency.require_mfa != require:
+        agency.require_mfa = require
+        agency.updated_at = utcnow()
+        session.add(agency)
+        await session.flush()
+        await audit.record(
+            session, principal, "agency.mfa_policy", object_type="agency", object_id=agency.id,
+            agency_id=agency.id, details={"require_mfa": require},
+        )  # fmt: skip
+    return agency

@@ -19,7 +19,6 @@ from app.authz.deps import CurrentPrincipal
 from app.authz.principal import Principal
 from app.core.db import SessionDep
 from app.core.errors import Conflict, NotFound, problem_responses
-from app.core.types import utcnow
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 ERRORS = problem_responses(401, 403, 404, 409, 422)
@@ -128,13 +127,7 @@ async def reset_mfa(
 ) -> Response:
     """Remove a user's second factor (a lost phone); every session of theirs ends, and they
     set up a new one at their next login if one is required."""
-    rights.require_admin(principal)
-    user = await session.get(User, user_id)
-    if user is None or user.deleted_at is not None:
-        raise NotFound("No such user.")
-    rights.require_agency_manager(principal, user.agency_id, missing="No such user.")
-    rights.require_role_grant(principal, user.role)
-    await mfa.remove(session, user, principal, "reset")
+    await mfa.reset(session, principal, user_id)
     return Response(status_code=204)
 
 
@@ -152,22 +145,5 @@ async def set_mfa_policy(
     A user without one is walked through setting it up at their next login and gets no
     token before.
     """
-    rights.require_agency_manager(principal, agency_id)
-    agency = await session.get(Agency, agency_id)
-    if agency is None:
-        raise NotFound("No such agency.")
-    if agency.require_mfa != data.require_mfa:
-        agency.require_mfa = data.require_mfa
-        agency.updated_at = utcnow()
-        session.add(agency)
-        await session.flush()
-        await audit.record(
-            session,
-            principal,
-            "agency.mfa_policy",
-            object_type="agency",
-            object_id=agency.id,
-            agency_id=agency.id,
-            details={"require_mfa": data.require_mfa},
-        )
+    agency = await mfa.set_rule(session, principal, agency_id, data.require_mfa)
     return MfaPolicy(require_mfa=agency.require_mfa)

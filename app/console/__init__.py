@@ -26,6 +26,7 @@ from app.console import (
     passkeys,
     platform,
     second_factor,
+    security_admin,
     sessions,
     sso,
     tokens,
@@ -129,6 +130,8 @@ def install_console(app: FastAPI) -> None:
         alert_form,
         alerts,
         traces,
+        # Before admin: its `/users/{user_id}/{action}` would take `/users/{id}/mfa-reset`.
+        security_admin,
         admin,
         hooks,
         tokens,

@@ -18,6 +18,7 @@ from app.authz import rights
 from app.authz.principal import Role, Scope
 from app.console import common, forms
 from app.console.deps import LiveDep, PostDep, render
+from app.console.security_admin import OVERLAPS
 from app.core.db import SessionDep
 from app.core.errors import AppError, InvalidInput
 from app.core.jsonshape import JsonShapeError, load_bounded
@@ -167,6 +168,7 @@ async def _clients_page(
             "rows": [ApiClientRead.model_validate(r) for r in rows],
             "revoked": {r.id for r in rows if r.revoked_at is not None},
             "scopes": [s.value for s in Scope],
+            "overlaps": OVERLAPS,
             "errors": errors or forms.FormErrors(),
             "values": values or {},
             "created": created,
