@@ -78,30 +78,11 @@ async def invite_first_admin(
         if data.email != user.email:
             await service.ensure_email_free(session, data.email)
         user.email, user.full_name, user.updated_at = data.email, data.full_name, now
-        await session.exec(
-            update(SetPasswordToken)
-            .where(
-                col(SetPasswordToken.user_id) == user.id,
-                col(SetPasswordToken.used_at).is_(None),
-                col(SetPasswordToken.revoked_at).is_(None),
-            )
-            .values(revoked_at=now)
-        )
     session.add(user)
     await session.flush()
-    token = new_secret(TOKEN_PREFIX)
-    expires_at = now + timedelta(seconds=ttl_seconds)
-    session.add(
-        SetPasswordToken(
-            user_id=user.id,
-            token_hash=digest_secret(token),
-            purpose=INVITATION,
-            created_by=principal.id,
-            created_at=now,
-            expires_at=expires_at,
-        )
+    token, expires_at = await issue_link(
+        session, user, principal, purpose=INVITATION, prefix=TOKEN_PREFIX, ttl_seconds=ttl_seconds
     )
-    await session.flush()
     await service.record_on_agency(
         session,
         principal,
@@ -112,6 +93,44 @@ async def invite_first_admin(
         details={"role": Role.agency_admin.value, "expires_at": expires_at.isoformat()},
     )
     return user, token, expires_at
+
+
+async def issue_link(
+    session: AsyncSession,
+    user: User,
+    principal: Principal,
+    *,
+    purpose: str,
+    prefix: str,
+    ttl_seconds: int,
+) -> tuple[str, datetime]:
+    """A new one-time set-password link for `user` (the token, shown once, and its expiry);
+    every earlier unused link of the user stops."""
+    now = utcnow()
+    await session.exec(
+        update(SetPasswordToken)
+        .where(
+            col(SetPasswordToken.user_id) == user.id,
+            col(SetPasswordToken.used_at).is_(None),
+            col(SetPasswordToken.revoked_at).is_(None),
+        )
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    token = new_secret(prefix)
+    expires_at = now + timedelta(seconds=ttl_seconds)
+    session.add(
+        SetPasswordToken(
+            user_id=user.id,
+            token_hash=digest_secret(token),
+            purpose=purpose,
+            created_by=principal.id,
+            created_at=now,
+            expires_at=expires_at,
+        )
+    )
+    await session.flush()
+    return token, expires_at
 
 
 async def _pending_first_admin(session: AsyncSession, agency_id: uuid.UUID) -> User | None:

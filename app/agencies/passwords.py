@@ -16,20 +16,19 @@ one fails closed.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Protocol
 
 from fastapi import Request
-from sqlmodel import col, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.agencies import service
-from app.agencies.models import SetPasswordToken, User
+from app.agencies import invitations, service
+from app.agencies.models import User
 from app.agencies.schemas import PasswordChange
 from app.authz import rights
 from app.authz.principal import ActorKind, Principal
 from app.core.errors import Conflict, Forbidden
-from app.core.security import PasswordHashing, digest_secret, new_secret
+from app.core.security import PasswordHashing, new_secret
 from app.core.types import utcnow
 
 RESET = "reset"
@@ -53,34 +52,14 @@ async def issue_password_reset(
     if not user.is_active:
         raise Conflict("This account is deactivated; reactivate it first.")
     now = utcnow()
-    await session.exec(
-        update(SetPasswordToken)
-        .where(
-            col(SetPasswordToken.user_id) == user.id,
-            col(SetPasswordToken.used_at).is_(None),
-            col(SetPasswordToken.revoked_at).is_(None),
-        )
-        .values(revoked_at=now)
-        .execution_options(synchronize_session=False)
-    )
     # Nobody knows this password: until the link is used, nobody logs in as the user.
     user.password_hash = hashing.hash(new_secret(""))
     user.token_epoch += 1
     user.updated_at = now
     session.add(user)
-    token = new_secret(TOKEN_PREFIX)
-    expires_at = now + timedelta(seconds=ttl_seconds)
-    session.add(
-        SetPasswordToken(
-            user_id=user.id,
-            token_hash=digest_secret(token),
-            purpose=RESET,
-            created_by=principal.id,
-            created_at=now,
-            expires_at=expires_at,
-        )
+    token, expires_at = await invitations.issue_link(
+        session, user, principal, purpose=RESET, prefix=TOKEN_PREFIX, ttl_seconds=ttl_seconds
     )
-    await session.flush()
     await service.record_on_agency(
         session,
         principal,

@@ -50,6 +50,22 @@ def _code(form: Any) -> str:
     return str(form.get("code") or "").strip()
 
 
+async def _unproven(
+    request: Request, session: SessionDep, ctx: AuthContextDep, live: sessions.Live, user: User
+) -> HTMLResponse | None:
+    """None when the form's code is the user's current one (it is spent); else the page with
+    the refusal (counted on the account's back-off)."""
+    try:
+        async with kept_refusal(session):
+            await mfa.verify(session, ctx, user, _code(await request.form()), channel="console")
+    except OAuthError as exc:
+        return await _page(
+            request, session, ctx, live, error="That code is wrong or was already used.",
+            status_code=exc.status if exc.status == 429 else 401,
+        )  # fmt: skip
+    return None
+
+
 @router.get("/security")
 async def security(
     request: Request, session: SessionDep, ctx: AuthContextDep, live: LiveDep
@@ -100,14 +116,9 @@ async def renew(
     """New recovery codes (the old ones stop), proven with a current code."""
     user = await session.get(User, live.principal.id)
     assert user is not None
-    try:
-        async with kept_refusal(session):
-            await mfa.verify(session, ctx, user, _code(await request.form()), channel="console")
-    except OAuthError as exc:
-        return await _page(
-            request, session, ctx, live, error="That code is wrong or was already used.",
-            status_code=exc.status if exc.status == 429 else 401,
-        )  # fmt: skip
+    refused = await _unproven(request, session, ctx, live, user)
+    if refused is not None:
+        return refused
     codes = await mfa.new_recovery_codes(session, user)
     await audit.record(
         session, live.principal, "mfa.recovery_codes", object_type="user", object_id=user.id
@@ -128,14 +139,9 @@ async def remove(
             request, session, ctx, live, status_code=409,
             error="Your agency requires a second factor; it cannot be removed.",
         )  # fmt: skip
-    try:
-        async with kept_refusal(session):
-            await mfa.verify(session, ctx, user, _code(await request.form()), channel="console")
-    except OAuthError as exc:
-        return await _page(
-            request, session, ctx, live, error="That code is wrong or was already used.",
-            status_code=exc.status if exc.status == 429 else 401,
-        )  # fmt: skip
+    refused = await _unproven(request, session, ctx, live, user)
+    if refused is not None:
+        return refused
     await mfa.remove(session, user, live.principal, "removed")
     response = RedirectResponse("/console/login", status_code=303)
     response.delete_cookie(sessions.COOKIE, path=sessions.COOKIE_PATH)
