@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from app.agencies import passwords
 from app.alerts import lifecycle
-from app.auth import credentials
+from app.auth import credentials, passkeys
 from app.hits import matching
 from app.traces import workflow
 from app.webhooks import outbox
@@ -31,3 +31,5 @@ def install() -> None:
     lifecycle.register_receiving_counter(outbox.count_receiving)
     # A user's own password change is checked under the auth package's back-off.
     passwords.register_own_password_change(credentials.change_own_password)
+    # A password reset (a suspected compromise) also removes the user's passkeys.
+    passwords.register_credential_reset(passkeys.forget_all)

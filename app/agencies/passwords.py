@@ -16,6 +16,7 @@ one fails closed.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Protocol
 
@@ -60,6 +61,10 @@ async def issue_password_reset(
     token, expires_at = await invitations.issue_link(
         session, user, principal, purpose=RESET, prefix=TOKEN_PREFIX, ttl_seconds=ttl_seconds
     )
+    if not _forget_other_credentials:
+        raise RuntimeError("No credential reset installed: the auth package registers it.")
+    # Whatever else logs in without the password (a passkey planted with it) goes too.
+    await _forget_other_credentials[0](session, user.id)
     await service.record_on_agency(
         session,
         principal,
@@ -89,6 +94,13 @@ class OwnPasswordChange(Protocol):
 
 
 _own_password_change: list[OwnPasswordChange] = []
+_forget_other_credentials: list[Callable[[AsyncSession, uuid.UUID], Awaitable[None]]] = []
+
+
+def register_credential_reset(forget: Callable[[AsyncSession, uuid.UUID], Awaitable[None]]) -> None:
+    """Install what a password reset also removes of the user's credentials (the auth
+    package's passkeys); a reset with none installed fails closed."""
+    _forget_other_credentials[:] = [forget]
 
 
 def register_own_password_change(change: OwnPasswordChange) -> None:

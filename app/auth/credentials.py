@@ -168,6 +168,9 @@ async def basic_client_principal(
     try:
         client, _epoch = await authenticate_client(session, client_id, client_secret, now=now)
     except ErrorAfterCommit:
+        # Counted on the row made if missing and locked: wrong secrets sent at once are
+        # each counted, and none collides with another's first insert.
+        throttle = await get_throttle(session, f"client:{client_id}")
         count_failure(throttle, now, ctx.settings)
         session.add(throttle)
         await session.flush()

@@ -62,7 +62,11 @@ class TokenAuthenticator:
             raise Unauthorized("Use `Authorization: Bearer <access token>`.")
         ctx = await get_auth_context(request)
         return await principals.principal_from_token(
-            session, ctx.keys, token.strip(), now=ctx.clock()
+            session,
+            ctx.keys,
+            token.strip(),
+            now=ctx.clock(),
+            platform_requires_mfa=ctx.settings.require_mfa,
         )
 
     async def basic_or_bearer(self, request: Request, session: AsyncSession) -> Principal:
@@ -81,6 +85,10 @@ class TokenAuthenticator:
                 )
         if scheme == "bearer" and header and header.partition(" ")[2].strip():
             return await principals.principal_from_token(
-                session, ctx.keys, header.partition(" ")[2].strip(), now=ctx.clock()
+                session,
+                ctx.keys,
+                header.partition(" ")[2].strip(),
+                now=ctx.clock(),
+                platform_requires_mfa=ctx.settings.require_mfa,
             )
         raise Unauthorized("Use HTTP Basic with an API client's id and secret, or a bearer token.")

@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.agencies.models import Agency, ApiClient, User
 from app.audit import service as audit
-from app.auth import credentials, mfa, principals
+from app.auth import credentials, mfa, personal, principals
 from app.auth.context import AuthContext, ErrorAfterCommit, OAuthError
 from app.auth.models import AuthSession, RefreshToken, RevokedToken
 from app.authz.principal import ROLE_SCOPES
@@ -187,8 +187,12 @@ async def refresh_grant(
 
 
 async def revoke(session: AsyncSession, ctx: AuthContext, *, token: str) -> None:
-    """RFC 7009: end a refresh token's login, or an access token (and its login)."""
+    """RFC 7009: end a refresh token's login, a personal access token, or an access token
+    (and its login)."""
     now = utcnow()
+    if personal.looks_personal(token):
+        await personal.revoke_presented(session, token, now=ctx.clock())
+        return
     if token.startswith(REFRESH_PREFIX):
         stored = (
             await session.exec(

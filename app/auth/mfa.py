@@ -24,6 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.agencies.models import Agency, User
 from app.audit import service as audit
+from app.auth import passkeys
 from app.auth.context import AuthContext, ErrorAfterCommit, OAuthError
 from app.auth.models import RecoveryCode
 from app.auth.throttle import count_failure, get_throttle, refuse_while_blocked
@@ -256,6 +257,7 @@ async def reset(session: AsyncSession, principal: Principal, user_id: uuid.UUID)
     rights.require_agency_manager(principal, user.agency_id, missing="No such user.")
     rights.require_role_grant(principal, user.role)
     await remove(session, user, principal, "reset")
+    await passkeys.forget_all(session, user.id)  # a lost device: its passkey goes too
     return user
 
 

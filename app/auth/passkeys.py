@@ -20,10 +20,14 @@ from urllib.parse import urlsplit
 import webauthn
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import select
+from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from webauthn.helpers import bytes_to_base64url
-from webauthn.helpers.exceptions import InvalidAuthenticationResponse, InvalidRegistrationResponse
+from webauthn.helpers.exceptions import (
+    InvalidAuthenticationResponse,
+    InvalidJSONStructure,
+    InvalidRegistrationResponse,
+)
 from webauthn.helpers.structs import (
     AuthenticatorSelectionCriteria,
     PublicKeyCredentialDescriptor,
@@ -166,7 +170,13 @@ async def register(
             expected_origin=rp.origin,
             require_user_verification=True,
         )
-    except (InvalidRegistrationResponse, ValueError, KeyError, TypeError) as exc:
+    except (
+        InvalidRegistrationResponse,
+        InvalidJSONStructure,
+        ValueError,
+        KeyError,
+        TypeError,
+    ) as exc:
         raise PasskeyRefused("The authenticator's answer did not verify.") from exc
     credential_id = bytes_to_base64url(verified.credential_id)
     taken = await session.exec(
@@ -174,7 +184,10 @@ async def register(
     )
     if taken.first() is not None:
         raise PasskeyRefused("This passkey is already registered.")
-    transports = credential.get("response", {}).get("transports") or []
+    response = credential.get("response")
+    transports = (response.get("transports") if isinstance(response, dict) else None) or []
+    if not isinstance(transports, list):
+        transports = []
     row = WebAuthnCredential(
         user_id=user.id,
         credential_id=credential_id,
@@ -226,7 +239,10 @@ async def authenticate(
         ).first()
     if stored is None:
         await _refused(session, None, "unknown passkey")
-    handle = (credential.get("response") or {}).get("userHandle")
+    response = credential.get("response")
+    if not isinstance(response, dict):
+        await _refused(session, stored, "malformed answer")
+    handle = response.get("userHandle")
     if handle and handle != bytes_to_base64url(stored.user_id.bytes):
         await _refused(session, stored, "user handle of another account")
     try:
@@ -239,7 +255,7 @@ async def authenticate(
             credential_current_sign_count=stored.sign_count,
             require_user_verification=True,
         )
-    except (InvalidAuthenticationResponse, ValueError, KeyError, TypeError):
+    except (InvalidAuthenticationResponse, InvalidJSONStructure, ValueError, KeyError, TypeError):
         await _refused(session, stored, "signature or flags did not verify")
     user = await principals.live_user(session, stored.user_id)
     if user is None:
@@ -287,3 +303,10 @@ async def remove(
         session, actor, "passkey.remove", object_type="user", object_id=user.id,
         details={"passkey": str(passkey_id)},
     )  # fmt: skip
+
+
+async def forget_all(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """Remove every passkey of a user: after a password reset or a second-factor reset by an
+    administrator (a suspected compromise, a lost device), none planted before may log in."""
+    await session.exec(delete(WebAuthnCredential).where(col(WebAuthnCredential.user_id) == user_id))
+    await session.flush()

@@ -27,7 +27,7 @@ from app.auth.models import PersonalAccessToken
 from app.auth.personal_schemas import PersonalTokenCreate
 from app.authz import rights
 from app.authz.principal import ROLE_SCOPES, Principal, Scope
-from app.core.errors import InvalidInput, NotFound
+from app.core.errors import Forbidden, InvalidInput, NotFound
 from app.core.pagination import keyset_page
 from app.core.security import digest_secret, new_secret
 
@@ -95,9 +95,18 @@ async def touch(session: AsyncSession, pat: PersonalAccessToken, *, now: datetim
 
 
 async def create_token(
-    session: AsyncSession, principal: Principal, data: PersonalTokenCreate, *, now: datetime
+    session: AsyncSession,
+    principal: Principal,
+    data: PersonalTokenCreate,
+    *,
+    now: datetime,
+    platform_requires_mfa: bool = False,
 ) -> tuple[PersonalAccessToken, str]:
-    """A new token of the signed-in user; the token itself is returned this once."""
+    """A new token of the signed-in user; the token itself is returned this once.
+
+    Refused (403) while a rule requires a second factor the user has not set up: a token
+    would outlive the login that a password alone opened.
+    """
     rights.require_in_person(principal)
     wanted = set(data.scopes)
     beyond = sorted(s.value for s in wanted - principal.scopes)
@@ -111,6 +120,11 @@ async def create_token(
     user = await session.get(User, principal.id)
     if user is None:  # the principal was resolved from this row in this transaction
         raise NotFound("No such user.")
+    agency = await session.get(Agency, user.agency_id)
+    if (platform_requires_mfa or (agency is not None and agency.require_mfa)) and not (
+        user.totp_secret is not None and user.totp_confirmed_at is not None
+    ):
+        raise Forbidden("Your agency requires a second factor: set one up before making tokens.")
     secret = new_secret(PREFIX)
     pat = PersonalAccessToken(
         user_id=user.id,
@@ -172,3 +186,19 @@ async def revoke_token(
         object_id=pat.id,
         details={"name": pat.name},
     )
+
+
+async def revoke_presented(session: AsyncSession, token: str, *, now: datetime) -> None:
+    """RFC 7009 for a personal access token: whoever holds it may end it (an unknown or
+    spent one is not an error)."""
+    found = await find(session, token, now=now)
+    if found is None:
+        return
+    pat, user, _agency = found
+    pat.revoked_at = now
+    session.add(pat)
+    await session.flush()
+    await audit.record(
+        session, None, "personal_token.revoke", object_type="personal_token", object_id=pat.id,
+        agency_id=user.agency_id, actor_name="token holder", details={"name": pat.name},
+    )  # fmt: skip

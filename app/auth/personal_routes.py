@@ -37,7 +37,9 @@ async def create_personal_token(
     data: PersonalTokenCreate, session: SessionDep, ctx: AuthContextDep, principal: CurrentPrincipal
 ) -> JSONResponse:
     """Create a personal access token with some of your scopes; `token` is shown this once."""
-    pat, secret = await personal.create_token(session, principal, data, now=ctx.clock())
+    pat, secret = await personal.create_token(
+        session, principal, data, now=ctx.clock(), platform_requires_mfa=ctx.settings.require_mfa
+    )
     body = PersonalTokenWithSecret(
         **PersonalTokenRead.model_validate(pat).model_dump(), token=secret
     )

@@ -10,7 +10,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.agencies.models import Agency, AgencyStatus, ApiClient, User
-from app.auth import personal
+from app.auth import mfa, personal
 from app.auth.models import AuthSession, RevokedToken
 from app.authz.principal import ROLE_SCOPES, ActorKind, Principal, Scope, narrowed
 from app.core.errors import Unauthorized
@@ -19,7 +19,12 @@ from app.core.types import utcnow
 
 
 async def principal_from_token(
-    session: AsyncSession, keys: KeyRing, token: str, *, now: datetime | None = None
+    session: AsyncSession,
+    keys: KeyRing,
+    token: str,
+    *,
+    now: datetime | None = None,
+    platform_requires_mfa: bool = False,
 ) -> Principal:
     """The live principal behind an access token, or 401 for anything amiss.
 
@@ -27,7 +32,9 @@ async def principal_from_token(
     `now` (the auth context's clock) decides whether it has expired.
     """
     if personal.looks_personal(token):
-        return await _personal_principal(session, token, now=now or utcnow())
+        return await _personal_principal(
+            session, token, now=now or utcnow(), platform_requires_mfa=platform_requires_mfa
+        )
     try:
         claims = keys.verify(token)
     except InvalidToken as exc:
@@ -64,7 +71,9 @@ async def _user_principal(
     return user_principal(user, token_id=jti, session_id=login.id)
 
 
-async def _personal_principal(session: AsyncSession, token: str, *, now: datetime) -> Principal:
+async def _personal_principal(
+    session: AsyncSession, token: str, *, now: datetime, platform_requires_mfa: bool
+) -> Principal:
     """The user behind a personal access token, narrowed to its scopes; 401 unless the
     token is known, live and unexpired, and its user may act with the credentials and a
     role that holds every scope it was created with."""
@@ -76,6 +85,8 @@ async def _personal_principal(session: AsyncSession, token: str, *, now: datetim
         not user_may_log_in(user, agency)
         or not epoch_current(pat.token_epoch, user)  # password changed or reset since
         or not personal.within_role(pat, user)  # demoted since
+        # A rule requiring a second factor stops the tokens of a user who has none.
+        or ((platform_requires_mfa or agency.require_mfa) and not mfa.enrolled(user))
     ):
         raise Unauthorized()
     await personal.touch(session, pat, now=now)

@@ -91,8 +91,23 @@ async def _check_domains_free(
         select(IdentityProvider.email_domains).where(IdentityProvider.agency_id != agency_id)
     )
     taken = {d for row in others for d in row.split()} & set(domains)
+    for domain in sorted(set(domains) - taken):
+        # A domain whose live accounts belong to another agency is that agency's to claim.
+        held = await session.exec(
+            select(User.id)
+            .where(
+                col(User.email).endswith("@" + domain, autoescape=True),
+                User.agency_id != agency_id,
+                col(User.deleted_at).is_(None),
+            )
+            .limit(1)
+        )
+        if held.first() is not None:
+            taken.add(domain)
     if taken:
-        message = f"already claimed by another agency's provider: {', '.join(sorted(taken))}"
+        message = (
+            f"already claimed by, or the accounts of, another agency: {', '.join(sorted(taken))}"
+        )
         error = FieldError(field="email_domains", message=message, location="body")
         raise Conflict(message, errors=[error])
 
@@ -197,7 +212,9 @@ def _email_claim(provider: IdentityProvider, claims: dict[str, object]) -> str:
     value = claims.get(provider.email_claim)
     if not isinstance(value, str) or "@" not in value or len(value) > 254:
         raise SsoRefused("no usable e-mail claim")
-    if claims.get("email_verified") is False:
+    verified = claims.get("email_verified", True)
+    # Some providers send the claim as a string: only true (or "true") is a verified address.
+    if verified is not True and str(verified).strip().lower() != "true":
         raise SsoRefused("e-mail not verified by the provider")
     email = value.strip().lower()
     if domain_of(email) not in domains_of(provider):

@@ -7,17 +7,13 @@ from sqlmodel import select
 
 from app.agencies.models import User
 from app.authz.principal import Role
-from tests.auth.test_oidc import (  # noqa: F401 - fixtures used by name
-    KE_DOMAIN,
-    browser,
-    configure,
-    idp,
-    kenya,
-    settings,
-    sso_login,
-)
+from tests.auth import test_oidc as oidc
 from tests.factories import make_actor, make_agency, make_user
 from tests.secrets_seen import remember
+
+# The real provider and its browser, as tests/auth/test_oidc.py sets them up.
+idp, settings, browser, kenya = oidc.idp, oidc.settings, oidc.browser, oidc.kenya
+KE_DOMAIN, configure, sso_login = oidc.KE_DOMAIN, oidc.configure, oidc.sso_login
 
 
 async def test_redteam_sso_refuses_email_verified_sent_as_the_string_false(
@@ -27,7 +23,8 @@ async def test_redteam_sso_refuses_email_verified_sent_as_the_string_false(
     address to a colleague's (e.g. the administrator's) without verifying it. Providers
     such as AWS Cognito send `email_verified` as the *string* "false"; the check only
     refuses the JSON boolean `false`, so the unverified address binds and logs in to the
-    colleague's existing account (first binding by e-mail).
+    colleague's existing account (first binding by e-mail): here the agency's
+    administrator's.
 
     Expected safe behaviour: anything but a JSON `true` (or an absent claim, if that is
     the policy) is not a verified address: refused, the account stays unbound."""
