@@ -62,6 +62,7 @@ from tests.factories import (
     seizure_body,
     trace_body,
 )
+from tests.secrets_seen import remember
 
 SEED = 2370  # UNSCR 2370 (2017)
 MAX_EXAMPLES = 15  # generated (fuzzing) cases per operation, on top of the coverage cases
@@ -183,6 +184,19 @@ class Run:
                 headers=(await self.admin()).headers,
             )
             assert answer.status_code == 201, answer.text
+            self.ids[name] = [answer.json()["id"]]
+        elif name == "token_id":
+            answer = await self.client.post(
+                "/api/v1/me/tokens",
+                json={
+                    "name": "Schemathesis token",
+                    "scopes": ["alerts:read"],
+                    "expires_in_days": 1,
+                },
+                headers=self.actor.headers,
+            )
+            assert answer.status_code == 201, answer.text
+            remember(answer.json()["token"])
             self.ids[name] = [answer.json()["id"]]
         elif name in ("alert_id", "hit_id", "delivery_id"):
             await self._seed_alerts()

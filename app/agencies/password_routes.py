@@ -25,7 +25,7 @@ router = APIRouter()
     response_model=PasswordResetRead,
     status_code=201,
     tags=["users"],
-    responses=problem_responses(401, 403, 404, 409),
+    responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def reset_password(
     user_id: uuid.UUID,

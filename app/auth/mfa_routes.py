@@ -22,7 +22,7 @@ from app.core.errors import Conflict, NotFound, problem_responses
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 ERRORS = problem_responses(401, 403, 404, 409, 422)
-BODY_ERRORS = problem_responses(400, 401, 403, 404, 409, 422)
+BODY_ERRORS = problem_responses(400, 401, 403, 404, 409, 422, 429)
 
 
 async def _login_user(session: AsyncSession, principal: Principal) -> User:

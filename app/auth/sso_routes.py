@@ -15,7 +15,7 @@ from app.core.db import SessionDep
 from app.core.errors import problem_responses
 
 router = APIRouter(prefix="/api/v1/agencies/{agency_id}", tags=["agencies"])
-ERRORS = problem_responses(401, 403, 404)
+ERRORS = problem_responses(401, 403, 404, 422)
 BODY_ERRORS = problem_responses(400, 401, 403, 404, 409, 422)
 
 
