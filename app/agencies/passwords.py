@@ -18,7 +18,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Protocol
 
 from fastapi import Request
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -85,12 +84,8 @@ def require_person(principal: Principal) -> None:
     rights.require_in_person(principal)
 
 
-class OwnPasswordChange(Protocol):
-    """Checks the current password (under the back-off), sets the new one, ends sessions."""
-
-    async def __call__(
-        self, session: AsyncSession, request: Request, principal: Principal, data: PasswordChange
-    ) -> None: ...
+# Checks the current password (under the back-off), sets the new one, ends sessions.
+OwnPasswordChange = Callable[[AsyncSession, Request, Principal, PasswordChange], Awaitable[None]]
 
 
 _own_password_change: list[OwnPasswordChange] = []
