@@ -23,6 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.agencies.models import Agency, User
 from app.audit import service as audit
+from app.auth import mfa
 from app.auth.models import PersonalAccessToken
 from app.auth.personal_schemas import PersonalTokenCreate
 from app.authz import rights
@@ -121,9 +122,8 @@ async def create_token(
     if user is None:  # the principal was resolved from this row in this transaction
         raise NotFound("No such user.")
     agency = await session.get(Agency, user.agency_id)
-    if (platform_requires_mfa or (agency is not None and agency.require_mfa)) and not (
-        user.totp_secret is not None and user.totp_confirmed_at is not None
-    ):
+    required = platform_requires_mfa or (agency is not None and agency.require_mfa)
+    if required and not mfa.enrolled(user):
         raise Forbidden("Your agency requires a second factor: set one up before making tokens.")
     secret = new_secret(PREFIX)
     pat = PersonalAccessToken(
